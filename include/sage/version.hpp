@@ -1,0 +1,6 @@
+#pragma once
+#include <string_view>
+
+namespace sage {
+std::string_view version() noexcept;
+}  // namespace sage
