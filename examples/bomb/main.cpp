@@ -28,7 +28,7 @@ int main() {
   manager.register_actor(player, "player");
 
   manager.queue_message(BombMessage{10});  // delivered at the next tick
-  manager.run(1s / 30, [&] {               // 30 ticks/s until the player is gone
+  manager.run(1000ms / 30, [&] {          // 30 ticks/s until the player is gone
     if (!player.registered()) return true;
     manager.queue_message(BombMessage{10});
     return false;

@@ -46,7 +46,7 @@ int main() {
   manager.register_actor(bomber, "bomber");
 
   manager.queue_message(TimeBombMessage{3, 50});
-  manager.run(1s / 30, [&] {
+  manager.run(1000ms / 30, [&] {
     return manager.tick_count() > 1 && manager.suspended_coroutines() == 0;
   });
   std::printf("no bombs left after %llu ticks\n", static_cast<unsigned long long>(manager.tick_count()));
