@@ -402,10 +402,11 @@ bool Manager::run_tick(bool budgeted, std::chrono::nanoseconds max_time) {
       void* data = record->payload();
       const ActorId target = record->target;
       const Sender from = record->sender();
+      const bool plain = !record->has_destructor() && !target;
       // Off the queue before any handler runs (abort_message() cannot reach it); its memory stays
       // valid until the next front(). It counts as delivered even if a handler throws.
       dispatching_.skip_front(*record);
-      if (slot.type->destroy == nullptr && !target) [[likely]]
+      if (plain) [[likely]]
         deliver_broadcast(slot, data, from);
       else
         dispatch_record(slot, data, target, from);

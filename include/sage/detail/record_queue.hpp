@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 #include "sage/actor_id.hpp"
@@ -27,18 +28,23 @@ struct TypeSlotHead {
 };
 
 struct RecordHeader {
-  std::uintptr_t slot;         // const TypeSlotHead*; the low bit is set once the record was aborted
+  // const TypeSlotHead*, with flags in the low bits: aborted (the record was removed) and
+  // has_destructor (the message must be destroyed; known without touching the type).
+  std::uintptr_t slot;
   ActorId target;              // ActorId{} = every subscriber of the type
   std::uint32_t sender_index;  // Sender::index
   Sender::Kind sender_kind;    // Sender::kind
   std::uint8_t payload_offset; // where the message starts, from the start of the header
   std::uint16_t stride;        // bytes to the next record; 0 = the rest of the chunk (oversized records)
 
-  const TypeSlotHead& type_slot() const noexcept {
-    return *reinterpret_cast<const TypeSlotHead*>(slot & ~std::uintptr_t{1});
-  }
+  static constexpr std::uintptr_t aborted_flag = 1;
+  static constexpr std::uintptr_t destructor_flag = 2;
+  static constexpr std::uintptr_t flags = aborted_flag | destructor_flag;
+
+  const TypeSlotHead& type_slot() const noexcept { return *reinterpret_cast<const TypeSlotHead*>(slot & ~flags); }
   const MessageType& message_type() const noexcept { return *type_slot().type; }
-  bool aborted() const noexcept { return (slot & 1) != 0; }
+  bool aborted() const noexcept { return (slot & aborted_flag) != 0; }
+  bool has_destructor() const noexcept { return (slot & destructor_flag) != 0; }
   void* payload() noexcept { return reinterpret_cast<std::byte*>(this) + payload_offset; }
   Sender sender() const noexcept { return Sender{sender_kind, sender_index}; }
 
@@ -147,7 +153,9 @@ class RecordQueue {
     }
     const auto end = (reinterpret_cast<std::uintptr_t>(payload) + sizeof(T) + 7) & ~std::uintptr_t{7};
     const auto stride = end - reinterpret_cast<std::uintptr_t>(base);
-    new (base) RecordHeader{reinterpret_cast<std::uintptr_t>(&slot), target, sender.index, sender.kind,
+    static_assert(alignof(TypeSlotHead) > RecordHeader::flags);
+    constexpr std::uintptr_t flag = std::is_trivially_destructible_v<T> ? 0 : RecordHeader::destructor_flag;
+    new (base) RecordHeader{reinterpret_cast<std::uintptr_t>(&slot) | flag, target, sender.index, sender.kind,
                             static_cast<std::uint8_t>(static_cast<std::byte*>(payload) - base),
                             static_cast<std::uint16_t>(stride <= 0xffff ? stride : 0)};
     if (fresh) {
@@ -221,7 +229,7 @@ class RecordQueue {
   void abort(RecordHeader& r) noexcept {
     const MessageType& t = r.message_type();
     if (t.destroy) t.destroy(r.payload());
-    r.slot |= 1;
+    r.slot |= RecordHeader::aborted_flag;
     --count_;
   }
 
