@@ -7,7 +7,10 @@
 // The baseline is the least a type-erased FIFO can do: a reserved std::vector of {function
 // pointer, context, 16-byte payload} records, appended and then called in order.
 // trigger: immediate delivery to one subscriber vs a virtual call found through a flat table.
-// Allocations are counted by replacing operator new in this binary, during the timed runs only.
+// Every case is timed batch by batch (10,000 messages each); the rate is the batch size over the
+// median batch time, so a batch that lost the CPU to another process does not skew the result.
+// Allocations are counted by replacing operator new in this binary, over all timed batches.
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -127,21 +130,29 @@ struct MinimalPositionHandler final : MinimalHandler {
   }
 };
 
+constexpr std::size_t batch = 10'000;
+
 struct Result {
-  double seconds;
-  std::uint64_t allocations;
+  double rate;                // messages per second, from the median batch
+  std::uint64_t allocations;  // operator new calls during all timed batches
 };
 
+// Runs body(first_message_index) for each batch of `total` messages and times each batch.
 template <class F>
-Result measure(F&& body) {
+Result measure(std::size_t total, F&& body) {
+  std::vector<double> seconds;
+  seconds.reserve(total / batch + 1);
   const std::uint64_t before = allocations;
-  const auto start = Clock::now();
-  body();
-  const auto stop = Clock::now();
-  return {std::chrono::duration<double>(stop - start).count(), allocations - before};
+  for (std::size_t done = 0; done < total; done += batch) {
+    const auto start = Clock::now();
+    body(done);
+    seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  const std::uint64_t allocated = allocations - before;
+  std::sort(seconds.begin(), seconds.end());
+  return {static_cast<double>(batch) / seconds[seconds.size() / 2], allocated};
 }
 
-constexpr std::size_t batch = 10'000;
 
 Result sage_queue_tick(std::size_t total) {
   sage::Manager manager;
@@ -162,9 +173,7 @@ Result sage_queue_tick(std::size_t total) {
   };
   one_batch(0);  // warm-up: the queue's chunks and the handler tables exist from here on
   const std::uint64_t dispatched_before = manager.stats().dispatched;
-  Result r = measure([&] {
-    for (std::size_t done = 0; done < total; done += batch) one_batch(done);
-  });
+  Result r = measure(total, one_batch);
   if (manager.stats().unhandled != 0 || manager.stats().dispatched - dispatched_before < total) std::abort();
   return r;
 }
@@ -183,9 +192,7 @@ Result minimal_queue_tick(std::size_t total) {
     fifo.flush();
   };
   one_batch(0);
-  return measure([&] {
-    for (std::size_t done = 0; done < total; done += batch) one_batch(done);
-  });
+  return measure(total, one_batch);
 }
 
 Result sage_trigger(std::size_t total) {
@@ -193,8 +200,8 @@ Result sage_trigger(std::size_t total) {
   PositionSink p;
   manager.register_actor(p);
   manager.trigger(Position{});
-  return measure([&] {
-    for (std::size_t i = 0; i < total; ++i) {
+  return measure(total, [&](std::size_t base) {
+    for (std::size_t i = base; i < base + batch; ++i) {
       Position msg{static_cast<float>(i), 0, 0, 0};
       bool consumed = manager.trigger(msg);
       escape(consumed);
@@ -207,8 +214,8 @@ Result minimal_trigger(std::size_t total) {
   std::array<MinimalHandler*, 8> table{};
   table[3] = &h;
   MinimalHandler* const* volatile tp = table.data();  // an opaque table, as a real lookup would be
-  return measure([&] {
-    for (std::size_t i = 0; i < total; ++i) {
+  return measure(total, [&](std::size_t base) {
+    for (std::size_t i = base; i < base + batch; ++i) {
       Position msg{static_cast<float>(i), 0, 0, 0};
       bool consumed = tp[3]->handle(&msg);
       escape(consumed);
@@ -217,8 +224,8 @@ Result minimal_trigger(std::size_t total) {
 }
 
 void row(const char* name, std::size_t total, Result sage_r, Result minimal_r) {
-  const double sage_rate = static_cast<double>(total) / sage_r.seconds;
-  const double minimal_rate = static_cast<double>(total) / minimal_r.seconds;
+  const double sage_rate = sage_r.rate;
+  const double minimal_rate = minimal_r.rate;
   std::printf("%-26s | %14.3e | %19.3e | %5.2f | %.6f (%llu in total)\n", name, sage_rate, minimal_rate,
               sage_rate / minimal_rate, static_cast<double>(sage_r.allocations) / static_cast<double>(total),
               static_cast<unsigned long long>(sage_r.allocations));
@@ -233,18 +240,7 @@ int main(int argc, char** argv) {
   std::printf("%-26s | %14s | %19s | %5s | %s\n", "case", "sage msgs/s", "minimal FIFO msgs/s", "ratio",
               "sage allocations per message");
   std::printf("%s\n", std::string(110, '-').c_str());
-  // Interleave sage and baseline runs; keep the best of five of each to damp noise (the machine may be shared).
-  auto best = [](Result a, Result b) { return a.seconds <= b.seconds ? a : b; };
-  Result sq{1e30, 0}, mq{1e30, 0}, st{1e30, 0}, mt{1e30, 0};
-  for (int round = 0; round < 5; ++round) {
-    sq = best(sq, sage_queue_tick(total));
-    mq = best(mq, minimal_queue_tick(total));
-  }
-  row("queue+tick (3 types, 16 B)", total, sq, mq);
-  for (int round = 0; round < 5; ++round) {
-    st = best(st, sage_trigger(total));
-    mt = best(mt, minimal_trigger(total));
-  }
-  row("trigger (1 subscriber)", total, st, mt);
+  row("queue+tick (3 types, 16 B)", total, sage_queue_tick(total), minimal_queue_tick(total));
+  row("trigger (1 subscriber)", total, sage_trigger(total), minimal_trigger(total));
   std::printf("\nchecksum %llu\n", static_cast<unsigned long long>(checksum));
 }

@@ -222,13 +222,15 @@ class Manager {
   };
   // Marks a dispatch in progress: lists are only nulled, never resized, until the outermost ends.
   struct DispatchScope {
-    explicit DispatchScope(Manager& m) noexcept : m(m) { ++m.depth_; }
+    explicit DispatchScope(Manager& m) noexcept : m(m), outer(m.depth_) { m.depth_ = outer + 1; }
     ~DispatchScope() {
-      if (--m.depth_ == 0 && m.unsettled_) m.settle();
+      m.depth_ = outer;
+      if (outer == 0 && m.unsettled_) m.settle();
     }
     DispatchScope(const DispatchScope&) = delete;
     DispatchScope& operator=(const DispatchScope&) = delete;
     Manager& m;
+    const int outer;
   };
 
   // The slot of `type`, created (and schema names noted) on first use.

@@ -395,27 +395,23 @@ bool Manager::run_tick(bool budgeted, std::chrono::nanoseconds max_time) {
       }
     } loop{*this};
     ++depth_;
-    while (detail::RecordHeader* record = dispatching_.front(pool_)) {
-      if (budgeted && loop.dispatched != 0 && Clock::now() >= deadline) break;
-      ++loop.dispatched;
-      const auto& slot = static_cast<const TypeSlot&>(record->type_slot());
-      void* data = record->payload();
-      const ActorId target = record->target;
-      const Sender from = record->sender();
-      const bool plain = !record->has_destructor() && !target;
-      // Off the queue before any handler runs (abort_message() cannot reach it); its memory stays
-      // valid until the next front(). It counts as delivered even if a handler throws.
-      dispatching_.skip_front(*record);
-      if (plain) [[likely]]
-        deliver_broadcast(slot, data, from);
-      else
-        dispatch_record(slot, data, target, from);
-      if (unsettled_) [[unlikely]] {
-        depth_ = 0;
-        settle();
-        depth_ = 1;
-      }
-    }
+    // A record is off the queue before any handler runs (abort_message() cannot reach it); its
+    // memory stays valid until its chunk is left. It counts as delivered even if a handler throws.
+    dispatching_.consume(
+        pool_, [&] { return budgeted && loop.dispatched != 0 && Clock::now() >= deadline; },
+        [&](detail::RecordHeader& record) {
+          ++loop.dispatched;
+          const auto& slot = static_cast<const TypeSlot&>(record.type_slot());
+          if (!record.has_destructor() && !record.target) [[likely]]
+            deliver_broadcast(slot, record.payload(), record.sender());
+          else
+            dispatch_record(slot, record.payload(), record.target, record.sender());
+          if (unsettled_) [[unlikely]] {
+            depth_ = 0;
+            settle();
+            depth_ = 1;
+          }
+        });
   }
   const bool flushed = dispatching_.empty();
   resume_coroutines();

@@ -105,8 +105,7 @@ class ChunkPool {
   Chunk* free_ = nullptr;
 };
 
-// FIFO of records. Records are appended at the back (push) and consumed at the front (front /
-// pop_front); append() moves another queue's records behind this one's without touching them.
+// FIFO of records. Records are appended at the back (push) and consumed at the front (consume); append() moves another queue's records behind this one's without touching them.
 class RecordQueue {
  public:
   RecordQueue() = default;
@@ -172,26 +171,31 @@ class RecordQueue {
     ++count_;
   }
 
-  // The first record that was not aborted, or nullptr when the queue is empty. Recycles chunks
-  // that hold only aborted records.
-  RecordHeader* front(ChunkPool& pool) noexcept {
+  // Takes live records off the front one at a time and calls visit(RecordHeader&) with each, until
+  // the queue is empty or stop() returns true (asked before each record). A record is off the
+  // queue (size() and abort-safe) before visit sees it, and counts as consumed even if visit throws;
+  // visit must destroy its message. Records may be aborted meanwhile (they are skipped), but
+  // nothing may be pushed to or appended to this queue while it runs.
+  template <class Stop, class Visit>
+  void consume(ChunkPool& pool, Stop&& stop, Visit&& visit) {
     while (head_) {
-      if (read_ == head_->used) {
-        drop_head(pool);
-        continue;
+      std::byte* const base = head_->data();
+      const std::size_t end = head_->used;
+      std::size_t at = read_;
+      while (at < end) {
+        auto* r = reinterpret_cast<RecordHeader*>(base + at);
+        at = r->stride != 0 ? at + r->stride : end;
+        if (r->aborted()) {
+          read_ = at;
+          continue;
+        }
+        if (stop()) return;
+        read_ = at;
+        --count_;
+        visit(*r);
       }
-      auto* r = reinterpret_cast<RecordHeader*>(head_->data() + read_);
-      if (!r->aborted()) return r;
-      read_ = next(head_, read_, *r);
+      drop_head(pool);
     }
-    return nullptr;
-  }
-
-  // Moves past the record front() returned, without destroying its message: the caller destroys
-  // it. Its memory stays valid until the next front() or clear().
-  void skip_front(RecordHeader& r) noexcept {
-    read_ = next(head_, read_, r);
-    --count_;
   }
 
   // Moves every record of `other` behind this queue's records; `other` is left empty.
