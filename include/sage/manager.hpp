@@ -62,7 +62,7 @@ concept TypedMessage = Message<std::remove_cvref_t<M>> && !std::is_convertible_v
 // Counters of one manager since it was created.
 struct ManagerStats {
   std::uint64_t queued = 0;      // messages accepted by queue_message*()
-  std::uint64_t dispatched = 0;  // messages delivered by tick() or trigger*(), consumed or not
+  std::uint64_t dispatched = 0;  // delivered by trigger*() or tick(), consumed or not (a tick adds its count when its dispatch step ends)
   std::uint64_t unhandled = 0;   // dispatched messages no handler of their type saw (dead letters)
   std::uint64_t aborted = 0;     // queued messages removed by abort_message()
 };

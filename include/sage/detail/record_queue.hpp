@@ -105,7 +105,8 @@ class ChunkPool {
   Chunk* free_ = nullptr;
 };
 
-// FIFO of records. Records are appended at the back (push) and consumed at the front (consume); append() moves another queue's records behind this one's without touching them.
+// FIFO of records. Records are appended at the back (push) and consumed at the front (consume);
+// append() moves another queue's records behind this one's without touching them.
 class RecordQueue {
  public:
   RecordQueue() = default;
@@ -229,7 +230,7 @@ class RecordQueue {
     }
   }
 
-  // Destroys the message of a live record and marks it aborted; front() skips it from now on.
+  // Destroys the message of a live record and marks it aborted; consume() skips it.
   void abort(RecordHeader& r) noexcept {
     const MessageType& t = r.message_type();
     if (t.destroy) t.destroy(r.payload());
