@@ -119,6 +119,8 @@ Diagnostic parser_diagnostic(const std::string& error, const std::string& given_
     d.message = error.empty() ? "schema does not parse" : error;
     while (!d.message.empty() && std::isspace(static_cast<unsigned char>(d.message.back()))) d.message.pop_back();
   }
+  if (d.message.find("to value of <> type") != std::string::npos)
+    d.message += " (attribute values are integers or strings; packet_type is an integer 101..255)";
   if (d.message.find("user define attributes must be declared before use: packet_type") != std::string::npos)
     d.message += " (add `include \"sage.fbs\";` at the top of the schema)";
   return d;
@@ -424,7 +426,7 @@ void check_field(const flatbuffers::StructDef& s, const flatbuffers::FieldDef& f
   const auto at = position_of(s, f);
   if (f.attributes.Lookup("packet_type"))
     diags.error(at, "packet_type is a table attribute: write `table " + s.name + " (packet_type: N)`, not a field attribute");
-  if (f.deprecated) return;
+  if (f.deprecated || flatbuffers::IsUnionType(t)) return;  // the hidden `<field>_type` of a union
   if (flatbuffers::IsUnion(t) || (flatbuffers::IsVector(t) && flatbuffers::IsUnion(t.VectorType())))
     diags.error(at, what + ": unions are not supported by sagec (use one message per case, or a table with optional fields)");
   else if (flatbuffers::IsArray(t))
