@@ -87,6 +87,7 @@ struct Link::Impl {
   bool send_failed = false;
   // Inbound: messages received and not yet handed to receive().
   std::deque<nng_msg*> inbox;
+  std::size_t inbox_bytes = 0;
   bool recv_armed = false;
   bool recv_paused_by_user = false;
 
@@ -130,7 +131,7 @@ struct Link::Impl {
   void arm_recv() {
     {
       std::lock_guard lk(mu);
-      if (closing || recv_armed || recv_paused_by_user || inbox.size() >= options.max_inbox_messages) return;
+      if (closing || recv_armed || recv_paused_by_user || inbox_bytes >= options.max_inbox_bytes) return;
       recv_armed = true;
     }
     nng_recv_aio(sock, recv_aio);
@@ -142,7 +143,11 @@ struct Link::Impl {
     {
       std::lock_guard lk(self->mu);
       self->recv_armed = false;
-      if (rv == 0) self->inbox.push_back(nng_aio_get_msg(self->recv_aio));
+      if (rv == 0) {
+        nng_msg* m = nng_aio_get_msg(self->recv_aio);
+        self->inbox_bytes += nng_msg_len(m);
+        self->inbox.push_back(m);
+      }
     }
     if (rv == 0) self->arm_recv();
     self->waker->notify();
@@ -254,6 +259,7 @@ std::size_t Link::receive_impl(std::size_t max, void (*fn)(void*, std::span<cons
       if (im.inbox.empty()) break;
       m = im.inbox.front();
       im.inbox.pop_front();
+      im.inbox_bytes -= nng_msg_len(m);
     }
     std::unique_ptr<nng_msg, void (*)(nng_msg*)> owned(m, &nng_msg_free);
     const auto* body = static_cast<const std::byte*>(nng_msg_body(m));

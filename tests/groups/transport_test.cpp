@@ -73,7 +73,7 @@ TEST_CASE("a sender whose receiver stops reading fails loudly at its limit and l
   LinkOptions sender;
   sender.max_pending_bytes = 1 << 20;
   LinkOptions receiver;
-  receiver.max_inbox_messages = 4;
+  receiver.max_inbox_bytes = 256 * 1024;
   Pair p(receiver, sender);
   p.a->pause_receiving(true);
   std::size_t accepted = 0;

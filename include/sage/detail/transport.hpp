@@ -49,9 +49,9 @@ struct LinkOptions {
   // Bytes handed to send() that nng has not yet accepted. Past it, send() fails with
   // Errc::send_buffer_full and keeps nothing of the refused message.
   std::size_t max_pending_bytes = std::size_t{64} << 20;
-  // Received transport messages waiting for receive(). Past it the link stops reading from the
-  // socket, so the sender's buffers fill up (back-pressure) instead of this process's memory.
-  std::size_t max_inbox_messages = 256;
+  // Received bytes waiting for receive(). Past it the link stops reading from the socket, so the
+  // sender's buffers fill up (back-pressure) instead of this process's memory.
+  std::size_t max_inbox_bytes = std::size_t{64} << 20;
 };
 
 // Whether nng was ever started in this process by sage (a Link was opened). The fork server must be
