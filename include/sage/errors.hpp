@@ -1,0 +1,54 @@
+// sage/errors.hpp: the caller bugs the local runtime reports, as sage::usage_error subclasses.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "sage/actor_id.hpp"
+#include "sage/result.hpp"
+
+namespace sage {
+
+// An ActorId that names no actor registered with this manager (never was, or was unregistered),
+// or an actor that is not registered with this manager.
+class unknown_actor : public usage_error {
+ public:
+  explicit unknown_actor(ActorId id)
+      : usage_error("sage: no actor with id " + std::to_string(id.value()) + " is registered with this manager"),
+        id_(id) {}
+  ActorId id() const noexcept { return id_; }
+
+ private:
+  ActorId id_;
+};
+
+// register_actor() with a name another registered actor of the same manager already has.
+class duplicate_actor_name : public usage_error {
+ public:
+  explicit duplicate_actor_name(std::string_view name)
+      : usage_error("sage: an actor named '" + std::string(name) + "' is already registered") {}
+};
+
+// register_actor() with an actor that is already registered (with this or another manager).
+class actor_already_registered : public usage_error {
+ public:
+  explicit actor_already_registered(ActorId id)
+      : usage_error("sage: actor " + std::to_string(id.value()) + " is already registered") {}
+};
+
+// An ad hoc message (a message known only by name) whose name is the name of a schema message:
+// send the typed message instead.
+class ad_hoc_name_conflict : public usage_error {
+ public:
+  explicit ad_hoc_name_conflict(std::string_view name)
+      : usage_error("sage: '" + std::string(name) +
+                    "' is a schema message; send the typed message, not an ad hoc message of that name") {}
+};
+
+// Manager::tick() called while the same manager is ticking (from a handler, coroutine or update()).
+class reentrant_tick : public usage_error {
+ public:
+  reentrant_tick() : usage_error("sage: Manager::tick() called from inside a tick of the same manager") {}
+};
+
+}  // namespace sage

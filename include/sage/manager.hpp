@@ -1,0 +1,316 @@
+// sage/manager.hpp: the per-process hub that holds actors and dispatches messages to them.
+//
+//   sage::Manager manager;
+//   Player player;
+//   manager.register_actor(player, "player");
+//   manager.queue_message(BombMessage{10});   // delivered at the next tick
+//   manager.trigger(BombMessage{10});         // delivered now; returns whether it was consumed
+//   while (running) { manager.tick(); manager.wait_for_next_tick(33ms); }
+//
+// A Manager is a resource (not copyable or movable) used from one thread, the one that ticks it;
+// every member function below must be called on that thread unless it says otherwise. Managers are
+// independent: they share no state except a process-wide counter that keeps ActorIds unique.
+//
+// Delivery order and timing:
+//  - queue_message*(): FIFO across all types; delivered by the next tick() that starts after the
+//    call (a message queued while a tick dispatches waits for the following tick).
+//  - trigger*(): delivered before the call returns, nested inside any dispatch in progress.
+//  - one message goes to its subscribers in order of priority (higher first), then registration
+//    order, until a handler returns true (consumed). Wildcard subscribers see it first.
+// Mutation during a dispatch (inside a handler, coroutine or update()):
+//  - register_actor(): the actor is findable at once and receives messages whose dispatch starts
+//    after the outermost dispatch in progress returns (the next message of the tick).
+//  - unregister_actor() (even of the actor being called): it receives nothing further, not even
+//    later subscribers' turn of the current message; the actor may be destroyed right away.
+// Errors: caller bugs throw sage::usage_error subclasses (sage/errors.hpp). An exception thrown by a
+// handler, coroutine, update() or pump propagates out of tick()/trigger*() unchanged; the message
+// being dispatched counts as delivered (later subscribers of it are skipped), every other queued
+// message stays queued in order, and the next tick() carries on from there.
+#pragma once
+
+#include <chrono>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "sage/actor.hpp"
+#include "sage/actor_id.hpp"
+#include "sage/any_message.hpp"
+#include "sage/detail/message_type.hpp"
+#include "sage/detail/pump.hpp"
+#include "sage/detail/record_queue.hpp"
+#include "sage/errors.hpp"
+#include "sage/message.hpp"
+#include "sage/sender.hpp"
+#include "sage/task.hpp"
+
+namespace sage {
+
+// A message argument of the typed verbs: a Message that is not a string (strings name ad hoc messages).
+template <class M>
+concept TypedMessage = Message<std::remove_cvref_t<M>> && !std::is_convertible_v<M, std::string_view>;
+
+// Counters of one manager since it was created.
+struct ManagerStats {
+  std::uint64_t queued = 0;      // messages accepted by queue_message*()
+  std::uint64_t dispatched = 0;  // messages delivered by tick() or trigger*(), consumed or not
+  std::uint64_t unhandled = 0;   // dispatched messages no handler of their type saw (dead letters)
+  std::uint64_t aborted = 0;     // queued messages removed by abort_message()
+};
+
+struct ManagerOptions {
+  std::uint16_t group = 0;  // group index put in the ActorIds this manager hands out (0 = main group)
+};
+
+class Manager {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using DeadLetterHandler = std::function<void(const AnyMessageRef&)>;
+
+  Manager() : Manager(ManagerOptions{}) {}
+  explicit Manager(ManagerOptions options);
+  // Destroys pumps, queued messages and suspended coroutines, and unregisters every actor (actors
+  // are not owned: they stay alive, unregistered). Not from inside a tick of this manager.
+  ~Manager();
+  Manager(const Manager&) = delete;
+  Manager& operator=(const Manager&) = delete;
+
+  // ---- actors (not owned: the caller keeps each actor alive while it is registered) ----
+
+  // Registers `actor` under an optional unique name; returns its new id. Throws duplicate_actor_name
+  // or actor_already_registered.
+  ActorId register_actor(ActorBase& actor, std::string_view name = {});
+  // Unregisters; throws unknown_actor if `actor` is not registered with this manager.
+  void unregister_actor(ActorBase& actor);
+  void unregister_actor(ActorId id);
+  // The actor registered under `name` / `id`, or nullptr.
+  ActorBase* find(std::string_view name) const noexcept;
+  ActorBase* find(ActorId id) const noexcept;
+  // The actor with `id`; throws unknown_actor.
+  ActorBase& get_actor(ActorId id) const;
+  // Registered actors, in registration order (a snapshot).
+  std::vector<ActorBase*> actors() const;
+  std::size_t actor_count() const noexcept { return by_id_.size(); }
+  std::uint16_t group() const noexcept { return group_; }
+
+  // ---- typed messages ----
+
+  // Queues `msg` for every subscriber of its type; delivered at the next tick.
+  template <TypedMessage M>
+  void queue_message(M&& msg) {
+    enqueue(ActorId{}, Sender::local(), std::forward<M>(msg));
+  }
+  // Same, with the sender it came from; what groups and transports call for decoded messages.
+  template <TypedMessage M>
+  void queue_message_from(M&& msg, Sender from) {
+    enqueue(ActorId{}, from, std::forward<M>(msg));
+  }
+  // Queues `msg` for actor `id` only; throws unknown_actor. If the actor is gone by the tick, or does
+  // not subscribe to the type, the message is a dead letter.
+  template <TypedMessage M>
+  void queue_message_to_actor(ActorId id, M&& msg) {
+    queue_message_to_actor_from(id, std::forward<M>(msg), Sender::local());
+  }
+  template <TypedMessage M>
+  void queue_message_to_actor_from(ActorId id, M&& msg, Sender from) {
+    if (!find(id)) throw unknown_actor(id);
+    enqueue(id, from, std::forward<M>(msg));
+  }
+  // Delivers `msg` now to every subscriber of its type; returns whether one consumed it.
+  template <TypedMessage M>
+  bool trigger(const M& msg) {
+    using T = std::remove_cvref_t<M>;
+    const detail::MessageType& type = detail::message_type_v<T>;
+    return dispatch_broadcast(note_type(type), type, &msg, Sender::local());
+  }
+  // Delivers `msg` now to actor `id` only; returns whether it consumed it. Throws unknown_actor.
+  template <TypedMessage M>
+  bool trigger_to_actor(ActorId id, const M& msg) {
+    using T = std::remove_cvref_t<M>;
+    const detail::MessageType& type = detail::message_type_v<T>;
+    note_type(type);
+    if (!find(id)) throw unknown_actor(id);
+    return dispatch_to(id, type, &msg, Sender::local());
+  }
+  // Removes queued (not yet dispatched) messages of type T: all of them, or only the first.
+  // Returns how many were removed.
+  template <Message T>
+  std::size_t abort_message(bool all = true) {
+    return abort_queued(detail::message_type_v<T>, all);
+  }
+  // Messages queued and not yet dispatched.
+  std::size_t queue_length() const noexcept { return incoming_.size() + dispatching_.size(); }
+
+  // ---- ad hoc messages: AdHocMessage{name}, for quick signals ----
+  // Each throws ad_hoc_name_conflict if `name` is a schema message's name (see is_schema_name).
+
+  void queue_message(std::string_view name);
+  void queue_message_to_actor(ActorId id, std::string_view name);
+  bool trigger(std::string_view name);
+  bool trigger_to_actor(ActorId id, std::string_view name);
+
+  // Whether `name` is the name of a schema message this manager knows, fully qualified
+  // ("game.BombMessage") or by its last component ("BombMessage"). The manager knows every schema
+  // type that an actor it registered subscribes to, that it queued or triggered, or that was declared.
+  bool is_schema_name(std::string_view name) const;
+  // Declares schema message types up front (e.g. a generated type_list), so their names are refused
+  // as ad hoc names before they are first used.
+  template <Message... Ts>
+  void declare_messages(type_list<Ts...> = {}) {
+    (note_type(detail::message_type_v<Ts>), ...);
+  }
+
+  // ---- ticking ----
+
+  // One tick: pumps poll; queued messages are dispatched (all those queued before the tick started);
+  // suspended coroutine handlers resume once each; every actor's update() runs; pumps flush.
+  // Returns true when the queue was flushed (always, without a budget). Throws reentrant_tick.
+  bool tick();
+  // Same, but stops dispatching once `max_time` has passed since the tick started (always after at
+  // least one message); what is left stays queued, in order, ahead of newer messages. Coroutines
+  // and update() still run. Returns whether every message queued before the tick was dispatched.
+  bool tick(std::chrono::nanoseconds max_time);
+  // Blocks until `interval` after the start of the last tick, or earlier when a pump reports an
+  // arrival (returns true then). Returns at once if that time has passed.
+  bool wait_for_next_tick(std::chrono::nanoseconds interval);
+  // tick(); wait_for_next_tick(interval); until stop() returns true (checked after each tick).
+  void run(std::chrono::nanoseconds interval, const std::function<bool()>& stop);
+
+  // ---- observation and extension ----
+
+  const ManagerStats& stats() const noexcept { return stats_; }
+  // Called with each dead letter (a dispatched message no handler of its type saw). Replaces the
+  // previous handler; an empty function removes it.
+  void set_dead_letter_handler(DeadLetterHandler handler) { dead_letter_ = std::move(handler); }
+  // Suspended coroutine handlers waiting for a tick.
+  std::size_t suspended_coroutines() const noexcept;
+  // Adds a pump (sage/detail/pump.hpp); the manager owns it. Not during a tick. Returns it.
+  detail::Pump& add_pump(std::unique_ptr<detail::Pump> pump);
+  // Removes and destroys a pump added with add_pump(). Not during a tick.
+  void remove_pump(detail::Pump& pump);
+
+ private:
+  friend class ActorBase;
+  friend void detail::adopt_task(ActorBase&, Task);
+
+  struct Subscriber {
+    ActorBase* actor;  // nullptr once unregistered during a dispatch (removed when it finishes)
+    detail::Deliver deliver;
+  };
+  struct Observer {
+    ActorBase* actor;
+    detail::Observe observe;
+  };
+  struct TypeSlot {
+    const detail::MessageType* type = nullptr;
+    std::vector<Subscriber> subscribers;  // by priority, then registration order
+  };
+  struct Coroutine {
+    Task::Handle handle;
+    ActorBase* owner;  // nullptr once finished or cancelled: destroyed when no dispatch is running
+  };
+  // Marks a dispatch in progress: lists are only nulled, never resized, until the outermost ends.
+  struct DispatchScope {
+    explicit DispatchScope(Manager& m) noexcept : m(m) { ++m.depth_; }
+    ~DispatchScope() {
+      if (--m.depth_ == 0 && m.unsettled_) m.settle();
+    }
+    DispatchScope(const DispatchScope&) = delete;
+    DispatchScope& operator=(const DispatchScope&) = delete;
+    Manager& m;
+  };
+
+  // The slot index of `type`, creating the slot (and noting schema names) on first use.
+  std::uint32_t note_type(const detail::MessageType& type) {
+    const std::uint32_t i = detail::type_index(type);
+    if (i >= types_.size() || types_[i].type == nullptr) [[unlikely]]
+      add_type(type, i);
+    return i;
+  }
+  void add_type(const detail::MessageType& type, std::uint32_t index);
+
+  template <class M>
+  void enqueue(ActorId target, Sender from, M&& msg) {
+    using T = std::remove_cvref_t<M>;
+    const detail::MessageType& type = detail::message_type_v<T>;
+    note_type(type);
+    incoming_.push<T>(pool_, type, target, from, std::forward<M>(msg));
+    ++stats_.queued;
+  }
+
+  bool dispatch_broadcast(std::uint32_t index, const detail::MessageType& type, const void* data, Sender from) {
+    DispatchScope scope(*this);
+    ++stats_.dispatched;
+    if (!observers_.empty()) [[unlikely]]
+      observe_all(type, data, from, ActorId{});
+    // The vector's buffer stays put during dispatch (subscriber lists are not resized then), even
+    // if types_ itself grows because a handler used a new type.
+    const TypeSlot& slot = types_[index];
+    const Subscriber* s = slot.subscribers.data();
+    const std::size_t n = slot.subscribers.size();
+    if (n == 0) [[unlikely]] {
+      dead_letter(type, data, from, ActorId{});
+      return false;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      if (s[i].actor && s[i].deliver(*s[i].actor, data, from)) return true;
+    }
+    return false;
+  }
+  bool dispatch_to(ActorId target, const detail::MessageType& type, const void* data, Sender from);
+  void observe_all(const detail::MessageType& type, const void* data, Sender from, ActorId target);
+  void dead_letter(const detail::MessageType& type, const void* data, Sender from, ActorId target);
+  void dispatch_front(detail::RecordHeader& record);
+  std::size_t abort_queued(const detail::MessageType& type, bool all) noexcept;
+  void check_ad_hoc(std::string_view name) const;
+  bool run_tick(bool budgeted, std::chrono::nanoseconds max_time);
+  void resume_coroutines();
+  void update_actors();
+
+  void activate(ActorBase& actor);    // puts a registered actor in the dispatch lists
+  void deactivate(ActorBase& actor);  // nulls it there (removed now, or when settled)
+  void settle();                      // applies what a dispatch deferred; depth_ == 0
+  void sort_lists();
+  void priority_changed();
+
+  std::uint16_t group_;
+  std::vector<TypeSlot> types_;             // indexed by detail::type_index()
+  std::vector<Observer> observers_;         // wildcard subscribers, by priority
+  std::vector<ActorBase*> update_order_;    // by priority, then registration order
+  std::vector<ActorBase*> pending_registrations_;  // registered during a dispatch, not yet in the lists
+  std::unordered_map<ActorId, ActorBase*> by_id_;
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, ActorBase*, StringHash, std::equal_to<>> by_name_;
+  std::unordered_set<std::string, StringHash, std::equal_to<>> schema_names_;
+  std::vector<Coroutine> coroutines_;
+  std::vector<std::unique_ptr<detail::Pump>> pumps_;
+  DeadLetterHandler dead_letter_;
+  ManagerStats stats_;
+  detail::ChunkPool pool_;
+  detail::RecordQueue incoming_;     // receives queue_message*()
+  detail::RecordQueue dispatching_;  // what the current/last tick has left to dispatch
+  detail::RecordHeader* in_flight_ = nullptr;  // the queued message being dispatched
+  Clock::time_point last_tick_start_{};
+  int depth_ = 0;
+  bool ticking_ = false;
+  bool unsettled_ = false;  // something waits for settle()
+  bool resort_ = false;     // a priority changed during a dispatch
+};
+
+// A process-wide manager for applications that want one (created on first use, destroyed at exit).
+// Tests and libraries should create their own Manager.
+Manager& default_manager();
+
+}  // namespace sage
