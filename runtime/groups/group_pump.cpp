@@ -223,6 +223,10 @@ const std::string& GroupPump::ipc_dir() const noexcept {
   return dir_ ? dir_->path() : none;
 }
 
+std::string GroupPump::endpoint_url() const {
+  return role_ == Role::child && !peers_.empty() && peers_.front()->link ? peers_.front()->link->url() : std::string();
+}
+
 std::vector<std::string> GroupPump::groups() const {
   std::vector<std::string> out;
   if (role_ == Role::main)

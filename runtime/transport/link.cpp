@@ -93,6 +93,7 @@ struct Link::Impl {
 
   std::atomic<bool> connected{false};
   std::atomic<bool> gone{false};
+  std::atomic<std::uint32_t> peer_pipe{0};  // id of the first pipe attached: our one peer
 
   // Caller holds no lock. Starts the next send if one is waiting and none is in flight.
   void pump_send() {
@@ -153,11 +154,16 @@ struct Link::Impl {
     self->waker->notify();
   }
 
-  static void on_pipe(nng_pipe, nng_pipe_ev ev, void* arg) {
+  static void on_pipe(nng_pipe pipe, nng_pipe_ev ev, void* arg) {
     auto* self = static_cast<Impl*>(arg);
-    if (ev == NNG_PIPE_EV_ADD_POST) self->connected.store(true, std::memory_order_release);
-    if (ev == NNG_PIPE_EV_REM_POST && self->connected.load(std::memory_order_acquire))
-      self->gone.store(true, std::memory_order_release);
+    const auto id = static_cast<std::uint32_t>(nng_pipe_id(pipe));
+    if (ev == NNG_PIPE_EV_ADD_POST) {
+      std::uint32_t none = 0;
+      self->peer_pipe.compare_exchange_strong(none, id);
+      self->connected.store(true, std::memory_order_release);
+    }
+    // Only the loss of our peer counts: pair0 refuses a second connection (e.g. a stray client).
+    if (ev == NNG_PIPE_EV_REM_POST && self->peer_pipe.load() == id) self->gone.store(true, std::memory_order_release);
     self->waker->notify();
   }
 };

@@ -65,7 +65,7 @@ TEST_CASE("the IPC directory is private and removed with its files") {
   CHECK_FALSE(std::filesystem::exists(path));
 }
 
-TEST_CASE("directories left by dead sage processes are removed, live ones and symlinks are kept") {
+TEST_CASE("directories left by dead sage processes are removed while live ones and symlinks are kept") {
   auto parent = IpcDir::create().value();  // a scratch parent of our own
   // A pid that is not running: a reaped child's.
   const pid_t dead = ::fork();

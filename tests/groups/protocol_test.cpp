@@ -4,7 +4,7 @@
 
 using namespace sage::detail::protocol;
 
-TEST_CASE("a hello survives encoding and decoding, and its layout matches docs/wire-format.md") {
+TEST_CASE("a hello survives encoding and decoding and its layout matches docs/wire-format.md") {
   Hello h;
   h.pid = 1234;
   h.entries = {{101, 0x1122334455667788ull}, {103, 7}};

@@ -43,7 +43,7 @@ std::vector<std::vector<std::byte>> receive_n(Link& link, Waker& waker, std::siz
 }
 }  // namespace
 
-TEST_CASE("a link delivers messages both ways in order, each 8-aligned") {
+TEST_CASE("a link delivers messages both ways in order and each 8-aligned") {
   Pair p;
   for (int i = 0; i < 100; ++i) REQUIRE(p.b->send(bytes(static_cast<std::size_t>(i + 1), i)).ok());
   REQUIRE(p.a->send(bytes(5, 42)).ok());

@@ -53,6 +53,8 @@ class GroupPump final : public Pump {
   pid_t pid_of(std::string_view name) const;
   std::string endpoint_of(std::string_view name) const;
   const std::string& ipc_dir() const noexcept;
+  // The URL of the link to the main group (child role; tests).
+  std::string endpoint_url() const;
 
   // The group a Sender names ("" if it names none).
   std::string_view name_of(Sender sender) const;
