@@ -1,0 +1,599 @@
+#include "generate.hpp"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <set>
+#include <string_view>
+
+namespace fs = std::filesystem;
+using flatbuffers::EnumDef;
+using flatbuffers::FieldDef;
+using flatbuffers::StructDef;
+using flatbuffers::Type;
+
+namespace sagec {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Templates: text with {{name}} placeholders, filled from a map. The only way code is emitted.
+
+using Vars = std::map<std::string, std::string>;
+
+std::string fill(std::string_view tmpl, const Vars& vars) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < tmpl.size()) {
+    const auto open = tmpl.find("{{", i);
+    if (open == std::string_view::npos) {
+      out.append(tmpl.substr(i));
+      break;
+    }
+    out.append(tmpl.substr(i, open - i));
+    const auto close = tmpl.find("}}", open);
+    const std::string key(tmpl.substr(open + 2, close - open - 2));
+    const auto it = vars.find(key);
+    out += it == vars.end() ? "{{" + key + "}}" : it->second;  // a typo shows in the golden test
+    i = close + 2;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Naming: the one place where schema names become C++ names.
+
+const std::set<std::string>& cpp_keywords() {
+  static const std::set<std::string> k = {
+      "alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool", "break", "case", "catch",
+      "char", "char8_t", "char16_t", "char32_t", "class", "compl", "concept", "const", "consteval", "constexpr",
+      "constinit", "const_cast", "continue", "co_await", "co_return", "co_yield", "decltype", "default", "delete",
+      "do", "double", "dynamic_cast", "else", "enum", "explicit", "export", "extern", "false", "float", "for",
+      "friend", "goto", "if", "inline", "int", "long", "mutable", "namespace", "new", "noexcept", "not", "not_eq",
+      "nullptr", "operator", "or", "or_eq", "private", "protected", "public", "register", "reinterpret_cast",
+      "requires", "return", "short", "signed", "sizeof", "static", "static_assert", "static_cast", "struct",
+      "switch", "template", "this", "thread_local", "throw", "true", "try", "typedef", "typeid", "typename",
+      "union", "unsigned", "using", "virtual", "void", "volatile", "wchar_t", "while", "xor", "xor_eq",
+      "std", "sage", "flatbuffers"};
+  return k;
+}
+
+// Names the generated classes use for themselves; a field with such a name gets a trailing '_'.
+const std::set<std::string>& member_names() {
+  static const std::set<std::string> m = {"packet_type", "message_name", "fingerprint", "encode", "decode",
+                                          "to_bytes", "pack", "verify", "unpack", "Field", "Layout",
+                                          "to_layout", "from_layout", "operator"};
+  return m;
+}
+
+std::string escape(const std::string& name) { return cpp_keywords().count(name) ? name + "_" : name; }
+
+std::string member(const std::string& name) {
+  return (cpp_keywords().count(name) || member_names().count(name)) ? name + "_" : name;
+}
+
+std::string ns_cpp(const std::vector<std::string>& ns) {
+  std::string out;
+  for (const auto& c : ns) out += (out.empty() ? "" : "::") + escape(c);
+  return out;
+}
+
+// The C++ name of definition `d` as written inside namespace `from`.
+std::string type_ref(const flatbuffers::Definition& d, const std::vector<std::string>& from) {
+  const auto ns = namespace_of(d);
+  if (ns == from) return escape(d.name);
+  return "::" + (ns.empty() ? "" : ns_cpp(ns) + "::") + escape(d.name);
+}
+
+std::string identifier_from(const std::string& s) {
+  std::string out;
+  for (char c : s) out += (std::isalnum(static_cast<unsigned char>(c)) ? c : '_');
+  if (out.empty() || std::isdigit(static_cast<unsigned char>(out[0]))) out = "_" + out;
+  return out;
+}
+
+// A name for a local variable of a generated function that no member of the class uses.
+std::string local(const std::string& base, const std::set<std::string>& members) {
+  std::string n = base;
+  while (members.count(n)) n += "_";
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Types and values
+
+std::string scalar_cpp(flatbuffers::BaseType t) {
+  switch (t) {
+    case flatbuffers::BASE_TYPE_BOOL: return "bool";
+    case flatbuffers::BASE_TYPE_CHAR: return "std::int8_t";
+    case flatbuffers::BASE_TYPE_UCHAR: return "std::uint8_t";
+    case flatbuffers::BASE_TYPE_SHORT: return "std::int16_t";
+    case flatbuffers::BASE_TYPE_USHORT: return "std::uint16_t";
+    case flatbuffers::BASE_TYPE_INT: return "std::int32_t";
+    case flatbuffers::BASE_TYPE_UINT: return "std::uint32_t";
+    case flatbuffers::BASE_TYPE_LONG: return "std::int64_t";
+    case flatbuffers::BASE_TYPE_ULONG: return "std::uint64_t";
+    case flatbuffers::BASE_TYPE_FLOAT: return "float";
+    case flatbuffers::BASE_TYPE_DOUBLE: return "double";
+    default: return "std::uint8_t";
+  }
+}
+
+// The type a scalar is stored as on the wire (bool as a byte).
+std::string wire_cpp(flatbuffers::BaseType t) {
+  return t == flatbuffers::BASE_TYPE_BOOL ? "std::uint8_t" : scalar_cpp(t);
+}
+
+bool is_enum(const Type& t) { return flatbuffers::IsEnum(t) && !t.enum_def->is_union; }
+
+// C++ type of one element (scalar, enum, string, struct or table).
+std::string element_cpp(const Type& t, const std::vector<std::string>& ns) {
+  if (is_enum(t)) return type_ref(*t.enum_def, ns);
+  if (t.base_type == flatbuffers::BASE_TYPE_STRING) return "std::string";
+  if (t.base_type == flatbuffers::BASE_TYPE_STRUCT) return type_ref(*t.struct_def, ns);
+  return scalar_cpp(t.base_type);
+}
+
+std::string member_cpp(const FieldDef& f, const std::vector<std::string>& ns) {
+  const auto& t = f.value.type;
+  if (flatbuffers::IsVector(t)) return "std::vector<" + element_cpp(t.VectorType(), ns) + ">";
+  if (flatbuffers::IsTable(t) && !f.IsRequired()) return "std::optional<" + element_cpp(t, ns) + ">";
+  if (flatbuffers::IsScalar(t.base_type) && f.IsOptional()) return "std::optional<" + element_cpp(t, ns) + ">";
+  return element_cpp(t, ns);
+}
+
+// An integer constant of type `t` as a C++ literal that compiles cleanly for every value.
+std::string int_literal(flatbuffers::BaseType t, const std::string& v) {
+  if (t == flatbuffers::BASE_TYPE_LONG && v == "-9223372036854775808") return "std::numeric_limits<std::int64_t>::min()";
+  if (t == flatbuffers::BASE_TYPE_INT && v == "-2147483648") return "std::numeric_limits<std::int32_t>::min()";
+  if (t == flatbuffers::BASE_TYPE_ULONG && v != "0") return v + "ULL";
+  if (t == flatbuffers::BASE_TYPE_UINT && v != "0") return v + "U";
+  return v;
+}
+
+std::string float_literal(const std::string& c, bool is_float) {
+  const std::string limits = is_float ? "std::numeric_limits<float>::" : "std::numeric_limits<double>::";
+  std::string v = c;
+  bool negative = false;
+  if (!v.empty() && (v[0] == '-' || v[0] == '+')) {
+    negative = v[0] == '-';
+    v = v.substr(1);
+  }
+  if (v == "inf" || v == "infinity") return (negative ? "-" : "") + limits + "infinity()";
+  if (v == "nan") return limits + "quiet_NaN()";
+  std::string out = c;
+  if (out.find_first_of(".eE") == std::string::npos) out += ".0";
+  return is_float ? out + "f" : out;
+}
+
+// A scalar constant from the schema (field default) as a C++ expression of the field's value type.
+std::string scalar_literal(const Type& t, const std::string& constant, const std::vector<std::string>& ns) {
+  using namespace flatbuffers;
+  if (is_enum(t)) {
+    const auto v = IsUnsigned(t.base_type) ? static_cast<std::int64_t>(StringToUInt(constant.c_str()))
+                                           : StringToInt(constant.c_str());
+    const auto* ev = t.enum_def->ReverseLookup(v, false);
+    if (ev != nullptr) return type_ref(*t.enum_def, ns) + "::" + escape(ev->name);
+    return "static_cast<" + type_ref(*t.enum_def, ns) + ">(" + int_literal(t.base_type, constant) + ")";
+  }
+  switch (t.base_type) {
+    case BASE_TYPE_BOOL: return (constant == "0" || constant == "false") ? "false" : "true";
+    case BASE_TYPE_FLOAT: return float_literal(constant, true);
+    case BASE_TYPE_DOUBLE: return float_literal(constant, false);
+    default: return int_literal(t.base_type, constant);
+  }
+}
+
+// The default as the wire type, for FlatBufferBuilder::AddElement and Table::GetField.
+std::string wire_default(const Type& t, const std::string& constant, const std::vector<std::string>& ns) {
+  if (t.base_type == flatbuffers::BASE_TYPE_BOOL) return (constant == "0" || constant == "false") ? "0" : "1";
+  if (is_enum(t)) return int_literal(t.base_type, constant);
+  return scalar_literal(t, constant, ns);
+}
+
+std::size_t pack_order_size(const FieldDef& f) {
+  const auto& t = f.value.type;
+  if (flatbuffers::IsStruct(t)) return t.struct_def->bytesize;
+  if (flatbuffers::IsScalar(t.base_type)) return flatbuffers::SizeOf(t.base_type);
+  return sizeof(flatbuffers::uoffset_t);
+}
+
+std::string hex64(std::uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%016" PRIx64 "ULL", v);
+  return buf;
+}
+
+std::string doc_lines(const std::vector<std::string>& doc, const std::string& indent) {
+  std::string out;
+  for (const auto& line : doc) out += indent + "//" + line + "\n";
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Emitters
+
+std::string emit_enum(const EnumDef& e) {
+  const auto ns = namespace_of(e);
+  std::string values;
+  std::string cases;
+  std::set<std::int64_t> seen;
+  for (const auto* v : e.Vals()) {
+    values += "  " + escape(v->name) + " = " + int_literal(e.underlying_type.base_type, e.ToString(*v)) + ",\n";
+    if (seen.insert(v->GetAsInt64()).second)
+      cases += "    case " + escape(e.name) + "::" + escape(v->name) + ": return \"" + v->name + "\";\n";
+  }
+  return fill(R"({{doc}}enum class {{name}} : {{underlying}} {
+{{values}}};
+
+// The enumerator's name as written in the schema; empty for values without a name.
+constexpr std::string_view to_string({{name}} value) noexcept {
+  switch (value) {
+{{cases}}  }
+  return {};
+}
+
+)",
+              {{"doc", doc_lines(e.doc_comment, "")},
+               {"name", escape(e.name)},
+               {"underlying", scalar_cpp(e.underlying_type.base_type)},
+               {"values", values},
+               {"cases", cases}});
+}
+
+std::string emit_struct(const StructDef& s) {
+  const auto ns = namespace_of(s);
+  std::string members;
+  std::string stores;
+  std::string loads;
+  for (const auto* f : s.fields.vec) {
+    const auto& t = f->value.type;
+    const auto name = member(f->name);
+    const auto offset = std::to_string(f->value.offset);
+    members += doc_lines(f->doc_comment, "  ");
+    if (flatbuffers::IsStruct(t)) {
+      members += "  " + element_cpp(t, ns) + " " + name + "{};\n";
+      stores += "  const auto " + name + "_layout = " + name + ".to_layout();\n";
+      stores += "  std::memcpy(out.bytes + " + offset + ", " + name + "_layout.bytes, sizeof " + name + "_layout.bytes);\n";
+      loads += "  out." + name + " = " + element_cpp(t, ns) + "::from_layout(bytes + " + offset + ");\n";
+    } else {
+      members += "  " + element_cpp(t, ns) + " " + name + "{};\n";
+      stores += "  sage::detail::store(out.bytes + " + offset + ", " + name + ");\n";
+      loads += "  out." + name + " = sage::detail::load<" + element_cpp(t, ns) + ">(bytes + " + offset + ");\n";
+    }
+  }
+  return fill(R"({{doc}}struct {{name}} {
+{{members}}
+  bool operator==(const {{name}}&) const = default;
+
+  // The FlatBuffers representation: {{size}} bytes, little endian, aligned to {{align}}.
+  struct alignas({{align}}) Layout {
+    std::uint8_t bytes[{{size}}];
+  };
+  Layout to_layout() const;
+  static {{name}} from_layout(const std::uint8_t* bytes);
+};
+
+inline {{name}}::Layout {{name}}::to_layout() const {
+  Layout out{};
+{{stores}}  return out;
+}
+
+inline {{name}} {{name}}::from_layout(const std::uint8_t* bytes) {
+  {{name}} out;
+{{loads}}  return out;
+}
+
+)",
+              {{"doc", doc_lines(s.doc_comment, "")},
+               {"name", escape(s.name)},
+               {"members", members},
+               {"size", std::to_string(s.bytesize)},
+               {"align", std::to_string(s.minalign)},
+               {"stores", stores},
+               {"loads", loads}});
+}
+
+struct TableCode {
+  std::string members, field_offsets, refs, adds, verifies, unpacks;
+};
+
+void emit_table_field(const FieldDef& f, const std::vector<std::string>& ns, const std::set<std::string>& names,
+                      TableCode& c) {
+  const auto& t = f.value.type;
+  const auto name = member(f.name);
+  const auto vt = "Field::" + name;
+  const std::string required = f.IsRequired() ? "true" : "false";
+  const auto ref = local(name + "_ref", names);
+
+  c.field_offsets += "    static constexpr flatbuffers::voffset_t " + name + " = " + std::to_string(f.value.offset) + ";\n";
+  c.members += doc_lines(f.doc_comment, "  ");
+  const auto type = member_cpp(f, ns);
+  if (flatbuffers::IsScalar(t.base_type) && !f.IsOptional())
+    c.members += "  " + type + " " + name + " = " + scalar_literal(t, f.value.constant, ns) + ";\n";
+  else
+    c.members += "  " + type + " " + name + "{};\n";
+
+  if (flatbuffers::IsScalar(t.base_type)) {
+    const auto wire = is_enum(t) ? scalar_cpp(t.base_type) : wire_cpp(t.base_type);
+    const auto value_type = element_cpp(t, ns);
+    c.verifies += "         sage::detail::verify_scalar<" + wire + ">(verifier, table, " + vt + ") &&\n";
+    if (f.IsOptional()) {
+      const auto value = (wire == value_type) ? "*" + name : "static_cast<" + wire + ">(*" + name + ")";
+      c.adds += "  if (" + name + ") {{fbb}}.AddElement<" + wire + ">(" + vt + ", " + value + ");\n";
+      std::string read = "table.GetField<" + wire + ">(" + vt + ", 0)";
+      if (t.base_type == flatbuffers::BASE_TYPE_BOOL) read += " != 0";
+      else if (wire != value_type) read = "static_cast<" + value_type + ">(" + read + ")";
+      c.unpacks += "  if (table.CheckField(" + vt + ")) out." + name + " = " + read + ";\n";
+    } else {
+      const auto def = wire_default(t, f.value.constant, ns);
+      const auto value = (wire == value_type) ? name : "static_cast<" + wire + ">(" + name + ")";
+      c.adds += "  {{fbb}}.AddElement<" + wire + ">(" + vt + ", " + value + ", " + def + ");\n";
+      std::string read = "table.GetField<" + wire + ">(" + vt + ", " + def + ")";
+      if (t.base_type == flatbuffers::BASE_TYPE_BOOL) read += " != 0";
+      else if (wire != value_type) read = "static_cast<" + value_type + ">(" + read + ")";
+      c.unpacks += "  out." + name + " = " + read + ";\n";
+    }
+  } else if (flatbuffers::IsStruct(t)) {
+    const auto sname = element_cpp(t, ns);
+    const auto layout = local(name + "_layout", names);
+    c.refs += "  const auto " + layout + " = " + name + ".to_layout();\n";
+    c.adds += "  {{fbb}}.AddStruct(" + vt + ", &" + layout + ");\n";
+    c.verifies += "         sage::detail::verify_struct<" + sname + ">(verifier, table, " + vt + ", " + required + ") &&\n";
+    c.unpacks += "  out." + name + " = sage::detail::read_struct<" + sname + ">(table, " + vt + ");\n";
+  } else if (t.base_type == flatbuffers::BASE_TYPE_STRING) {
+    c.refs += "  const auto " + ref + " = {{fbb}}.CreateString(" + name + ");\n";
+    c.adds += "  {{fbb}}.AddOffset(" + vt + ", " + ref + ");\n";
+    c.verifies += "         sage::detail::verify_string(verifier, table, " + vt + ", " + required + ") &&\n";
+    c.unpacks += "  out." + name + " = sage::detail::read_string(table, " + vt + ");\n";
+  } else if (flatbuffers::IsTable(t)) {
+    const auto tname = element_cpp(t, ns);
+    if (f.IsRequired()) {
+      c.refs += "  const auto " + ref + " = " + name + ".pack({{fbb}});\n";
+      c.unpacks += "  out." + name + " = " + tname + "::unpack(*table.GetPointer<const flatbuffers::Table*>(" + vt + "));\n";
+    } else {
+      c.refs += "  const auto " + ref + " = " + name + " ? " + name + "->pack({{fbb}}) : flatbuffers::Offset<flatbuffers::Table>();\n";
+      c.unpacks += "  out." + name + " = sage::detail::read_table<" + tname + ">(table, " + vt + ");\n";
+    }
+    c.adds += "  {{fbb}}.AddOffset(" + vt + ", " + ref + ");\n";
+    c.verifies += "         sage::detail::verify_table<" + tname + ">(verifier, table, " + vt + ", " + required + ") &&\n";
+  } else if (flatbuffers::IsVector(t)) {
+    const auto et = t.VectorType();
+    const auto ename = element_cpp(et, ns);
+    std::string write, read, verify;
+    if (flatbuffers::IsScalar(et.base_type)) {
+      write = "sage::detail::write_scalars({{fbb}}, " + name + ")";
+      read = "sage::detail::read_scalars<" + ename + ">(table, " + vt + ")";
+      verify = "sage::detail::verify_vector<" + std::to_string(flatbuffers::SizeOf(et.base_type)) + ">(verifier, table, " + vt + ", " + required + ")";
+    } else if (et.base_type == flatbuffers::BASE_TYPE_STRING) {
+      write = "sage::detail::write_strings({{fbb}}, " + name + ")";
+      read = "sage::detail::read_strings(table, " + vt + ")";
+      verify = "sage::detail::verify_strings(verifier, table, " + vt + ", " + required + ")";
+    } else if (flatbuffers::IsStruct(et)) {
+      write = "sage::detail::write_structs({{fbb}}, " + name + ")";
+      read = "sage::detail::read_structs<" + ename + ">(table, " + vt + ")";
+      verify = "sage::detail::verify_vector<sizeof(" + ename + "::Layout)>(verifier, table, " + vt + ", " + required + ")";
+    } else {
+      write = "sage::detail::write_tables({{fbb}}, " + name + ")";
+      read = "sage::detail::read_tables<" + ename + ">(table, " + vt + ")";
+      verify = "sage::detail::verify_tables<" + ename + ">(verifier, table, " + vt + ", " + required + ")";
+    }
+    c.refs += "  const auto " + ref + " = " + write + ";\n";
+    c.adds += "  {{fbb}}.AddOffset(" + vt + ", " + ref + ");\n";
+    c.verifies += "         " + verify + " &&\n";
+    c.unpacks += "  out." + name + " = " + read + ";\n";
+  }
+}
+
+std::string emit_table(const StructDef& s) {
+  const auto ns = namespace_of(s);
+  std::vector<const FieldDef*> fields;
+  std::set<std::string> names;
+  for (const auto* f : s.fields.vec) {
+    if (f->deprecated) continue;
+    fields.push_back(f);
+    names.insert(member(f->name));
+  }
+  // Members in declaration (id) order; pack adds the largest fields first, as flatc does.
+  TableCode c;
+  for (const auto* f : fields) {
+    TableCode one;
+    emit_table_field(*f, ns, names, one);
+    c.members += one.members;
+    c.field_offsets += one.field_offsets;
+    c.refs += one.refs;
+    c.verifies += one.verifies;
+    c.unpacks += one.unpacks;
+  }
+  auto by_size = fields;
+  std::stable_sort(by_size.begin(), by_size.end(),
+                   [](const FieldDef* a, const FieldDef* b) { return pack_order_size(*a) > pack_order_size(*b); });
+  for (const auto* f : by_size) {
+    TableCode one;
+    emit_table_field(*f, ns, names, one);
+    c.adds += one.adds;
+  }
+
+  const auto pt = packet_type_of(s);
+  Vars vars{{"doc", doc_lines(s.doc_comment, "")},
+            {"name", escape(s.name)},
+            {"qualified", qualified_name(s)},
+            {"members", c.members.empty() ? "" : c.members + "\n"},
+            {"field_offsets", c.field_offsets},
+            {"refs", c.refs},
+            {"adds", c.adds},
+            {"verifies", c.verifies},
+            {"unpacks", c.unpacks},
+            {"fbb", local("fbb", names)},
+            {"start", local("start", names)},
+            {"table_param", fields.empty() ? "" : " table"}};
+  std::string head;
+  if (pt.present) {
+    vars["packet_type"] = std::to_string(pt.value);
+    vars["fingerprint"] = hex64(fnv1a64(layout_description(s)));
+    head = fill(R"(  static constexpr std::uint8_t packet_type = {{packet_type}};
+  static constexpr std::string_view message_name = "{{qualified}}";
+  static constexpr std::uint64_t fingerprint = {{fingerprint}};
+
+)",
+                vars);
+  } else {
+    head = fill(R"(  // Local-only message (no packet_type): it cannot be sent to another process.
+  static constexpr std::string_view message_name = "{{qualified}}";
+
+)",
+                vars);
+  }
+  vars["head"] = head;
+  vars["wire_api"] = pt.present ? fill(R"(
+  // Builds this message into `fbb` and finishes the buffer.
+  void encode(flatbuffers::FlatBufferBuilder& fbb) const { fbb.Finish(pack(fbb)); }
+  // This message as one finished FlatBuffer.
+  std::vector<std::byte> to_bytes() const {
+    flatbuffers::FlatBufferBuilder fbb;
+    encode(fbb);
+    return sage::detail::finished_bytes(fbb);
+  }
+  // Verifies `bytes` before reading them (any alignment); bad bytes give an Error, never UB.
+  static sage::Result<{{name}}> decode(std::span<const std::byte> bytes) {
+    return sage::detail::decode_root<{{name}}>(bytes);
+  }
+)",
+                                       vars)
+                                  : "";
+  // Builder references in the field code are {{fbb}}: renamed when a field is called fbb.
+  vars["refs"] = fill(c.refs, vars);
+  vars["adds"] = fill(c.adds, vars);
+  return fill(R"({{doc}}struct {{name}} {
+{{head}}{{members}}  bool operator==(const {{name}}&) const = default;
+{{wire_api}}
+  // The vtable offset of each field, and the table's parts, for generated code.
+  struct Field {
+{{field_offsets}}  };
+  flatbuffers::Offset<flatbuffers::Table> pack(flatbuffers::FlatBufferBuilder& fbb) const;
+  static bool verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table);
+  static {{name}} unpack(const flatbuffers::Table& table);
+};
+
+inline flatbuffers::Offset<flatbuffers::Table> {{name}}::pack(flatbuffers::FlatBufferBuilder& {{fbb}}) const {
+{{refs}}  const auto {{start}} = {{fbb}}.StartTable();
+{{adds}}  return flatbuffers::Offset<flatbuffers::Table>({{fbb}}.EndTable({{start}}));
+}
+
+inline bool {{name}}::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+  return table.VerifyTableStart(verifier) &&
+{{verifies}}         verifier.EndTable();
+}
+
+inline {{name}} {{name}}::unpack(const flatbuffers::Table&{{table_param}}) {
+  {{name}} out;
+{{unpacks}}  return out;
+}
+
+)",
+              vars);
+}
+
+}  // namespace
+
+std::string header_name(const std::string& schema_path) {
+  return fs::path(schema_path).stem().string() + ".sage.hpp";
+}
+
+std::string generate_header(const Schema& schema) {
+  const auto& parser = *schema.parser;
+
+  // What this schema defines: enums first, then structs and tables with what they contain first.
+  std::vector<const EnumDef*> enums;
+  for (const auto* e : parser.enums_.vec)
+    if (schema.owns(*e) && !e->is_union) enums.push_back(e);
+  std::vector<const StructDef*> order;
+  std::set<const StructDef*> placed;
+  std::function<void(const StructDef*)> place = [&](const StructDef* s) {
+    if (!schema.owns(*s) || !placed.insert(s).second) return;
+    for (const auto* f : s->fields.vec) {
+      if (f->deprecated) continue;
+      if (f->value.type.struct_def != nullptr) place(f->value.type.struct_def);
+    }
+    order.push_back(s);
+  };
+  std::vector<const StructDef*> wire;
+  for (const auto* s : parser.structs_.vec) {
+    if (s->predecl) continue;
+    place(s);
+    if (schema.owns(*s) && !s->fixed && packet_type_of(*s).present) wire.push_back(s);
+  }
+
+  // Headers of included schemas that define something.
+  std::set<std::string> includes;
+  const auto inc = parser.files_included_per_file_.find(schema.parser_path);
+  if (inc != parser.files_included_per_file_.end()) {
+    for (const auto& f : inc->second) {
+      bool defines = false;
+      for (const auto* s : parser.structs_.vec) defines = defines || (s->file == f.filename && !s->predecl);
+      for (const auto* e : parser.enums_.vec) defines = defines || e->file == f.filename;
+      if (defines) includes.insert(header_name(f.schema_name));
+    }
+  }
+  std::string include_lines;
+  for (const auto& h : includes) include_lines += "#include \"" + h + "\"\n";
+
+  std::string body;
+  std::vector<std::string> open_ns;
+  bool first = true;
+  auto enter = [&](const std::vector<std::string>& ns) {
+    if (!first && ns == open_ns) return;
+    if (!first && !open_ns.empty()) body += "}  // namespace " + ns_cpp(open_ns) + "\n\n";
+    if (!ns.empty()) body += "namespace " + ns_cpp(ns) + " {\n\n";
+    open_ns = ns;
+    first = false;
+  };
+  for (const auto* e : enums) {
+    enter(namespace_of(*e));
+    body += emit_enum(*e);
+  }
+  for (const auto* s : order) {
+    enter(namespace_of(*s));
+    body += s->fixed ? emit_struct(*s) : emit_table(*s);
+  }
+  const std::string stem = fs::path(schema.path).stem().string();
+  const std::string list_name = identifier_from(stem) + "_wire_messages";
+  if (first) enter({});
+  std::string list;
+  for (const auto* s : wire) list += (list.empty() ? "" : ", ") + type_ref(*s, open_ns);
+  body += fill(R"(// The wire messages of {{schema}}, for sage::decode_packet() and the runtime's packet_type table.
+using {{list_name}} = sage::type_list<{{list}}>;
+)",
+               {{"schema", fs::path(schema.path).filename().string()}, {"list_name", list_name}, {"list", list}});
+  if (!open_ns.empty()) body += "\n}  // namespace " + ns_cpp(open_ns) + "\n";
+
+  return fill(R"(// {{header}}: generated by sagec from {{schema}}. DO NOT EDIT.
+// Change {{schema}} instead; sage_generate() reruns sagec when it changes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <flatbuffers/flatbuffers.h>
+
+#include "sage/detail/generated.hpp"
+#include "sage/message.hpp"
+{{includes}}
+{{body}})",
+              {{"header", header_name(schema.path)},
+               {"schema", fs::path(schema.path).filename().string()},
+               {"includes", include_lines},
+               {"body", body}});
+}
+
+}  // namespace sagec

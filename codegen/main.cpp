@@ -1,0 +1,186 @@
+// sagec: the sage schema compiler.
+//
+//   sagec generate -o DIR schemas...        C++ headers, one <stem>.sage.hpp per schema
+//   sagec check [--format json] schemas...  CI checks: packet_type range and uniqueness, names, constructs
+//   sagec check --against OLD.fbs ... NEW.fbs ...   also: can NEW talk to peers built from OLD?
+//   sagec encode --type T schemas... < message.json > record.bin
+//   sagec decode schemas... < record.bin
+//
+// Exit status: 0 success, 1 errors in the input (diagnostics on stderr, or stdout with --format json),
+// 2 usage errors (bad command line).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <set>
+
+#include "generate.hpp"
+#include "schema.hpp"
+#include "wire_text.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int exit_ok = 0;
+constexpr int exit_errors = 1;
+constexpr int exit_usage = 2;
+
+std::vector<std::unique_ptr<sagec::Schema>> load_all(const std::vector<std::string>& paths,
+                                                     const sagec::IncludeDirs& dirs, sagec::Diagnostics& diags) {
+  std::vector<std::unique_ptr<sagec::Schema>> out;
+  for (const auto& p : paths)
+    if (auto s = sagec::load_schema(p, dirs, diags)) out.push_back(std::move(s));
+  return out;
+}
+
+bool read_input(const std::string& path, std::string& out) {
+  if (path.empty() || path == "-") {
+    out.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    return true;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return true;
+}
+
+int finish(const sagec::Diagnostics& diags, bool json = false) {
+  if (json)
+    std::cout << diags.json();
+  else
+    std::cerr << diags.text();
+  return diags.has_errors() ? exit_errors : exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sagec: the sage schema compiler (FlatBuffers schemas -> typed C++ messages)"};
+  app.require_subcommand(1);
+  std::vector<std::string> include_dirs;
+  std::vector<std::string> schemas;
+
+  auto* generate = app.add_subcommand("generate", "Generate one <stem>.sage.hpp per schema");
+  std::string out_dir;
+  generate->add_option("-o,--output", out_dir, "Directory for the generated headers")->required();
+  generate->add_option("-I,--include", include_dirs, "Directory to search for included schemas");
+  generate->add_option("schemas", schemas, "Schema files (.fbs)")->required()->check(CLI::ExistingFile);
+
+  auto* check = app.add_subcommand("check", "Check schemas for CI (exit 0 clean, 1 errors)");
+  std::string format = "text";
+  std::vector<std::string> against;
+  check->add_option("--format", format, "Diagnostics format")->check(CLI::IsMember({"text", "json"}));
+  check->add_option("--against", against, "Old schema that peers may still run (repeat for several)")
+      ->allow_extra_args(false);
+  check->add_option("-I,--include", include_dirs, "Directory to search for included schemas");
+  check->add_option("schemas", schemas, "Schema files (.fbs)")->required();
+
+  auto* encode = app.add_subcommand("encode", "JSON message -> wire record (or a bare FlatBuffer with --raw)");
+  std::string type, input, output;
+  bool raw = false;
+  encode->add_option("-t,--type", type, "Message (table) name, e.g. pancakes.FoodAvailableMessage")->required();
+  encode->add_flag("--raw", raw, "Write a bare FlatBuffer instead of a sage wire record");
+  encode->add_option("-i,--input", input, "JSON file (default: stdin)");
+  encode->add_option("-o,--output", output, "Output file (default: stdout)");
+  encode->add_option("-I,--include", include_dirs, "Directory to search for included schemas");
+  encode->add_option("schemas", schemas, "Schema files (.fbs)")->required();
+
+  auto* decode = app.add_subcommand("decode", "Wire records (or a bare FlatBuffer with --raw) -> JSON lines");
+  decode->add_option("-t,--type", type, "Message (table) name; required with --raw");
+  decode->add_flag("--raw", raw, "Input is a bare FlatBuffer instead of sage wire records");
+  decode->add_option("-i,--input", input, "Input file (default: stdin)");
+  decode->add_option("-I,--include", include_dirs, "Directory to search for included schemas");
+  decode->add_option("schemas", schemas, "Schema files (.fbs)")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? exit_ok : exit_usage;
+  }
+
+  const auto dirs = sagec::default_include_dirs(argv[0], include_dirs);
+  sagec::Diagnostics diags;
+
+  if (generate->parsed()) {
+    std::set<std::string> names;
+    for (const auto& s : schemas)
+      if (!names.insert(sagec::header_name(s)).second) {
+        std::cerr << "sagec: two schemas would both generate " << sagec::header_name(s) << "\n";
+        return exit_usage;
+      }
+    const auto loaded = load_all(schemas, dirs, diags);
+    if (diags.has_errors() || !sagec::check_schemas(loaded, diags)) return finish(diags);
+    std::error_code ec;
+    fs::create_directories(out_dir, ec);
+    for (const auto& s : loaded) {
+      const auto path = fs::path(out_dir) / sagec::header_name(s->path);
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out << sagec::generate_header(*s);
+      if (!out.flush()) diags.error(sagec::Position{path.string(), 0, 0}, "cannot write the generated header");
+    }
+    return finish(diags);
+  }
+
+  if (check->parsed()) {
+    const bool json = format == "json";
+    const auto now = load_all(schemas, dirs, diags);
+    if (!diags.has_errors()) sagec::check_schemas(now, diags);
+    if (!against.empty() && !diags.has_errors()) {
+      const auto before = load_all(against, dirs, diags);
+      if (!diags.has_errors()) sagec::check_compatible(before, now, diags);
+    }
+    return finish(diags, json);
+  }
+
+  if (encode->parsed()) {
+    sagec::EncodeRequest req;
+    req.type = type;
+    req.raw = raw;
+    req.json_name = input.empty() || input == "-" ? "<stdin>" : input;
+    if (!read_input(input, req.json)) {
+      std::cerr << "sagec: cannot read " << input << "\n";
+      return exit_usage;
+    }
+    const auto loaded = load_all(schemas, dirs, diags);
+    if (diags.has_errors()) return finish(diags);
+    const auto bytes = sagec::encode_json(loaded, req, diags);
+    if (diags.has_errors()) return finish(diags);
+    if (output.empty() || output == "-") {
+      std::cout.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+      std::cout.flush();
+    } else {
+      std::ofstream out(output, std::ios::binary | std::ios::trunc);
+      out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+      if (!out.flush()) diags.error(sagec::Position{output, 0, 0}, "cannot write");
+    }
+    return finish(diags);
+  }
+
+  if (decode->parsed()) {
+    if (raw && type.empty()) {
+      std::cerr << "sagec decode: --raw needs --type (a bare FlatBuffer does not say what it is)\n";
+      return exit_usage;
+    }
+    sagec::DecodeRequest req;
+    req.type = type;
+    req.raw = raw;
+    req.input_name = input.empty() || input == "-" ? "<stdin>" : input;
+    std::string data;
+    if (!read_input(input, data)) {
+      std::cerr << "sagec: cannot read " << input << "\n";
+      return exit_usage;
+    }
+    req.bytes.resize(data.size());
+    if (!data.empty()) std::memcpy(req.bytes.data(), data.data(), data.size());
+    const auto loaded = load_all(schemas, dirs, diags);
+    if (diags.has_errors()) return finish(diags);
+    std::cout << sagec::decode_to_json(loaded, req, diags);
+    return finish(diags);
+  }
+  return exit_usage;
+}

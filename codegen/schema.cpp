@@ -1,0 +1,673 @@
+#include "schema.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <flatbuffers/util.h>
+
+namespace fs = std::filesystem;
+
+namespace sagec {
+
+// ---------------------------------------------------------------------------------------------
+// Diagnostics
+
+std::string format_position(const Position& p) {
+  std::string s = p.file;
+  if (p.line > 0) s += ":" + std::to_string(p.line);
+  if (p.line > 0 && p.column > 0) s += ":" + std::to_string(p.column);
+  return s;
+}
+
+void Diagnostics::error(const Position& at, std::string message) {
+  items_.push_back(Diagnostic{at.file, at.line, at.column, "error", std::move(message)});
+}
+
+std::size_t Diagnostics::error_count() const {
+  return static_cast<std::size_t>(
+      std::count_if(items_.begin(), items_.end(), [](const Diagnostic& d) { return d.severity == "error"; }));
+}
+
+std::string Diagnostics::text() const {
+  std::string out;
+  for (const auto& d : items_) {
+    out += format_position(Position{d.file, d.line, d.column});
+    out += ": " + d.severity + ": " + d.message + "\n";
+  }
+  return out;
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out;
+}
+
+std::string Diagnostics::json() const {
+  std::size_t errors = 0;
+  std::string list;
+  for (const auto& d : items_) {
+    if (d.severity == "error") ++errors;
+    if (!list.empty()) list += ",\n";
+    list += "    {\"file\": \"" + json_escape(d.file) + "\", \"line\": " + std::to_string(d.line) +
+            ", \"column\": " + std::to_string(d.column) + ", \"severity\": \"" + d.severity +
+            "\", \"message\": \"" + json_escape(d.message) + "\"}";
+  }
+  return "{\n  \"errors\": " + std::to_string(errors) + ",\n  \"diagnostics\": [" +
+         (list.empty() ? "" : "\n" + list + "\n  ") + "]\n}\n";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+IncludeDirs default_include_dirs(const char* argv0, std::vector<std::string> user) {
+  IncludeDirs dirs;
+  dirs.user = std::move(user);
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec && argv0 != nullptr) exe = fs::absolute(argv0, ec);
+  if (!exe.empty()) {
+    const fs::path installed = exe.parent_path().parent_path() / "share" / "sage" / "schemas";
+    if (fs::is_directory(installed, ec)) dirs.builtin.push_back(installed.string());
+  }
+#ifdef SAGEC_SOURCE_SCHEMA_DIR
+  if (fs::is_directory(SAGEC_SOURCE_SCHEMA_DIR, ec)) dirs.builtin.emplace_back(SAGEC_SOURCE_SCHEMA_DIR);
+#endif
+  return dirs;
+}
+
+namespace {
+
+// Parser messages look like "/abs/path/x.fbs:3: 12: error: expecting: ; instead got: y".
+Diagnostic parser_diagnostic(const std::string& error, const std::string& given_path) {
+  static const std::regex re(R"(^(.*?):(\d+): ?(\d+): (error|warning): ([\s\S]*?)\s*$)");
+  std::smatch m;
+  Diagnostic d;
+  d.file = given_path;
+  if (std::regex_match(error, m, re)) {
+    std::error_code ec;
+    const std::string file = m[1].str();
+    if (!fs::equivalent(file, given_path, ec)) d.file = file;
+    d.line = std::stoi(m[2].str());
+    d.column = std::stoi(m[3].str()) + 1;  // the parser counts columns from 0 at the token's end
+    d.severity = m[4].str();
+    d.message = m[5].str();
+  } else {
+    d.message = error.empty() ? "schema does not parse" : error;
+    while (!d.message.empty() && std::isspace(static_cast<unsigned char>(d.message.back()))) d.message.pop_back();
+  }
+  if (d.message.find("user define attributes must be declared before use: packet_type") != std::string::npos)
+    d.message += " (add `include \"sage.fbs\";` at the top of the schema)";
+  return d;
+}
+
+}  // namespace
+
+std::unique_ptr<Schema> load_schema(const std::string& path, const IncludeDirs& dirs, Diagnostics& diags) {
+  auto schema = std::make_unique<Schema>();
+  schema->path = path;
+  schema->parser_path = path;
+  if (!fs::is_regular_file(path) || !flatbuffers::LoadFile(path.c_str(), false, &schema->text)) {
+    diags.error(Position{path, 0, 0}, "cannot read schema file");
+    return nullptr;
+  }
+  flatbuffers::IDLOptions opts;
+  opts.no_warnings = true;
+  schema->parser = std::make_unique<flatbuffers::Parser>(opts);
+  std::vector<std::string> storage;
+  std::string own_dir = fs::path(path).parent_path().string();
+  storage.push_back(own_dir.empty() ? std::string(".") : own_dir);
+  for (const auto& d : dirs.user) storage.push_back(d);
+  for (const auto& d : dirs.builtin) storage.push_back(d);
+  std::vector<const char*> include_paths;
+  for (auto& s : storage) {
+    if (!s.empty() && s.back() != '/') s += '/';
+    include_paths.push_back(s.c_str());
+  }
+  include_paths.push_back(nullptr);
+  if (!schema->parser->Parse(schema->text.c_str(), include_paths.data(), path.c_str())) {
+    diags.add(parser_diagnostic(schema->parser->error_, path));
+    return nullptr;
+  }
+  return schema;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names and positions
+
+std::vector<std::string> namespace_of(const flatbuffers::Definition& d) {
+  return d.defined_namespace ? d.defined_namespace->components : std::vector<std::string>{};
+}
+
+std::string qualified_name(const flatbuffers::Definition& d) {
+  std::string out;
+  for (const auto& c : namespace_of(d)) out += c + ".";
+  return out + d.name;
+}
+
+namespace {
+
+struct Token {
+  std::string text;
+  int line;
+  int column;
+};
+
+// Identifiers, numbers, strings and punctuation of an .fbs file, comments skipped. Positions are
+// 1-based. The parser does not record where definitions are, so sagec finds them here.
+const std::vector<Token>& tokens_of(const std::string& file) {
+  static std::map<std::string, std::vector<Token>> cache;
+  auto it = cache.find(file);
+  if (it != cache.end()) return it->second;
+  std::string text;
+  flatbuffers::LoadFile(file.c_str(), false, &text);
+  std::vector<Token> out;
+  int line = 1;
+  int col = 1;
+  std::size_t i = 0;
+  auto advance = [&](std::size_t n) {
+    for (std::size_t k = 0; k < n && i < text.size(); ++k, ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        col = 1;
+      } else {
+        ++col;
+      }
+    }
+  };
+  while (i < text.size()) {
+    const char c = text[i];
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      advance(1);
+    } else if (text.compare(i, 2, "//") == 0) {
+      while (i < text.size() && text[i] != '\n') advance(1);
+    } else if (text.compare(i, 2, "/*") == 0) {
+      const auto end = text.find("*/", i + 2);
+      advance(end == std::string::npos ? text.size() - i : end + 2 - i);
+    } else if (std::isalnum(static_cast<unsigned char>(c)) || c == '_') {
+      std::size_t j = i;
+      while (j < text.size() && (std::isalnum(static_cast<unsigned char>(text[j])) || text[j] == '_' || text[j] == '.'))
+        ++j;
+      out.push_back(Token{text.substr(i, j - i), line, col});
+      advance(j - i);
+    } else if (c == '"') {
+      std::size_t j = i + 1;
+      while (j < text.size() && text[j] != '"' && text[j] != '\n') j += (text[j] == '\\') ? 2 : 1;
+      out.push_back(Token{text.substr(i, std::min(j + 1, text.size()) - i), line, col});
+      advance(std::min(j + 1, text.size()) - i);
+    } else {
+      out.push_back(Token{std::string(1, c), line, col});
+      advance(1);
+    }
+  }
+  return cache.emplace(file, std::move(out)).first->second;
+}
+
+// Index of the name token of the declaration `keyword name`, or npos.
+std::size_t find_declaration(const std::vector<Token>& toks, std::initializer_list<const char*> keywords,
+                             const std::string& name) {
+  for (std::size_t i = 0; i + 1 < toks.size(); ++i) {
+    if (toks[i + 1].text != name) continue;
+    for (const char* k : keywords)
+      if (toks[i].text == k) return i;
+  }
+  return std::string::npos;
+}
+
+Position position_at(const std::string& file, const std::vector<Token>& toks, std::size_t i) {
+  if (i >= toks.size()) return Position{file, 0, 0};
+  return Position{file, toks[i].line, toks[i].column};
+}
+
+}  // namespace
+
+Position position_of(const flatbuffers::StructDef& s) {
+  const auto& toks = tokens_of(s.file);
+  return position_at(s.file, toks, find_declaration(toks, {"table", "struct"}, s.name));
+}
+
+Position position_of(const flatbuffers::EnumDef& e) {
+  const auto& toks = tokens_of(e.file);
+  return position_at(e.file, toks, find_declaration(toks, {"enum", "union"}, e.name));
+}
+
+Position position_of(const flatbuffers::StructDef& s, const flatbuffers::FieldDef& f) {
+  const auto& toks = tokens_of(s.file);
+  std::size_t i = find_declaration(toks, {"table", "struct"}, s.name);
+  if (i == std::string::npos) return Position{s.file, 0, 0};
+  while (i < toks.size() && toks[i].text != "{") ++i;
+  int depth = 0;
+  for (; i < toks.size(); ++i) {
+    if (toks[i].text == "{") ++depth;
+    if (toks[i].text == "}" && --depth == 0) break;
+    if (depth == 1 && toks[i].text == f.name && i + 1 < toks.size() && toks[i + 1].text == ":")
+      return position_at(s.file, toks, i);
+  }
+  return position_of(s);
+}
+
+Position attribute_position(const flatbuffers::StructDef& s, const std::string& attribute) {
+  const auto& toks = tokens_of(s.file);
+  std::size_t i = find_declaration(toks, {"table", "struct"}, s.name);
+  if (i == std::string::npos) return Position{s.file, 0, 0};
+  for (; i < toks.size() && toks[i].text != "{"; ++i)
+    if (toks[i].text == attribute || toks[i].text == "\"" + attribute + "\"") return position_at(s.file, toks, i);
+  return position_of(s);
+}
+
+PacketType packet_type_of(const flatbuffers::StructDef& s) {
+  PacketType pt;
+  const auto* v = s.attributes.Lookup("packet_type");
+  if (v == nullptr) return pt;
+  pt.present = true;
+  const std::string what = "packet_type of " + s.name;
+  if (v->type.base_type == flatbuffers::BASE_TYPE_NONE) {
+    pt.error = what + " needs a value, e.g. (packet_type: 101)";
+    return pt;
+  }
+  if (!flatbuffers::IsInteger(v->type.base_type)) {
+    pt.error = what + " must be an integer, not " +
+               (v->type.base_type == flatbuffers::BASE_TYPE_STRING ? "\"" + v->constant + "\"" : v->constant);
+    return pt;
+  }
+  long long n = 0;
+  const auto* end = v->constant.data() + v->constant.size();
+  auto [p, ec] = std::from_chars(v->constant.data(), end, n);
+  if (ec != std::errc() || p != end || n < 101 || n > 255) {
+    pt.error = "packet_type " + v->constant + " of " + s.name +
+               " is outside 101..255 (0..100 are reserved for sage's control packets)";
+    return pt;
+  }
+  pt.value = static_cast<int>(n);
+  return pt;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Types, layouts and fingerprints
+
+namespace {
+const char* scalar_name(flatbuffers::BaseType t) {
+  switch (t) {
+    case flatbuffers::BASE_TYPE_BOOL: return "bool";
+    case flatbuffers::BASE_TYPE_CHAR: return "byte";
+    case flatbuffers::BASE_TYPE_UCHAR: return "ubyte";
+    case flatbuffers::BASE_TYPE_SHORT: return "short";
+    case flatbuffers::BASE_TYPE_USHORT: return "ushort";
+    case flatbuffers::BASE_TYPE_INT: return "int";
+    case flatbuffers::BASE_TYPE_UINT: return "uint";
+    case flatbuffers::BASE_TYPE_LONG: return "long";
+    case flatbuffers::BASE_TYPE_ULONG: return "ulong";
+    case flatbuffers::BASE_TYPE_FLOAT: return "float";
+    case flatbuffers::BASE_TYPE_DOUBLE: return "double";
+    case flatbuffers::BASE_TYPE_STRING: return "string";
+    case flatbuffers::BASE_TYPE_UTYPE: return "utype";
+    default: return "?";
+  }
+}
+}  // namespace
+
+std::string type_name(const flatbuffers::Type& t) {
+  using namespace flatbuffers;
+  if (IsVector(t)) return "[" + type_name(t.VectorType()) + "]";
+  if (IsArray(t)) return "[" + type_name(t.VectorType()) + ":" + std::to_string(t.fixed_length) + "]";
+  if (t.base_type == BASE_TYPE_UNION) return "union " + qualified_name(*t.enum_def);
+  if (t.base_type == BASE_TYPE_STRUCT)
+    return std::string(t.struct_def->fixed ? "struct " : "table ") + qualified_name(*t.struct_def);
+  if (t.enum_def != nullptr && IsInteger(t.base_type))
+    return std::string(t.enum_def->is_union ? "union_type " : "enum ") + qualified_name(*t.enum_def) + ":" +
+           scalar_name(t.base_type);
+  return scalar_name(t.base_type);
+}
+
+int field_id(const flatbuffers::FieldDef& f) { return (static_cast<int>(f.value.offset) - 4) / 2; }
+
+namespace {
+void describe(const flatbuffers::StructDef& s, std::set<const void*>& seen, std::string& out);
+
+void describe_type_refs(const flatbuffers::Type& t, std::set<const void*>& seen, std::string& out) {
+  if (t.struct_def != nullptr) describe(*t.struct_def, seen, out);
+  if (t.enum_def != nullptr && !seen.count(t.enum_def)) {
+    seen.insert(t.enum_def);
+    out += "enum " + qualified_name(*t.enum_def) + ":" + scalar_name(t.enum_def->underlying_type.base_type) + "{";
+    for (const auto* v : t.enum_def->Vals()) out += t.enum_def->ToString(*v) + ";";
+    out += "}\n";
+  }
+}
+
+void describe(const flatbuffers::StructDef& s, std::set<const void*>& seen, std::string& out) {
+  if (seen.count(&s)) return;
+  seen.insert(&s);
+  if (s.fixed) {
+    out += "struct " + qualified_name(s) + " size " + std::to_string(s.bytesize) + " align " +
+           std::to_string(s.minalign) + "{";
+    for (const auto* f : s.fields.vec) out += std::to_string(f->value.offset) + ":" + type_name(f->value.type) + ";";
+  } else {
+    out += "table " + qualified_name(s);
+    const auto pt = packet_type_of(s);
+    if (pt.present && pt.error.empty()) out += " packet_type " + std::to_string(pt.value);
+    out += "{";
+    for (const auto* f : s.fields.vec) {
+      out += std::to_string(field_id(*f)) + ":" + type_name(f->value.type);
+      if (flatbuffers::IsScalar(f->value.type.base_type)) out += "=" + f->value.constant;
+      if (f->IsRequired()) out += " required";
+      if (f->deprecated) out += " deprecated";
+      out += ";";
+    }
+  }
+  out += "}\n";
+  for (const auto* f : s.fields.vec) describe_type_refs(f->value.type, seen, out);
+}
+}  // namespace
+
+std::string layout_description(const flatbuffers::StructDef& table) {
+  std::set<const void*> seen;
+  std::string out;
+  describe(table, seen, out);
+  return out;
+}
+
+std::uint64_t fnv1a64(const std::string& s) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+// ---------------------------------------------------------------------------------------------
+// sagec check
+
+namespace {
+
+std::string canonical_file(const std::string& f) {
+  std::error_code ec;
+  auto p = fs::weakly_canonical(f, ec);
+  return ec ? f : p.string();
+}
+
+// A display form for definitions in included files: relative to the working directory if inside it.
+std::string short_position(const Position& p) {
+  std::error_code ec;
+  std::string file = p.file;
+  auto rel = fs::relative(p.file, fs::current_path(ec), ec);
+  if (!ec && !rel.empty() && rel.string().rfind("..", 0) != 0) file = rel.string();
+  return format_position(Position{file, p.line, 0});
+}
+
+void check_field(const flatbuffers::StructDef& s, const flatbuffers::FieldDef& f, Diagnostics& diags) {
+  const auto& t = f.value.type;
+  const std::string what = "field " + s.name + "." + f.name;
+  const auto at = position_of(s, f);
+  if (f.attributes.Lookup("packet_type"))
+    diags.error(at, "packet_type is a table attribute: write `table " + s.name + " (packet_type: N)`, not a field attribute");
+  if (f.deprecated) return;
+  if (flatbuffers::IsUnion(t) || (flatbuffers::IsVector(t) && flatbuffers::IsUnion(t.VectorType())))
+    diags.error(at, what + ": unions are not supported by sagec (use one message per case, or a table with optional fields)");
+  else if (flatbuffers::IsArray(t))
+    diags.error(at, what + ": fixed-size arrays are not supported by sagec (use a vector in a table)");
+  if (f.nested_flatbuffer != nullptr || f.attributes.Lookup("nested_flatbuffer"))
+    diags.error(at, what + ": nested_flatbuffer is not supported by sagec (use a nested table)");
+  if (f.flexbuffer) diags.error(at, what + ": flexbuffer fields are not supported by sagec");
+}
+
+// The first table field path through which `target` reaches itself, empty if none.
+bool reaches(const flatbuffers::StructDef& from, const flatbuffers::StructDef& target,
+             std::set<const flatbuffers::StructDef*>& seen, std::string& path) {
+  for (const auto* f : from.fields.vec) {
+    if (f->deprecated) continue;
+    const auto& t = f->value.type;
+    const flatbuffers::StructDef* sub = nullptr;
+    if (flatbuffers::IsTable(t) || flatbuffers::IsVectorOfTable(t)) sub = t.struct_def;
+    if (sub == nullptr) continue;
+    if (sub == &target) {
+      path = from.name + "." + f->name;
+      return true;
+    }
+    if (seen.insert(sub).second && reaches(*sub, target, seen, path)) {
+      path = from.name + "." + f->name + " -> " + path;
+      return true;
+    }
+  }
+  return false;
+}
+
+struct Seen {
+  std::string name;
+  Position at;
+};
+
+}  // namespace
+
+bool check_schemas(const std::vector<std::unique_ptr<Schema>>& schemas, Diagnostics& diags) {
+  const auto errors_before = diags.error_count();
+  std::set<std::string> visited;            // canonical file + qualified name, for deduplication
+  std::map<int, Seen> packet_types;         // packet_type -> first message with it
+  std::map<std::string, Position> names;    // qualified name -> first definition
+  for (const auto& schema : schemas) {
+    auto& p = *schema->parser;
+    for (const auto* s : p.structs_.vec) {
+      if (s->predecl) continue;
+      const std::string key = canonical_file(s->file) + "|" + qualified_name(*s);
+      if (!visited.insert(key).second) continue;
+      const auto at = position_of(*s);
+      const auto [it, fresh] = names.emplace(qualified_name(*s), at);
+      if (!fresh)
+        diags.error(at, "message name " + qualified_name(*s) + " already defined at " + short_position(it->second));
+      const auto pt = packet_type_of(*s);
+      if (pt.present && s->fixed) {
+        diags.error(attribute_position(*s, "packet_type"),
+                    "packet_type on struct " + s->name + ": only tables can be wire messages");
+      } else if (!pt.error.empty()) {
+        diags.error(attribute_position(*s, "packet_type"), pt.error);
+      } else if (pt.present) {
+        const auto [prev, first] = packet_types.emplace(pt.value, Seen{s->name, at});
+        if (!first)
+          diags.error(attribute_position(*s, "packet_type"),
+                      "packet_type " + std::to_string(pt.value) + " of " + s->name + " already used by " +
+                          prev->second.name + " (" + short_position(prev->second.at) + ")");
+      }
+      for (const auto* f : s->fields.vec) check_field(*s, *f, diags);
+      if (!s->fixed) {
+        std::set<const flatbuffers::StructDef*> seen;
+        std::string path;
+        if (reaches(*s, *s, seen, path))
+          diags.error(at, "table " + s->name + " contains itself (" + path +
+                              "); recursive tables are not supported by sagec");
+      }
+    }
+    for (const auto* svc : p.services_.vec) {
+      if (!schema->owns(*svc)) continue;
+      const std::string key = canonical_file(svc->file) + "|" + qualified_name(*svc);
+      if (!visited.insert(key).second) continue;
+      const auto& toks = tokens_of(svc->file);
+      diags.error(position_at(svc->file, toks, find_declaration(toks, {"rpc_service"}, svc->name)),
+                  "rpc_service " + svc->name + " is not supported by sagec");
+    }
+  }
+  return diags.error_count() == errors_before;
+}
+
+// ---------------------------------------------------------------------------------------------
+// sagec check --against
+
+namespace {
+
+struct Catalog {
+  std::map<std::string, const flatbuffers::StructDef*> structs;  // by qualified name
+  std::map<std::string, const flatbuffers::EnumDef*> enums;
+  std::map<int, const flatbuffers::StructDef*> wire;  // by packet_type
+};
+
+Catalog catalog_of(const std::vector<std::unique_ptr<Schema>>& schemas) {
+  Catalog c;
+  for (const auto& schema : schemas) {
+    for (const auto* s : schema->parser->structs_.vec) {
+      if (s->predecl) continue;
+      c.structs.emplace(qualified_name(*s), s);
+      const auto pt = packet_type_of(*s);
+      if (pt.present && pt.error.empty() && !s->fixed) c.wire.emplace(pt.value, s);
+    }
+    for (const auto* e : schema->parser->enums_.vec) c.enums.emplace(qualified_name(*e), e);
+  }
+  return c;
+}
+
+const flatbuffers::FieldDef* field_named(const flatbuffers::StructDef& s, const std::string& name) {
+  for (const auto* f : s.fields.vec)
+    if (f->name == name) return f;
+  return nullptr;
+}
+
+class Comparer {
+ public:
+  Comparer(const Catalog& before, const Catalog& now, Diagnostics& diags)
+      : before_(before), now_(now), diags_(diags) {}
+
+  void run() {
+    for (const auto& [pt, old_msg] : before_.wire) {
+      const std::string name = qualified_name(*old_msg);
+      const auto it = now_.structs.find(name);
+      if (it == now_.structs.end()) {
+        diags_.error(position_of(*old_msg), "message " + name + " (packet_type " + std::to_string(pt) +
+                                                ") was removed; peers built from the old schemas still send it");
+        continue;
+      }
+      const auto& new_msg = *it->second;
+      const auto new_pt = packet_type_of(new_msg);
+      if (!new_pt.present || !new_pt.error.empty() || new_msg.fixed) {
+        diags_.error(position_of(new_msg), "message " + name + " lost its packet_type " + std::to_string(pt));
+      } else if (new_pt.value != pt) {
+        diags_.error(attribute_position(new_msg, "packet_type"),
+                     "packet_type of " + name + " changed from " + std::to_string(pt) + " to " +
+                         std::to_string(new_pt.value) + "; peers built from the old schemas use " +
+                         std::to_string(pt));
+      }
+      compare_struct(*old_msg, new_msg);
+    }
+    for (const auto& [pt, new_msg] : now_.wire) {
+      const auto it = before_.wire.find(pt);
+      if (it != before_.wire.end() && qualified_name(*it->second) != qualified_name(*new_msg))
+        diags_.error(attribute_position(*new_msg, "packet_type"),
+                     "packet_type " + std::to_string(pt) + " of " + qualified_name(*new_msg) + " was used by " +
+                         qualified_name(*it->second) + " in the old schemas (" +
+                         format_position(Position{position_of(*it->second).file, position_of(*it->second).line, 0}) +
+                         "); peers would decode one as the other");
+    }
+  }
+
+ private:
+  void compare_type_refs(const flatbuffers::Type& old_t, const flatbuffers::Type& new_t) {
+    const auto* os = old_t.struct_def;
+    const auto* ns = new_t.struct_def;
+    if (os && ns) compare_struct(*os, *ns);
+    const auto* oe = old_t.enum_def;
+    const auto* ne = new_t.enum_def;
+    if (oe && ne && !oe->is_union) compare_enum(*oe, *ne);
+  }
+
+  void compare_enum(const flatbuffers::EnumDef& o, const flatbuffers::EnumDef& n) {
+    if (!done_.insert(&o).second) return;
+    const std::string name = qualified_name(n);
+    if (o.underlying_type.base_type != n.underlying_type.base_type)
+      diags_.error(position_of(n), "enum " + name + " changed its underlying type from " +
+                                       scalar_name(o.underlying_type.base_type) + " to " +
+                                       scalar_name(n.underlying_type.base_type));
+    for (const auto* ov : o.Vals()) {
+      const auto* nv = n.Lookup(ov->name);
+      if (nv == nullptr)
+        diags_.error(position_of(n), "enum value " + name + "." + ov->name + " (" + o.ToString(*ov) +
+                                         ") was removed; peers built from the old schemas still send it");
+      else if (nv->GetAsInt64() != ov->GetAsInt64())
+        diags_.error(position_of(n), "enum value " + name + "." + ov->name + " changed from " + o.ToString(*ov) +
+                                         " to " + n.ToString(*nv));
+    }
+  }
+
+  void compare_struct(const flatbuffers::StructDef& o, const flatbuffers::StructDef& n) {
+    if (!done_.insert(&o).second) return;
+    const std::string name = qualified_name(n);
+    if (o.fixed != n.fixed) {
+      diags_.error(position_of(n), name + " changed from a " + (o.fixed ? "struct" : "table") + " to a " +
+                                       (n.fixed ? "struct" : "table"));
+      return;
+    }
+    if (o.fixed) {
+      std::set<const void*> s1, s2;
+      std::string d1, d2;
+      describe(o, s1, d1);
+      describe(n, s2, d2);
+      if (d1 != d2)
+        diags_.error(position_of(n), "struct " + name +
+                                         " changed its layout; structs can never change (define a new struct)");
+      return;
+    }
+    for (const auto* of : o.fields.vec) {
+      if (of->deprecated) continue;
+      const auto* nf = field_named(n, of->name);
+      const std::string what = "field " + name + "." + of->name;
+      if (nf == nullptr) {
+        diags_.error(position_of(n), what + " (id " + std::to_string(field_id(*of)) +
+                                         ") was removed; mark it (deprecated) instead of deleting it");
+        continue;
+      }
+      const auto at = position_of(n, *nf);
+      if (field_id(*nf) != field_id(*of))
+        diags_.error(at, what + " moved from id " + std::to_string(field_id(*of)) + " to id " +
+                             std::to_string(field_id(*nf)) +
+                             " (fields reordered or inserted); add new fields at the end");
+      const auto ot = type_name(of->value.type);
+      const auto nt = type_name(nf->value.type);
+      if (ot != nt) {
+        diags_.error(at, what + " changed type from " + ot + " to " + nt);
+        continue;
+      }
+      if (flatbuffers::IsScalar(of->value.type.base_type) && of->value.constant != nf->value.constant)
+        diags_.error(at, what + " changed its default from " + of->value.constant + " to " + nf->value.constant);
+      if (nf->IsRequired() && !of->IsRequired())
+        diags_.error(at, what + " became required; peers built from the old schemas may omit it");
+      compare_type_refs(of->value.type, nf->value.type);
+    }
+  }
+
+  const Catalog& before_;
+  const Catalog& now_;
+  Diagnostics& diags_;
+  std::set<const void*> done_;
+};
+
+}  // namespace
+
+bool check_compatible(const std::vector<std::unique_ptr<Schema>>& before,
+                      const std::vector<std::unique_ptr<Schema>>& now, Diagnostics& diags) {
+  const auto errors_before = diags.error_count();
+  const auto old_catalog = catalog_of(before);
+  const auto new_catalog = catalog_of(now);
+  Comparer(old_catalog, new_catalog, diags).run();
+  return diags.error_count() == errors_before;
+}
+
+}  // namespace sagec

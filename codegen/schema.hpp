@@ -1,0 +1,105 @@
+// schema.hpp: loading .fbs schemas with flatbuffers::Parser, source positions and diagnostics.
+// Used by every sagec subcommand; single-threaded.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <flatbuffers/idl.h>
+
+namespace sagec {
+
+// One message for people, in compiler form: `file:line:col: error: message`.
+struct Diagnostic {
+  std::string file;
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based; 0 when unknown
+  std::string severity = "error";
+  std::string message;
+};
+
+struct Position {
+  std::string file;
+  int line = 0;
+  int column = 0;
+};
+
+// Collects diagnostics in the order found; printed at the end of a command.
+class Diagnostics {
+ public:
+  void error(const Position& at, std::string message);
+  void add(Diagnostic d) { items_.push_back(std::move(d)); }
+  bool has_errors() const { return error_count() > 0; }
+  std::size_t error_count() const;
+  const std::vector<Diagnostic>& items() const { return items_; }
+  std::string text() const;  // one line per diagnostic
+  std::string json() const;  // {"errors": N, "diagnostics": [...]}
+
+ private:
+  std::vector<Diagnostic> items_;
+};
+
+std::string format_position(const Position& p);  // "file:line" (or "file:line:col" when col > 0)
+std::string json_escape(const std::string& s);
+
+// One schema file given on the command line, parsed by its own flatbuffers::Parser (with the
+// files it includes). Definitions whose `file` equals `parser_path` belong to this schema.
+struct Schema {
+  std::string path;         // as given on the command line (used in diagnostics)
+  std::string parser_path;  // the name the parser knows the file by (== path)
+  std::string text;
+  std::unique_ptr<flatbuffers::Parser> parser;
+
+  bool owns(const flatbuffers::Definition& d) const { return d.file == parser_path; }
+};
+
+// Where to look for `include "x.fbs"`: the schema's own directory, -I directories, then sage's
+// shipped schema directories (the source tree for in-tree builds, share/sage/schemas next to an
+// installed sagec).
+struct IncludeDirs {
+  std::vector<std::string> user;
+  std::vector<std::string> builtin;
+};
+IncludeDirs default_include_dirs(const char* argv0, std::vector<std::string> user);
+
+// Parses `path`. Returns nullptr after adding a diagnostic when the file is missing or has a syntax
+// error; never throws for bad input.
+std::unique_ptr<Schema> load_schema(const std::string& path, const IncludeDirs& dirs, Diagnostics& diags);
+
+// Names and positions.
+std::string qualified_name(const flatbuffers::Definition& d);  // "pancakes.FoodAvailableMessage"
+std::vector<std::string> namespace_of(const flatbuffers::Definition& d);
+Position position_of(const flatbuffers::StructDef& s);
+Position position_of(const flatbuffers::EnumDef& e);
+Position position_of(const flatbuffers::StructDef& s, const flatbuffers::FieldDef& f);
+Position attribute_position(const flatbuffers::StructDef& s, const std::string& attribute);
+
+// The packet_type attribute of a table: nullopt when absent; `error` set when present but invalid.
+struct PacketType {
+  bool present = false;
+  int value = 0;
+  std::string error;  // empty when valid
+};
+PacketType packet_type_of(const flatbuffers::StructDef& s);
+
+// Canonical spelling of a field type for comparisons and fingerprints: "int", "[string]",
+// "struct pancakes.Vec3", "enum pancakes.Color:byte", "table pancakes.Plate".
+std::string type_name(const flatbuffers::Type& t);
+
+// Layout description hashed into a wire message's fingerprint (see docs/schemas.md).
+std::string layout_description(const flatbuffers::StructDef& table);
+std::uint64_t fnv1a64(const std::string& s);
+
+// Checks one call's schemas: packet_type values, uniqueness across all schemas, unsupported
+// constructs. Adds diagnostics; returns true when clean.
+bool check_schemas(const std::vector<std::unique_ptr<Schema>>& schemas, Diagnostics& diags);
+
+// Checks that `now` can talk to peers built from `before`; adds diagnostics for each break.
+bool check_compatible(const std::vector<std::unique_ptr<Schema>>& before,
+                      const std::vector<std::unique_ptr<Schema>>& now, Diagnostics& diags);
+
+}  // namespace sagec
