@@ -139,6 +139,8 @@ template <class D, class T>
 constexpr Subscription subscription_for() noexcept {
   if constexpr (std::is_same_v<T, AnyMessage>)
     return {nullptr, nullptr};
+  else if constexpr (!HandlesWithSender<D, T> && !HandlesPlain<D, T>)
+    return {&message_type_v<T>, nullptr};  // check_handler() reports the missing handler
   else
     return {&message_type_v<T>, &deliver<D, T>};
 }

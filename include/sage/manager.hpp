@@ -189,6 +189,8 @@ class Manager {
   // ---- observation and extension ----
 
   const ManagerStats& stats() const noexcept { return stats_; }
+  // Ticks started so far.
+  std::uint64_t tick_count() const noexcept { return tick_count_; }
   // Called with each dead letter (a dispatched message no handler of its type saw). Replaces the
   // previous handler; an empty function removes it.
   void set_dead_letter_handler(DeadLetterHandler handler) { dead_letter_ = std::move(handler); }
@@ -296,6 +298,7 @@ class Manager {
   struct Coroutine {
     Task::Handle handle;
     ActorBase* owner;  // nullptr once finished or cancelled: destroyed when no dispatch is running
+    std::uint64_t adopted_in;  // tick_count() when it first suspended; resumed by later ticks only
   };
   // Marks a dispatch in progress: lists are only nulled, never resized, until the outermost ends.
   struct DispatchScope {
@@ -382,6 +385,7 @@ class Manager {
   detail::RecordQueue dispatching_;  // what the current/last tick has left to dispatch
   detail::RecordHeader* in_flight_ = nullptr;  // the queued message being dispatched
   Clock::time_point last_tick_start_{};
+  std::uint64_t tick_count_ = 0;
   int depth_ = 0;
   bool ticking_ = false;
   bool unsettled_ = false;  // something waits for settle()

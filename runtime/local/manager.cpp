@@ -56,7 +56,7 @@ void adopt_task(ActorBase& actor, Task task) {
     return;
   }
   try {
-    m->coroutines_.push_back({h, &actor});
+    m->coroutines_.push_back({h, &actor, m->tick_count_});
   } catch (...) {
     h.destroy();
     throw;
@@ -373,6 +373,7 @@ bool Manager::run_tick(bool budgeted, std::chrono::nanoseconds max_time) {
 
   const Clock::time_point start = Clock::now();
   last_tick_start_ = start;
+  ++tick_count_;
   if (budgeted && max_time >= Clock::time_point::max() - start) budgeted = false;
   const Clock::time_point deadline = budgeted ? start + std::chrono::duration_cast<Clock::duration>(max_time) : start;
 
@@ -396,11 +397,11 @@ bool Manager::run_tick(bool budgeted, std::chrono::nanoseconds max_time) {
 void Manager::resume_coroutines() {
   if (coroutines_.empty()) return;
   DispatchScope scope(*this);
-  // Coroutines adopted while these run (their handlers were triggered now) wait for the next tick.
-  const std::size_t n = coroutines_.size();
-  for (std::size_t i = 0; i < n; ++i) {
+  // Coroutines that first suspended during this tick (their handler ran in it) wait for the next.
+  // The vector may grow meanwhile (handlers triggered from a coroutine); it is not compacted.
+  for (std::size_t i = 0; i < coroutines_.size(); ++i) {
     const Coroutine c = coroutines_[i];
-    if (!c.owner) continue;
+    if (!c.owner || c.adopted_in == tick_count_) continue;
     c.handle.resume();
     if (c.handle.done()) {
       coroutines_[i].owner = nullptr;
