@@ -49,6 +49,7 @@
 #include "sage/detail/pump.hpp"
 #include "sage/detail/record_queue.hpp"
 #include "sage/errors.hpp"
+#include "sage/groups.hpp"
 #include "sage/message.hpp"
 #include "sage/sender.hpp"
 #include "sage/task.hpp"
@@ -199,6 +200,84 @@ class Manager {
   // Removes and destroys a pump added with add_pump(). Not during a tick.
   void remove_pump(detail::Pump& pump);
 
+  // ---- process groups (sage/groups.hpp, docs/groups.md) ----
+  // Group children are forked from a fork server that enable_groups() starts: call it first thing
+  // in main(), before threads or nng exist. A child is a copy of the program as it was then.
+
+  // Starts the fork server and the private IPC directory. Throws usage_error if this process
+  // already used nng, or groups are already enabled (always so inside a group's child process).
+  void enable_groups(const GroupsOptions& options = {});
+  bool groups_enabled() const noexcept { return groups_ != nullptr; }
+  // Starts a child process named `name` whose default actor is an A (constructed from Manager&
+  // if A has such a constructor, else default-constructed) registered with the child's manager.
+  // Throws groups_not_enabled, group_exists. The child starts with this manager's registered
+  // wire messages (register_messages) as of this call.
+  template <class A>
+  void add_process_group(std::string_view name, const GroupOptions& options = {}) {
+    static_assert(std::is_base_of_v<ActorBase, A>, "add_process_group<A>: A must be a sage actor");
+    add_process_group(name, &detail::make_default_actor<A>, options);
+  }
+  // Same with a factory: a plain function (or captureless lambda) run in the child.
+  void add_process_group(std::string_view name, detail::ActorFactory factory, const GroupOptions& options = {});
+  // Tells the child to finish: it handles what was sent to it, sends what it queued (delivered
+  // here by the next tick), answers and exits. Blocks until then (GroupOptions::shutdown_timeout,
+  // then the child is killed). Throws no_such_group; group_error if the child did not end cleanly.
+  void remove_process_group(std::string_view name);
+  // remove_process_group() for every group.
+  void clear_process_groups();
+  // The groups of this main manager, in the order they were added (empty inside a child).
+  std::vector<std::string> process_groups() const;
+  bool has_process_group(std::string_view name) const;
+  // This manager's group name: main_group, or the child's group name.
+  std::string_view group_name() const;
+  // The group a Sender names ("" if it names none): Sender::group(0) is main_group.
+  std::string_view group_name(Sender sender) const;
+  // Pid of a group's child process (for tests and tools). Throws no_such_group.
+  int process_group_pid(std::string_view name) const;
+
+  // Makes wire message types decodable here (a schema's generated type_list). A message arriving
+  // from another group decodes only if its type was registered here or was sent from here.
+  template <WireMessage... Ts>
+  void register_messages(type_list<Ts...> = {}) {
+    declare_messages(type_list<Ts...>{});
+    (register_wire(detail::wire_codec_v<Ts>), ...);
+  }
+
+  // Queues `msg` for group `group` (main_group, or a child's name; a child may name another
+  // child: the main group relays it). Sent at the end of this tick, several messages per transport
+  // message; delivered to the group's subscribers with Sender = this group. Only wire messages
+  // (schema tables with a packet_type) compile. Throws groups_not_enabled, no_such_group, and
+  // send_error when the message cannot be accepted (send_buffer_full, too_large): nothing is
+  // silently dropped.
+  template <class M>
+  void queue_message_to_group(std::string_view group, const M& msg) {
+    if (auto r = try_queue_message_to_group(group, msg); !r) throw send_error(r.error());
+  }
+  // Replies to the group a received message came from.
+  template <class M>
+  void queue_message_to_group(Sender group, const M& msg) {
+    queue_message_to_group(group_name_checked(group), msg);
+  }
+  // Same as queue_message_to_group() but reports send_buffer_full / too_large / peer_gone as a value.
+  template <class M>
+  Result<void> try_queue_message_to_group(std::string_view group, const M& msg) {
+    static_assert(WireMessage<M>,
+                  "queue_message_to_group: only wire messages cross processes: generate the type from a schema "
+                  "table with (packet_type: N)");
+    flatbuffers::FlatBufferBuilder& fbb = group_builder();
+    fbb.Clear();
+    msg.encode(fbb);
+    return queue_group_record(group, detail::wire_codec_v<M>,
+                              std::span(reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()), fbb.GetSize()));
+  }
+  // Counters of group traffic (bad input, relays, ...). Throws groups_not_enabled.
+  const GroupStats& group_stats() const;
+  // The pump behind the group API (tests, tools). Throws groups_not_enabled.
+  detail::GroupPump& group_pump() const;
+
+  // Internal: used by GroupPump's child process to give the child's manager its pump.
+  void attach_groups(std::unique_ptr<detail::GroupPump> pump);
+
  private:
   friend class ActorBase;
   friend void detail::adopt_task(ActorBase&, Task);
@@ -312,6 +391,13 @@ class Manager {
   int depth_ = 0;
   bool ticking_ = false;
   bool unsettled_ = false;  // something waits for settle()
+  void register_wire(const detail::WireCodec& codec);
+  flatbuffers::FlatBufferBuilder& group_builder();
+  Result<void> queue_group_record(std::string_view group, const detail::WireCodec& codec,
+                                  std::span<const std::byte> payload);
+  std::string_view group_name_checked(Sender sender) const;
+  detail::GroupPump* groups_ = nullptr;  // owned by pumps_
+  std::vector<detail::WireCodec> pending_codecs_;  // registered before enable_groups()
   bool resort_ = false;     // a priority changed during a dispatch
 };
 

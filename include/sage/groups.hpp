@@ -1,0 +1,179 @@
+// sage/groups.hpp: process groups, pysage's "Messaging across Processes" (docs/groups.md).
+//
+//   int main() {
+//     sage::Manager mgr;
+//     mgr.enable_groups();                       // first thing: forks the fork server
+//     mgr.register_messages(pancakes::wire_messages{});
+//     Consumer consumer;
+//     mgr.register_actor(consumer);
+//     mgr.add_process_group<Chef>("chefs");      // a child process whose default actor is a Chef
+//     for (;;) { mgr.tick(); mgr.wait_for_next_tick(30ms); }
+//   }
+//
+// The Manager members that use these types are declared in sage/manager.hpp ("process groups").
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "sage/message.hpp"
+#include "sage/result.hpp"
+#include "sage/sender.hpp"
+
+namespace sage {
+
+class Manager;
+class ActorBase;
+
+// The name of the main group (the process that called enable_groups()), pysage's PYSAGE_MAIN_GROUP.
+// Its Sender is Sender::group(0).
+inline constexpr std::string_view main_group = "__main__";
+
+// What the main group does when a child fails (crashes, throws, exits, is killed).
+struct RestartPolicy {
+  enum class Mode { never, on_failure };
+  Mode mode = Mode::never;
+  // At most `max_restarts` restarts within `window`; past that the group is removed as with never.
+  int max_restarts = 3;
+  std::chrono::milliseconds window{std::chrono::seconds(60)};
+};
+
+// Per group options; the limits apply to both ends of the group's link.
+struct GroupOptions {
+  // The child ticks every `interval` (waking early when a message arrives).
+  std::chrono::milliseconds interval{30};
+  // Budget for dispatching queued messages in one of the child's ticks (Manager::tick(max_time));
+  // zero means no budget.
+  std::chrono::milliseconds max_tick_time{0};
+  RestartPolicy restart{};
+  // Largest transport message (NNG_OPT_RECVMAXSZ on both sockets). Records queued in one tick
+  // travel together in messages up to this size; one record bigger than it is refused (too_large).
+  std::size_t max_message_size = std::size_t{16} << 20;
+  // Bytes queued towards the peer and not yet taken by the socket. Past it queue_message_to_group
+  // fails with send_buffer_full instead of buffering more; nothing accepted is dropped.
+  std::size_t send_buffer_limit = std::size_t{64} << 20;
+  // Received bytes waiting for the next tick. Past it the link stops reading (the sender's buffer
+  // fills up, see send_buffer_limit).
+  std::size_t receive_buffer_limit = std::size_t{64} << 20;
+  // How long remove_process_group() waits for the child to finish before killing it.
+  std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(10)};
+};
+
+// Options of enable_groups().
+struct GroupsOptions {
+  // Where the private IPC directory is created: "" means $XDG_RUNTIME_DIR, else /tmp.
+  std::string ipc_parent_dir;
+};
+
+// Counters of a manager's group traffic since enable_groups().
+struct GroupStats {
+  std::uint64_t records_sent = 0;        // wire messages queued to other groups
+  std::uint64_t transport_messages_sent = 0;
+  std::uint64_t records_received = 0;    // wire messages decoded and queued here
+  std::uint64_t records_relayed = 0;     // child -> child records forwarded (main group only)
+  std::uint64_t bad_input = 0;           // records or transport messages dropped as malformed
+  std::uint64_t undeliverable = 0;       // relayed records for a group that does not exist
+  std::string last_bad_input;            // why the last bad input was dropped
+};
+
+// A group failed: its child process crashed, exited, was killed, or its default actor threw.
+// Thrown by the main group's next tick() (and by remove_process_group() if the child fails while
+// shutting down). Not a caller bug: an expected runtime failure.
+class group_error : public std::runtime_error {
+ public:
+  group_error(std::string group, std::string reason, bool restarted = false)
+      : std::runtime_error("sage: group failed: '" + group + "': " + reason + (restarted ? " (restarted)" : "")),
+        group_(std::move(group)),
+        reason_(std::move(reason)),
+        restarted_(restarted) {}
+  const std::string& group() const noexcept { return group_; }
+  const std::string& reason() const noexcept { return reason_; }
+  // Whether the restart policy started the group again.
+  bool restarted() const noexcept { return restarted_; }
+
+ private:
+  std::string group_;
+  std::string reason_;
+  bool restarted_;
+};
+
+// queue_message_to_group() could not accept a message: send_buffer_full, too_large, peer_gone.
+// Nothing of the message was queued; everything accepted before still travels.
+class send_error : public std::runtime_error {
+ public:
+  explicit send_error(Error e) : std::runtime_error("sage: cannot send: " + e.message()), error_(std::move(e)) {}
+  const Error& error() const noexcept { return error_; }
+
+ private:
+  Error error_;
+};
+
+// Caller bugs of the group API.
+class groups_not_enabled : public usage_error {
+ public:
+  groups_not_enabled() : usage_error("sage: groups are not enabled; call Manager::enable_groups() first") {}
+};
+class group_exists : public usage_error {
+ public:
+  explicit group_exists(std::string_view name)
+      : usage_error("sage: group '" + std::string(name) + "' already exists") {}
+};
+class no_such_group : public usage_error {
+ public:
+  explicit no_such_group(std::string_view name)
+      : usage_error("sage: group '" + std::string(name) + "' does not exist") {}
+};
+class packet_type_conflict : public usage_error {
+ public:
+  packet_type_conflict(int packet_type, std::string_view a, std::string_view b)
+      : usage_error("sage: packet_type " + std::to_string(packet_type) + " is used by both " + std::string(a) +
+                    " and " + std::string(b)) {}
+};
+
+namespace detail {
+
+// How one wire message type is decoded into a manager: verify, decode, queue_message_from().
+using DecodeFn = Result<void> (*)(Manager& manager, std::span<const std::byte> payload, Sender from);
+
+struct WireCodec {
+  std::uint8_t packet_type;
+  std::uint64_t fingerprint;
+  std::string_view name;
+  DecodeFn decode;
+};
+
+// M is always Manager; the parameter only delays name lookup until Manager is complete.
+template <WireMessage T, class M = Manager>
+Result<void> decode_into(M& manager, std::span<const std::byte> payload, Sender from) {
+  auto r = T::decode(payload);
+  if (!r) return r.error();
+  manager.queue_message_from(std::move(*r), from);
+  return {};
+}
+
+template <WireMessage T>
+inline constexpr WireCodec wire_codec_v{static_cast<std::uint8_t>(T::packet_type),
+                                        static_cast<std::uint64_t>(T::fingerprint), T::message_name,
+                                        &decode_into<T>};
+
+// Creates a group's default actor inside the child process, registered with `manager`.
+using ActorFactory = std::unique_ptr<ActorBase> (*)(Manager& manager);
+
+template <class A>
+std::unique_ptr<ActorBase> make_default_actor(Manager& manager) {
+  if constexpr (std::is_constructible_v<A, Manager&>)
+    return std::make_unique<A>(manager);
+  else
+    return std::make_unique<A>();
+}
+
+class GroupPump;
+
+}  // namespace detail
+}  // namespace sage

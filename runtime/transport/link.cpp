@@ -1,0 +1,300 @@
+// The nng side of sage::detail::Link and Waker. The only file of sage that includes nng.
+#include <nng/nng.h>
+#include <nng/protocol/pair0/pair.h>
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <system_error>
+
+#include "sage/detail/transport.hpp"
+
+namespace sage::detail {
+
+namespace {
+std::atomic<bool> g_nng_started{false};
+
+std::string nng_text(int rv) { return nng_strerror(rv); }
+}  // namespace
+
+bool nng_started() noexcept { return g_nng_started.load(std::memory_order_acquire); }
+
+// ---------------------------------------------------------------------------------------------
+// Waker
+
+Waker::Waker() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "sage: eventfd");
+}
+
+Waker::~Waker() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void Waker::notify() noexcept {
+  const std::uint64_t one = 1;
+  // EAGAIN means the counter is saturated: the waiter wakes anyway.
+  [[maybe_unused]] auto n = ::write(fd_, &one, sizeof one);
+}
+
+bool Waker::wait_until(Clock::time_point deadline, int extra_fd) {
+  for (;;) {
+    pollfd fds[2] = {{fd_, POLLIN, 0}, {extra_fd, POLLIN, 0}};
+    const auto now = Clock::now();
+    int timeout_ms = 0;
+    if (deadline > now) {
+      // Round up so we never wake a little early and spin.
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now).count();
+      timeout_ms = static_cast<int>(std::min<long long>((us + 999) / 1000, 1 << 30));
+    }
+    const int n = ::poll(fds, extra_fd >= 0 ? 2 : 1, timeout_ms);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    if (fds[0].revents & POLLIN) {
+      std::uint64_t count = 0;
+      [[maybe_unused]] auto r = ::read(fd_, &count, sizeof count);
+    }
+    return true;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Link
+
+struct Link::Impl {
+  std::string url;
+  LinkOptions options;
+  std::shared_ptr<Waker> waker;
+  nng_socket sock = NNG_SOCKET_INITIALIZER;
+  nng_aio* recv_aio = nullptr;
+  nng_aio* send_aio = nullptr;
+
+  mutable std::mutex mu;
+  std::condition_variable sent_cv;
+  bool closing = false;
+  // Outbound: messages not yet accepted by nng; the first one may be in flight in send_aio.
+  std::deque<std::pair<nng_msg*, std::size_t>> outbox;
+  bool send_in_flight = false;
+  std::size_t pending = 0;
+  bool send_failed = false;
+  // Inbound: messages received and not yet handed to receive().
+  std::deque<nng_msg*> inbox;
+  std::size_t inbox_bytes = 0;
+  bool recv_armed = false;
+  bool recv_paused_by_user = false;
+
+  std::atomic<bool> connected{false};
+  std::atomic<bool> gone{false};
+  std::atomic<std::uint32_t> peer_pipe{0};  // id of the first pipe attached: our one peer
+
+  // Caller holds no lock. Starts the next send if one is waiting and none is in flight.
+  void pump_send() {
+    nng_msg* next = nullptr;
+    {
+      std::lock_guard lk(mu);
+      if (closing || send_in_flight || outbox.empty()) return;
+      next = outbox.front().first;
+      send_in_flight = true;
+    }
+    nng_aio_set_msg(send_aio, next);
+    nng_send_aio(sock, send_aio);
+  }
+
+  static void on_sent(void* arg) {
+    auto* self = static_cast<Impl*>(arg);
+    const int rv = nng_aio_result(self->send_aio);
+    {
+      std::lock_guard lk(self->mu);
+      self->send_in_flight = false;
+      if (rv == 0) {
+        // nng owns the message now.
+        self->pending -= self->outbox.front().second;
+        self->outbox.pop_front();
+      } else {
+        // The message stays ours (it is still outbox.front()); the socket is closed or broken.
+        self->send_failed = true;
+      }
+    }
+    self->sent_cv.notify_all();
+    if (rv == 0) self->pump_send();
+    self->waker->notify();
+  }
+
+  // Caller holds no lock.
+  void arm_recv() {
+    {
+      std::lock_guard lk(mu);
+      if (closing || recv_armed || recv_paused_by_user || inbox_bytes >= options.max_inbox_bytes) return;
+      recv_armed = true;
+    }
+    nng_recv_aio(sock, recv_aio);
+  }
+
+  static void on_received(void* arg) {
+    auto* self = static_cast<Impl*>(arg);
+    const int rv = nng_aio_result(self->recv_aio);
+    {
+      std::lock_guard lk(self->mu);
+      self->recv_armed = false;
+      if (rv == 0) {
+        nng_msg* m = nng_aio_get_msg(self->recv_aio);
+        self->inbox_bytes += nng_msg_len(m);
+        self->inbox.push_back(m);
+      }
+    }
+    if (rv == 0) self->arm_recv();
+    self->waker->notify();
+  }
+
+  static void on_pipe(nng_pipe pipe, nng_pipe_ev ev, void* arg) {
+    auto* self = static_cast<Impl*>(arg);
+    const auto id = static_cast<std::uint32_t>(nng_pipe_id(pipe));
+    if (ev == NNG_PIPE_EV_ADD_POST) {
+      std::uint32_t none = 0;
+      self->peer_pipe.compare_exchange_strong(none, id);
+      self->connected.store(true, std::memory_order_release);
+    }
+    // Only the loss of our peer counts: pair0 refuses a second connection (e.g. a stray client).
+    if (ev == NNG_PIPE_EV_REM_POST && self->peer_pipe.load() == id) self->gone.store(true, std::memory_order_release);
+    self->waker->notify();
+  }
+};
+
+Link::Link(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<Link>> Link::open(Role role, const std::string& url, const LinkOptions& options,
+                                         std::shared_ptr<Waker> waker) {
+  auto impl = std::make_unique<Impl>();
+  impl->url = url;
+  impl->options = options;
+  impl->waker = std::move(waker);
+  g_nng_started.store(true, std::memory_order_release);
+  auto fail = [&](const char* what, int rv) -> Result<std::unique_ptr<Link>> {
+    return Error{Errc::peer_gone, std::string(what) + " " + url + ": " + nng_text(rv)};
+  };
+  int rv = nng_pair0_open(&impl->sock);
+  if (rv != 0) return fail("cannot open a pair0 socket for", rv);
+  Link* raw_link = nullptr;
+  // From here on the Link owns the socket (its destructor closes it).
+  std::unique_ptr<Link> link(raw_link = new Link(std::move(impl)));
+  Impl& im = *link->impl_;
+  if ((rv = nng_socket_set_size(im.sock, NNG_OPT_RECVMAXSZ, options.max_message_size)) != 0)
+    return fail("cannot set recv-size-max on", rv);
+  if ((rv = nng_pipe_notify(im.sock, NNG_PIPE_EV_ADD_POST, &Impl::on_pipe, &im)) != 0 ||
+      (rv = nng_pipe_notify(im.sock, NNG_PIPE_EV_REM_POST, &Impl::on_pipe, &im)) != 0)
+    return fail("cannot watch pipes of", rv);
+  if ((rv = nng_aio_alloc(&im.recv_aio, &Impl::on_received, &im)) != 0 ||
+      (rv = nng_aio_alloc(&im.send_aio, &Impl::on_sent, &im)) != 0)
+    return fail("cannot allocate aios for", rv);
+  if (role == Role::listen) {
+    rv = nng_listen(im.sock, url.c_str(), nullptr, 0);
+    if (rv != 0) return fail("cannot listen on", rv);
+  } else {
+    rv = nng_dial(im.sock, url.c_str(), nullptr, 0);
+    if (rv != 0) return fail("cannot dial", rv);
+  }
+  im.arm_recv();
+  return link;
+}
+
+Link::~Link() {
+  Impl& im = *impl_;
+  {
+    std::lock_guard lk(im.mu);
+    im.closing = true;
+  }
+  if (nng_socket_id(im.sock) > 0) nng_close(im.sock);
+  if (im.recv_aio) nng_aio_free(im.recv_aio);  // waits for a running callback
+  if (im.send_aio) nng_aio_free(im.send_aio);
+  for (auto& [m, size] : im.outbox) nng_msg_free(m);
+  for (nng_msg* m : im.inbox) nng_msg_free(m);
+}
+
+Result<void> Link::send(std::span<const std::byte> body) {
+  Impl& im = *impl_;
+  if (body.size() > im.options.max_message_size)
+    return Error{Errc::too_large, "transport message of " + std::to_string(body.size()) +
+                                      " bytes exceeds the limit of " + std::to_string(im.options.max_message_size)};
+  {
+    std::lock_guard lk(im.mu);
+    if (im.send_failed || im.closing) return Error{Errc::peer_gone, "link to " + im.url + " is closed"};
+    if (im.pending + body.size() > im.options.max_pending_bytes)
+      return Error{Errc::send_buffer_full, std::to_string(im.pending) + " bytes already wait for the peer at " +
+                                               im.url + ", the limit is " +
+                                               std::to_string(im.options.max_pending_bytes)};
+  }
+  nng_msg* m = nullptr;
+  if (int rv = nng_msg_alloc(&m, body.size()); rv != 0)
+    return Error{Errc::malformed, "cannot allocate an nng message: " + nng_text(rv)};
+  if (!body.empty()) std::memcpy(nng_msg_body(m), body.data(), body.size());
+  {
+    std::lock_guard lk(im.mu);
+    im.outbox.emplace_back(m, body.size());
+    im.pending += body.size();
+  }
+  im.pump_send();
+  return {};
+}
+
+std::size_t Link::pending_bytes() const {
+  std::lock_guard lk(impl_->mu);
+  return impl_->pending;
+}
+
+bool Link::wait_sent(Clock::time_point deadline) {
+  std::unique_lock lk(impl_->mu);
+  return impl_->sent_cv.wait_until(lk, deadline, [&] { return impl_->outbox.empty() || impl_->send_failed; }) &&
+         impl_->outbox.empty();
+}
+
+std::size_t Link::receive_impl(std::size_t max, void (*fn)(void*, std::span<const std::byte>), void* ctx) {
+  Impl& im = *impl_;
+  std::size_t n = 0;
+  while (n < max) {
+    nng_msg* m = nullptr;
+    {
+      std::lock_guard lk(im.mu);
+      if (im.inbox.empty()) break;
+      m = im.inbox.front();
+      im.inbox.pop_front();
+      im.inbox_bytes -= nng_msg_len(m);
+    }
+    std::unique_ptr<nng_msg, void (*)(nng_msg*)> owned(m, &nng_msg_free);
+    const auto* body = static_cast<const std::byte*>(nng_msg_body(m));
+    const std::size_t len = nng_msg_len(m);
+    if (reinterpret_cast<std::uintptr_t>(body) % 8 == 0) {
+      fn(ctx, std::span(body, len));
+    } else {
+      // nng does not promise alignment: copy into 8-aligned storage first.
+      std::vector<std::uint64_t> aligned((len + 7) / 8);
+      if (len) std::memcpy(aligned.data(), body, len);
+      fn(ctx, std::span(reinterpret_cast<const std::byte*>(aligned.data()), len));
+    }
+    ++n;
+  }
+  im.arm_recv();  // resumes reading if the inbox was full
+  return n;
+}
+
+bool Link::connected() const noexcept { return impl_->connected.load(std::memory_order_acquire); }
+bool Link::peer_gone() const noexcept { return impl_->gone.load(std::memory_order_acquire); }
+const LinkOptions& Link::options() const noexcept { return impl_->options; }
+const std::string& Link::url() const noexcept { return impl_->url; }
+
+void Link::pause_receiving(bool paused) {
+  {
+    std::lock_guard lk(impl_->mu);
+    impl_->recv_paused_by_user = paused;
+  }
+  if (!paused) impl_->arm_recv();
+}
+
+}  // namespace sage::detail
