@@ -53,6 +53,7 @@ struct Client : sage::Actor<Client, sage::subscribes<chat::Line>> {
 };
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines show up at once, even through a pipe
   const std::string mode = argc > 1 ? argv[1] : "demo";
   if (mode == "server" && argc == 3) {
     sage::Manager mgr;
