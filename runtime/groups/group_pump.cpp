@@ -346,14 +346,17 @@ void GroupPump::remove_group(Manager& manager, std::string_view name) {
     (void)push_batch(*p);
     p->bye_sent = true;
     const auto deadline = Clock::now() + p->options.shutdown_timeout;
-    // Deliver what the child sent before it answered bye (queued here for the next tick).
-    while (!p->bye_acked && !p->link->peer_gone() && Clock::now() < deadline) {
+    // Deliver what the child sent before it answered bye (queued here for the next tick). bye_ack
+    // is the child's last record, so once it is read everything before it was read too.
+    auto grace = deadline;
+    while (!p->bye_acked && Clock::now() < std::min(deadline, grace)) {
       receive_from(manager, *p);
       if (p->bye_acked) break;
-      if (auto st = ForkServer::instance().take_exit(p->pid)) {
-        p->exit_status = st;
-        receive_from(manager, *p);
-        break;
+      if (!p->exit_status) {
+        if (auto st = ForkServer::instance().take_exit(p->pid)) {
+          p->exit_status = st;
+          grace = Clock::now() + 500ms;  // it died without answering: read what is still in flight
+        }
       }
       waker_->wait_until(std::min(deadline, Clock::now() + 50ms), ForkServer::instance().fd());
     }
