@@ -63,7 +63,7 @@ concept TypedMessage = Message<std::remove_cvref_t<M>> && !std::is_convertible_v
 // Counters of one manager since it was created.
 struct ManagerStats {
   std::uint64_t queued = 0;      // messages accepted by queue_message*()
-  std::uint64_t dispatched = 0;  // messages delivered by tick() or trigger*(), consumed or not
+  std::uint64_t dispatched = 0;  // delivered by trigger*() or tick(), consumed or not (a tick adds its count when its dispatch step ends)
   std::uint64_t unhandled = 0;   // dispatched messages no handler of their type saw (dead letters)
   std::uint64_t aborted = 0;     // queued messages removed by abort_message()
 };
@@ -130,8 +130,7 @@ class Manager {
   template <TypedMessage M>
   bool trigger(const M& msg) {
     using T = std::remove_cvref_t<M>;
-    const detail::MessageType& type = detail::message_type_v<T>;
-    return dispatch_broadcast(note_type(type), type, &msg, Sender::local());
+    return dispatch_broadcast(note_type(detail::message_type_v<T>), &msg, Sender::local());
   }
   // Delivers `msg` now to actor `id` only; returns whether it consumed it. Throws unknown_actor.
   template <TypedMessage M>
@@ -291,8 +290,8 @@ class Manager {
     ActorBase* actor;
     detail::Observe observe;
   };
-  struct TypeSlot {
-    const detail::MessageType* type = nullptr;
+  struct TypeSlot : detail::TypeSlotHead {
+    explicit TypeSlot(const detail::MessageType& t) noexcept : TypeSlotHead{&t} {}
     std::vector<Subscriber> subscribers;  // by priority, then registration order
   };
   struct Coroutine {
@@ -302,45 +301,47 @@ class Manager {
   };
   // Marks a dispatch in progress: lists are only nulled, never resized, until the outermost ends.
   struct DispatchScope {
-    explicit DispatchScope(Manager& m) noexcept : m(m) { ++m.depth_; }
+    explicit DispatchScope(Manager& m) noexcept : m(m), outer(m.depth_) { m.depth_ = outer + 1; }
     ~DispatchScope() {
-      if (--m.depth_ == 0 && m.unsettled_) m.settle();
+      m.depth_ = outer;
+      if (outer == 0 && m.unsettled_) m.settle();
     }
     DispatchScope(const DispatchScope&) = delete;
     DispatchScope& operator=(const DispatchScope&) = delete;
     Manager& m;
+    const int outer;
   };
 
-  // The slot index of `type`, creating the slot (and noting schema names) on first use.
-  std::uint32_t note_type(const detail::MessageType& type) {
+  // The slot of `type`, created (and schema names noted) on first use.
+  TypeSlot& note_type(const detail::MessageType& type) {
     const std::uint32_t i = detail::type_index(type);
-    if (i >= types_.size() || types_[i].type == nullptr) [[unlikely]]
-      add_type(type, i);
-    return i;
+    if (i < types_.size() && types_[i]) [[likely]]
+      return *types_[i];
+    return add_type(type, i);
   }
-  void add_type(const detail::MessageType& type, std::uint32_t index);
+  TypeSlot& add_type(const detail::MessageType& type, std::uint32_t index);
 
   template <class M>
   void enqueue(ActorId target, Sender from, M&& msg) {
     using T = std::remove_cvref_t<M>;
-    const detail::MessageType& type = detail::message_type_v<T>;
-    note_type(type);
-    incoming_.push<T>(pool_, type, target, from, std::forward<M>(msg));
+    incoming_.push<T>(pool_, note_type(detail::message_type_v<T>), target, from, std::forward<M>(msg));
     ++stats_.queued;
   }
 
-  bool dispatch_broadcast(std::uint32_t index, const detail::MessageType& type, const void* data, Sender from) {
+  bool dispatch_broadcast(const TypeSlot& slot, const void* data, Sender from) {
     DispatchScope scope(*this);
     ++stats_.dispatched;
+    return deliver_broadcast(slot, data, from);
+  }
+  // dispatch_broadcast() without the bookkeeping; the caller holds a DispatchScope and counts.
+  [[gnu::always_inline]] bool deliver_broadcast(const TypeSlot& slot, const void* data, Sender from) {
     if (!observers_.empty()) [[unlikely]]
-      observe_all(type, data, from, ActorId{});
-    // The vector's buffer stays put during dispatch (subscriber lists are not resized then), even
-    // if types_ itself grows because a handler used a new type.
-    const TypeSlot& slot = types_[index];
+      observe_all(*slot.type, data, from, ActorId{});
+    // Subscriber lists are not resized during a dispatch: the buffer stays put.
     const Subscriber* s = slot.subscribers.data();
     const std::size_t n = slot.subscribers.size();
     if (n == 0) [[unlikely]] {
-      dead_letter(type, data, from, ActorId{});
+      dead_letter(*slot.type, data, from, ActorId{});
       return false;
     }
     for (std::size_t i = 0; i < n; ++i) {
@@ -349,9 +350,11 @@ class Manager {
     return false;
   }
   bool dispatch_to(ActorId target, const detail::MessageType& type, const void* data, Sender from);
+  bool deliver_to(ActorId target, const detail::MessageType& type, const void* data, Sender from);  // no bookkeeping
   void observe_all(const detail::MessageType& type, const void* data, Sender from, ActorId target);
   void dead_letter(const detail::MessageType& type, const void* data, Sender from, ActorId target);
-  void dispatch_front(detail::RecordHeader& record);
+  // Delivers a queued message taken off dispatching_, then destroys it (the tick loop's slow path).
+  void dispatch_record(const TypeSlot& slot, void* data, ActorId target, Sender from);
   std::size_t abort_queued(const detail::MessageType& type, bool all) noexcept;
   void check_ad_hoc(std::string_view name) const;
   bool run_tick(bool budgeted, std::chrono::nanoseconds max_time);
@@ -365,7 +368,7 @@ class Manager {
   void priority_changed();
 
   std::uint16_t group_;
-  std::vector<TypeSlot> types_;             // indexed by detail::type_index()
+  std::vector<std::unique_ptr<TypeSlot>> types_;  // indexed by detail::type_index(); null = unused
   std::vector<Observer> observers_;         // wildcard subscribers, by priority
   std::vector<ActorBase*> update_order_;    // by priority, then registration order
   std::vector<ActorBase*> pending_registrations_;  // registered during a dispatch, not yet in the lists
@@ -383,7 +386,6 @@ class Manager {
   detail::ChunkPool pool_;
   detail::RecordQueue incoming_;     // receives queue_message*()
   detail::RecordQueue dispatching_;  // what the current/last tick has left to dispatch
-  detail::RecordHeader* in_flight_ = nullptr;  // the queued message being dispatched
   Clock::time_point last_tick_start_{};
   std::uint64_t tick_count_ = 0;
   int depth_ = 0;

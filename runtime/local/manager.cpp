@@ -172,7 +172,7 @@ void Manager::activate(ActorBase& actor) {
   ActorBase* a = &actor;
   for (const detail::Subscription& s : actor.subscriptions_) {
     if (!s.type) continue;
-    auto& subs = types_[detail::type_index(*s.type)].subscribers;
+    auto& subs = types_[detail::type_index(*s.type)]->subscribers;
     auto at = std::upper_bound(subs.begin(), subs.end(), a,
                                [](const ActorBase* x, const Subscriber& e) { return before(x, e.actor); });
     subs.insert(at, Subscriber{a, s.deliver});
@@ -204,7 +204,7 @@ void Manager::deactivate(ActorBase& actor) {
   };
   for (const detail::Subscription& s : actor.subscriptions_) {
     if (!s.type) continue;
-    remove(types_[detail::type_index(*s.type)].subscribers, [a](const Subscriber& e) { return e.actor == a; },
+    remove(types_[detail::type_index(*s.type)]->subscribers, [a](const Subscriber& e) { return e.actor == a; },
            [](Subscriber& e) { e.actor = nullptr; });
   }
   if (actor.observe_)
@@ -216,8 +216,8 @@ void Manager::deactivate(ActorBase& actor) {
 
 void Manager::settle() {
   unsettled_ = false;
-  for (TypeSlot& slot : types_)
-    std::erase_if(slot.subscribers, [](const Subscriber& e) { return e.actor == nullptr; });
+  for (auto& slot : types_)
+    if (slot) std::erase_if(slot->subscribers, [](const Subscriber& e) { return e.actor == nullptr; });
   std::erase_if(observers_, [](const Observer& e) { return e.actor == nullptr; });
   std::erase_if(update_order_, [](const ActorBase* a) { return a == nullptr; });
   std::erase_if(coroutines_, [](const Coroutine& c) {
@@ -235,8 +235,8 @@ void Manager::settle() {
 }
 
 void Manager::sort_lists() {
-  for (TypeSlot& slot : types_)
-    std::sort(slot.subscribers.begin(), slot.subscribers.end(),
+  for (auto& slot : types_)
+    if (slot) std::sort(slot->subscribers.begin(), slot->subscribers.end(),
               [](const Subscriber& x, const Subscriber& y) { return before(x.actor, y.actor); });
   std::sort(observers_.begin(), observers_.end(),
             [](const Observer& x, const Observer& y) { return before(x.actor, y.actor); });
@@ -254,13 +254,15 @@ void Manager::priority_changed() {
 
 // ---- Manager: messages ----
 
-void Manager::add_type(const detail::MessageType& type, std::uint32_t index) {
+Manager::TypeSlot& Manager::add_type(const detail::MessageType& type, std::uint32_t index) {
   if (index >= types_.size()) types_.resize(index + 1);
+  auto slot = std::make_unique<TypeSlot>(type);
   if (type.schema) {
     schema_names_.emplace(type.name);
     schema_names_.emplace(last_component(type.name));
   }
-  types_[index].type = &type;
+  types_[index] = std::move(slot);
+  return *types_[index];
 }
 
 bool Manager::is_schema_name(std::string_view name) const { return schema_names_.contains(name); }
@@ -305,6 +307,10 @@ void Manager::dead_letter(const detail::MessageType& type, const void* data, Sen
 bool Manager::dispatch_to(ActorId target, const detail::MessageType& type, const void* data, Sender from) {
   DispatchScope scope(*this);
   ++stats_.dispatched;
+  return deliver_to(target, type, data, from);
+}
+
+bool Manager::deliver_to(ActorId target, const detail::MessageType& type, const void* data, Sender from) {
   ActorBase* actor = find(target);
   if (actor && actor->observe_) {
     actor->observe_(*actor, AnyMessageRef(type, data, from, target));
@@ -319,29 +325,25 @@ bool Manager::dispatch_to(ActorId target, const detail::MessageType& type, const
   return s->deliver(*actor, data, from);
 }
 
-void Manager::dispatch_front(detail::RecordHeader& record) {
-  const detail::MessageType& type = record.message_type();
-  const void* data = record.payload();
-  in_flight_ = &record;
-  // Whatever the handlers do (throw included), the record counts as delivered and is destroyed.
-  struct Pop {
-    Manager& m;
-    ~Pop() {
-      m.in_flight_ = nullptr;
-      m.dispatching_.pop_front(m.pool_);
+void Manager::dispatch_record(const TypeSlot& slot, void* data, ActorId target, Sender from) {
+  struct Destroy {  // whatever the handlers do, throw included, the message is destroyed
+    const detail::MessageType& type;
+    void* data;
+    ~Destroy() {
+      if (type.destroy) type.destroy(data);
     }
-  } pop{*this};
-  if (record.target)
-    dispatch_to(record.target, type, data, record.sender);
+  } destroy{*slot.type, data};
+  if (target)
+    deliver_to(target, *slot.type, data, from);
   else
-    dispatch_broadcast(type.index.load(std::memory_order_relaxed), type, data, record.sender);
+    deliver_broadcast(slot, data, from);
 }
 
 std::size_t Manager::abort_queued(const detail::MessageType& type, bool all) noexcept {
   std::size_t removed = 0;
   auto sweep = [&](detail::RecordQueue& q) {
     q.for_each([&](detail::RecordHeader& r) {
-      if (&r == in_flight_ || &r.message_type() != &type || (!all && removed > 0)) return;
+      if (&r.message_type() != &type || (!all && removed > 0)) return;
       q.abort(r);
       ++removed;
     });
@@ -381,11 +383,35 @@ bool Manager::run_tick(bool budgeted, std::chrono::nanoseconds max_time) {
   // What was queued before this tick (and what a budgeted tick left) is dispatched now; messages
   // queued from here on go to incoming_ and wait for the next tick.
   dispatching_.append(std::move(incoming_));
-  bool first = true;
-  while (detail::RecordHeader* record = dispatching_.front(pool_)) {
-    if (budgeted && !first && Clock::now() >= deadline) break;
-    first = false;
-    dispatch_front(*record);
+  {
+    // One dispatch scope for the whole loop; what a handler deferred (registrations, priority
+    // changes, removals) is applied between two messages, as if each had its own scope.
+    struct Loop {
+      Manager& m;
+      std::uint64_t dispatched = 0;
+      ~Loop() {
+        m.stats_.dispatched += dispatched;
+        if (--m.depth_ == 0 && m.unsettled_) m.settle();
+      }
+    } loop{*this};
+    ++depth_;
+    // A record is off the queue before any handler runs (abort_message() cannot reach it); its
+    // memory stays valid until its chunk is left. It counts as delivered even if a handler throws.
+    dispatching_.consume(
+        pool_, [&] { return budgeted && loop.dispatched != 0 && Clock::now() >= deadline; },
+        [&](detail::RecordHeader& record) {
+          ++loop.dispatched;
+          const auto& slot = static_cast<const TypeSlot&>(record.type_slot());
+          if (!record.has_destructor() && !record.target) [[likely]]
+            deliver_broadcast(slot, record.payload(), record.sender());
+          else
+            dispatch_record(slot, record.payload(), record.target, record.sender());
+          if (unsettled_) [[unlikely]] {
+            depth_ = 0;
+            settle();
+            depth_ = 1;
+          }
+        });
   }
   const bool flushed = dispatching_.empty();
   resume_coroutines();

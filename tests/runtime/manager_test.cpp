@@ -980,3 +980,66 @@ TEST_CASE("run ticks at the interval until stop returns true") {
   CHECK(log.size() == 5);
   CHECK(std::chrono::steady_clock::now() - start >= 8ms);  // four waits between five ticks
 }
+
+TEST_CASE("a handler can abort messages queued behind it in the same tick") {
+  sage::Manager m;
+  struct Aborter : sage::Actor<Aborter, sage::subscribes<Ping, Pong>> {
+    std::vector<int> pings, pongs;
+    std::vector<std::size_t> aborted;
+    bool handle(const Ping& p) {
+      pings.push_back(p.n);
+      aborted.push_back(manager()->abort_message<Pong>());
+      return false;
+    }
+    bool handle(const Pong& p) {
+      pongs.push_back(p.n);
+      return false;
+    }
+  } a;
+  m.register_actor(a);
+  m.queue_message(Pong{1});
+  m.queue_message(Ping{2});
+  m.queue_message(Pong{3});
+  m.queue_message(Ping{4});
+  m.queue_message(Pong{5});
+  CHECK(m.tick());
+  CHECK(a.pongs == std::vector<int>{1});
+  CHECK(a.pings == std::vector<int>{2, 4});
+  CHECK(a.aborted == std::vector<std::size_t>{2, 0});  // Pong 3 and 5, then nothing left
+  CHECK(m.queue_length() == 0);
+}
+
+TEST_CASE("a message that owns memory is destroyed even when its handler throws") {
+  Tracked::live = 0;
+  sage::Manager m;
+  struct Thrower : sage::Actor<Thrower, sage::subscribes<Tracked>> {
+    bool handle(const Tracked&) { throw std::runtime_error("no"); }
+  } t;
+  m.register_actor(t);
+  m.queue_message(Tracked(1));
+  m.queue_message(Tracked(2));
+  CHECK_THROWS_AS(m.tick(), std::runtime_error);
+  CHECK(Tracked::live == 1);  // the second is still queued
+  CHECK_THROWS_AS(m.tick(), std::runtime_error);
+  CHECK(Tracked::live == 0);
+  CHECK(m.queue_length() == 0);
+}
+
+TEST_CASE("a message to one actor is seen by that actor's wildcard handler only") {
+  sage::Manager m;
+  struct Spy : sage::Actor<Spy, sage::subscribes<sage::AnyMessage, Ping>> {
+    int seen = 0, pings = 0;
+    void handle_any(const sage::AnyMessageRef&) { ++seen; }
+    bool handle(const Ping&) {
+      ++pings;
+      return true;
+    }
+  } a, b;
+  m.register_actor(a);
+  const auto idb = m.register_actor(b);
+  CHECK(m.trigger_to_actor(idb, Ping{}));
+  CHECK(a.seen == 0);
+  CHECK(b.seen == 1);
+  CHECK(b.pings == 1);
+  CHECK(a.pings == 0);
+}

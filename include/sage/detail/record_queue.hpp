@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 #include "sage/actor_id.hpp"
@@ -20,26 +21,37 @@ namespace sage::detail {
 // Largest message alignment the queue supports (chunk data is aligned to this).
 inline constexpr std::size_t max_message_align = 16;
 
-struct RecordHeader {
-  std::uintptr_t type;  // const MessageType*; the low bit is set once the record was aborted
-  ActorId target;       // ActorId{} = every subscriber of the type
-  Sender sender;
+// The start of a manager's per-type slot; records point to it, so dispatch finds the subscribers
+// of a record without a lookup. Slots never move while records point to them.
+struct TypeSlotHead {
+  const MessageType* type;
+};
 
-  const MessageType& message_type() const noexcept {
-    return *reinterpret_cast<const MessageType*>(type & ~std::uintptr_t{1});
-  }
-  bool aborted() const noexcept { return (type & 1) != 0; }
-  void* payload() noexcept { return payload_at(this, message_type().align); }
+struct RecordHeader {
+  // const TypeSlotHead*, with flags in the low bits: aborted (the record was removed) and
+  // has_destructor (the message must be destroyed; known without touching the type).
+  std::uintptr_t slot;
+  ActorId target;              // ActorId{} = every subscriber of the type
+  std::uint32_t sender_index;  // Sender::index
+  Sender::Kind sender_kind;    // Sender::kind
+  std::uint8_t payload_offset; // where the message starts, from the start of the header
+  std::uint16_t stride;        // bytes to the next record; 0 = the rest of the chunk (oversized records)
+
+  static constexpr std::uintptr_t aborted_flag = 1;
+  static constexpr std::uintptr_t destructor_flag = 2;
+  static constexpr std::uintptr_t flags = aborted_flag | destructor_flag;
+
+  const TypeSlotHead& type_slot() const noexcept { return *reinterpret_cast<const TypeSlotHead*>(slot & ~flags); }
+  const MessageType& message_type() const noexcept { return *type_slot().type; }
+  bool aborted() const noexcept { return (slot & aborted_flag) != 0; }
+  bool has_destructor() const noexcept { return (slot & destructor_flag) != 0; }
+  void* payload() noexcept { return reinterpret_cast<std::byte*>(this) + payload_offset; }
+  Sender sender() const noexcept { return Sender{sender_kind, sender_index}; }
 
   static void* payload_at(void* header, std::size_t align) noexcept {
     const std::size_t a = align < 8 ? 8 : align;
     const auto p = reinterpret_cast<std::uintptr_t>(header) + sizeof(RecordHeader);
     return reinterpret_cast<void*>((p + a - 1) & ~(a - 1));
-  }
-  // Where the record after this one starts.
-  std::byte* end() noexcept {
-    const auto p = reinterpret_cast<std::uintptr_t>(payload()) + message_type().size;
-    return reinterpret_cast<std::byte*>((p + 7) & ~std::uintptr_t{7});
   }
 };
 static_assert(sizeof(RecordHeader) == 24);
@@ -93,8 +105,8 @@ class ChunkPool {
   Chunk* free_ = nullptr;
 };
 
-// FIFO of records. Records are appended at the back (push) and consumed at the front (front /
-// pop_front); append() moves another queue's records behind this one's without touching them.
+// FIFO of records. Records are appended at the back (push) and consumed at the front (consume);
+// append() moves another queue's records behind this one's without touching them.
 class RecordQueue {
  public:
   RecordQueue() = default;
@@ -109,7 +121,7 @@ class RecordQueue {
 
   // Constructs T from `msg` in a new record at the back. If constructing throws, nothing changes.
   template <class T, class M>
-  void push(ChunkPool& pool, const MessageType& type, ActorId target, Sender sender, M&& msg) {
+  void push(ChunkPool& pool, const TypeSlotHead& slot, ActorId target, Sender sender, M&& msg) {
     static_assert(alignof(T) <= max_message_align,
                   "sage: message types aligned to more than 16 bytes are not supported; wrap the data in "
                   "std::unique_ptr");
@@ -139,8 +151,13 @@ class RecordQueue {
         throw;
       }
     }
-    new (base) RecordHeader{reinterpret_cast<std::uintptr_t>(&type), target, sender};
     const auto end = (reinterpret_cast<std::uintptr_t>(payload) + sizeof(T) + 7) & ~std::uintptr_t{7};
+    const auto stride = end - reinterpret_cast<std::uintptr_t>(base);
+    static_assert(alignof(TypeSlotHead) > RecordHeader::flags);
+    constexpr std::uintptr_t flag = std::is_trivially_destructible_v<T> ? 0 : RecordHeader::destructor_flag;
+    new (base) RecordHeader{reinterpret_cast<std::uintptr_t>(&slot) | flag, target, sender.index, sender.kind,
+                            static_cast<std::uint8_t>(static_cast<std::byte*>(payload) - base),
+                            static_cast<std::uint16_t>(stride <= 0xffff ? stride : 0)};
     if (fresh) {
       if (tail_) {
         tail_->next = fresh;
@@ -155,30 +172,31 @@ class RecordQueue {
     ++count_;
   }
 
-  // The first record that was not aborted, or nullptr when the queue is empty. Recycles chunks
-  // that hold only aborted records.
-  RecordHeader* front(ChunkPool& pool) noexcept {
+  // Takes live records off the front one at a time and calls visit(RecordHeader&) with each, until
+  // the queue is empty or stop() returns true (asked before each record). A record is off the
+  // queue (size() and abort-safe) before visit sees it, and counts as consumed even if visit throws;
+  // visit must destroy its message. Records may be aborted meanwhile (they are skipped), but
+  // nothing may be pushed to or appended to this queue while it runs.
+  template <class Stop, class Visit>
+  void consume(ChunkPool& pool, Stop&& stop, Visit&& visit) {
     while (head_) {
-      if (read_ == head_->used) {
-        drop_head(pool);
-        continue;
+      std::byte* const base = head_->data();
+      const std::size_t end = head_->used;
+      std::size_t at = read_;
+      while (at < end) {
+        auto* r = reinterpret_cast<RecordHeader*>(base + at);
+        at = r->stride != 0 ? at + r->stride : end;
+        if (r->aborted()) {
+          read_ = at;
+          continue;
+        }
+        if (stop()) return;
+        read_ = at;
+        --count_;
+        visit(*r);
       }
-      auto* r = reinterpret_cast<RecordHeader*>(head_->data() + read_);
-      if (!r->aborted()) return r;
-      read_ = static_cast<std::size_t>(r->end() - head_->data());
+      drop_head(pool);
     }
-    return nullptr;
-  }
-
-  // Destroys the record front() returned and moves past it. Precondition: front() != nullptr.
-  void pop_front(ChunkPool& pool) noexcept {
-    auto* r = reinterpret_cast<RecordHeader*>(head_->data() + read_);
-    const MessageType& t = r->message_type();
-    std::byte* next = r->end();
-    if (t.destroy) t.destroy(r->payload());
-    --count_;
-    read_ = static_cast<std::size_t>(next - head_->data());
-    if (read_ == head_->used) drop_head(pool);
   }
 
   // Moves every record of `other` behind this queue's records; `other` is left empty.
@@ -206,17 +224,17 @@ class RecordQueue {
     for (Chunk* c = head_; c; c = c->next, at = 0) {
       while (at < c->used) {
         auto* r = reinterpret_cast<RecordHeader*>(c->data() + at);
-        at = static_cast<std::size_t>(r->end() - c->data());
+        at = next(c, at, *r);
         if (!r->aborted()) f(*r);
       }
     }
   }
 
-  // Destroys the message of a live record and marks it aborted; front() skips it from now on.
+  // Destroys the message of a live record and marks it aborted; consume() skips it.
   void abort(RecordHeader& r) noexcept {
     const MessageType& t = r.message_type();
     if (t.destroy) t.destroy(r.payload());
-    r.type |= 1;
+    r.slot |= RecordHeader::aborted_flag;
     --count_;
   }
 
@@ -231,6 +249,10 @@ class RecordQueue {
   }
 
  private:
+  // Offset of the record after `r`, which starts at `at` in chunk `c`.
+  static std::size_t next(const Chunk* c, std::size_t at, const RecordHeader& r) noexcept {
+    return r.stride != 0 ? at + r.stride : c->used;
+  }
   void drop_head(ChunkPool& pool) noexcept {
     Chunk* next = head_->next;
     pool.give(head_);
