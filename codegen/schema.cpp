@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -99,26 +98,48 @@ IncludeDirs default_include_dirs(const char* argv0, std::vector<std::string> use
   return dirs;
 }
 
+bool split_parser_error(const std::string& error, Diagnostic& d) {
+  // "/abs/path/x.fbs:3: 12: error: expecting: ; instead got: y" (the column is 0-based, at the token's end)
+  std::size_t sev = std::string::npos;
+  for (const char* s : {": error: ", ": warning: "}) sev = std::min(sev, error.find(s));
+  if (sev == std::string::npos) return false;
+  const std::string head = error.substr(0, sev);
+  const auto c2 = head.rfind(':');
+  if (c2 == std::string::npos) return false;
+  const auto c1 = head.rfind(':', c2 - 1);
+  if (c1 == std::string::npos || c2 == 0) return false;
+  auto number = [](std::string t, int& out) {
+    while (!t.empty() && t.front() == ' ') t.erase(0, 1);
+    const auto r = std::from_chars(t.data(), t.data() + t.size(), out);
+    return r.ec == std::errc() && r.ptr == t.data() + t.size();
+  };
+  int line = 0, col = 0;
+  if (!number(head.substr(c1 + 1, c2 - c1 - 1), line) || !number(head.substr(c2 + 1), col)) return false;
+  d.file = head.substr(0, c1);
+  d.line = line;
+  d.column = col + 1;
+  const bool is_error = error.compare(sev, 9, ": error: ") == 0;
+  d.severity = is_error ? "error" : "warning";
+  d.message = error.substr(sev + (is_error ? 9 : 11));
+  while (!d.message.empty() && std::isspace(static_cast<unsigned char>(d.message.back()))) d.message.pop_back();
+  return true;
+}
+
 namespace {
 
-// Parser messages look like "/abs/path/x.fbs:3: 12: error: expecting: ; instead got: y".
 Diagnostic parser_diagnostic(const std::string& error, const std::string& given_path) {
-  static const std::regex re(R"(^(.*?):(\d+): ?(\d+): (error|warning): ([\s\S]*?)\s*$)");
-  std::smatch m;
   Diagnostic d;
   d.file = given_path;
-  if (std::regex_match(error, m, re)) {
+  if (split_parser_error(error, d)) {
     std::error_code ec;
-    const std::string file = m[1].str();
-    if (!fs::equivalent(file, given_path, ec)) d.file = file;
-    d.line = std::stoi(m[2].str());
-    d.column = std::stoi(m[3].str()) + 1;  // the parser counts columns from 0 at the token's end
-    d.severity = m[4].str();
-    d.message = m[5].str();
+    if (fs::equivalent(d.file, given_path, ec)) d.file = given_path;
   } else {
+    d.file = given_path;
     d.message = error.empty() ? "schema does not parse" : error;
     while (!d.message.empty() && std::isspace(static_cast<unsigned char>(d.message.back()))) d.message.pop_back();
   }
+  if (d.message.find("to value of <> type") != std::string::npos)
+    d.message += " (attribute values are integers or strings; packet_type is an integer 101..255)";
   if (d.message.find("user define attributes must be declared before use: packet_type") != std::string::npos)
     d.message += " (add `include \"sage.fbs\";` at the top of the schema)";
   return d;
@@ -424,7 +445,7 @@ void check_field(const flatbuffers::StructDef& s, const flatbuffers::FieldDef& f
   const auto at = position_of(s, f);
   if (f.attributes.Lookup("packet_type"))
     diags.error(at, "packet_type is a table attribute: write `table " + s.name + " (packet_type: N)`, not a field attribute");
-  if (f.deprecated) return;
+  if (f.deprecated || flatbuffers::IsUnionType(t)) return;  // the hidden `<field>_type` of a union
   if (flatbuffers::IsUnion(t) || (flatbuffers::IsVector(t) && flatbuffers::IsUnion(t.VectorType())))
     diags.error(at, what + ": unions are not supported by sagec (use one message per case, or a table with optional fields)");
   else if (flatbuffers::IsArray(t))

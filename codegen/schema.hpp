@@ -43,7 +43,9 @@ class Diagnostics {
   std::vector<Diagnostic> items_;
 };
 
-std::string format_position(const Position& p);  // "file:line" (or "file:line:col" when col > 0)
+std::string format_position(const Position& p);
+// Splits a flatbuffers::Parser error ("file:line: col: error: msg") into `d`; false if it is not one.
+bool split_parser_error(const std::string& error, Diagnostic& d);  // "file:line" (or "file:line:col" when col > 0)
 std::string json_escape(const std::string& s);
 
 // One schema file given on the command line, parsed by its own flatbuffers::Parser (with the

@@ -1,7 +1,6 @@
 #include "wire_text.hpp"
 
 #include <cstring>
-#include <regex>
 
 #include <flatbuffers/reflection.h>
 
@@ -103,10 +102,9 @@ std::vector<std::byte> encode_json(const std::vector<std::unique_ptr<Schema>>& s
     return {};
   }
   if (!json_parser.ParseJson(req.json.c_str(), req.json_name.c_str())) {
-    static const std::regex re(R"(^(.*?):(\d+): ?(\d+): (error|warning): ([\s\S]*?)\s*$)");
-    std::smatch m;
-    if (std::regex_match(json_parser.error_, m, re))
-      diags.error(Position{req.json_name, std::stoi(m[2].str()), std::stoi(m[3].str()) + 1}, m[5].str());
+    Diagnostic d;
+    if (split_parser_error(json_parser.error_, d))
+      diags.error(Position{req.json_name, d.line, d.column}, d.message);
     else
       diags.error(Position{req.json_name, 0, 0}, json_parser.error_);
     return {};

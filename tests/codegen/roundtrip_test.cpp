@@ -11,6 +11,7 @@
 #include <flatbuffers/util.h>
 
 #include "alltypes.sage.hpp"
+#include "golden.sage.hpp"
 #include "pancakes.sage.hpp"
 
 using namespace sagetest;
@@ -27,6 +28,8 @@ static_assert(pancakes::PancakeStackMessage::message_name == "pancakes.PancakeSt
 static_assert(sage::name_of<LocalOnly>() == "sagetest.LocalOnly");
 static_assert(pancakes::pancakes_wire_messages::size == 3);
 static_assert(alltypes_wire_messages::size == 8);
+static_assert(kitchen::orders::golden_wire_messages::size == 1);
+static_assert(!sage::WireMessage<kitchen::orders::StockChecked>);
 static_assert(sizeof(Mixed::Layout) == 40 && alignof(Mixed::Layout) == 8);
 
 namespace {
@@ -272,4 +275,12 @@ TEST_CASE("fingerprints differ between messages and are fixed by the layout") {
   CHECK(pancakes::FoodAvailableMessage::fingerprint != pancakes::FoodOnTableMessage::fingerprint);
   CHECK(Scalars::fingerprint != Defaults::fingerprint);
   CHECK(Nested::fingerprint != 0);
+}
+
+TEST_CASE("the golden schema's message round trips with its required string, struct and optional float") {
+  kitchen::orders::OrderMessage order{.guest = "Ada", .seat = {.table_no = 7, .chair = 2}};
+  order.plate = kitchen::orders::Plate{.toppings = {"syrup"}};
+  order.tip = 1.5f;
+  CHECK(round_trip(order) == order);
+  CHECK(round_trip(order).plate->count == 3);
 }

@@ -205,8 +205,9 @@ bool verify_vector(flatbuffers::Verifier& v, const flatbuffers::Table& t, flatbu
 
 inline bool verify_strings(flatbuffers::Verifier& v, const flatbuffers::Table& t, flatbuffers::voffset_t field,
                            bool required) {
+  if (!verify_offset(v, t, field, required)) return false;  // before reading the offset
   const auto* vec = t.GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>*>(field);
-  return verify_offset(v, t, field, required) && v.VerifyVector(vec) && v.VerifyVectorOfStrings(vec);
+  return v.VerifyVector(vec) && v.VerifyVectorOfStrings(vec);
 }
 
 template <class T>
@@ -220,8 +221,9 @@ bool verify_table(flatbuffers::Verifier& v, const flatbuffers::Table& t, flatbuf
 template <class T>
 bool verify_tables(flatbuffers::Verifier& v, const flatbuffers::Table& t, flatbuffers::voffset_t field,
                    bool required) {
+  if (!verify_offset(v, t, field, required)) return false;  // before reading the offset
   const auto* vec = t.GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>*>(field);
-  if (!verify_offset(v, t, field, required) || !v.VerifyVector(vec)) return false;
+  if (!v.VerifyVector(vec)) return false;
   if (vec == nullptr) return true;
   for (const auto* sub : *vec)
     if (!T::verify(v, *sub)) return false;

@@ -1,0 +1,373 @@
+// The real sagec binary on fixture schemas (tests/codegen/fixtures): exit codes and diagnostics of
+// `check`, `check --against`, `generate`, `encode` and `decode`.
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <flatbuffers/idl.h>
+#include <flatbuffers/util.h>
+
+#include "pancakes.sage.hpp"
+#include "sage/wire.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string sagec = SAGEC_PATH;
+const fs::path fixtures = SAGE_FIXTURE_DIR;
+const fs::path schema_dir = SAGE_SCHEMA_DIR;
+
+struct Run {
+  int code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+// Runs `sagec args` in `dir` through the shell (arguments are simple paths: no quoting needed).
+Run sagec_in(const fs::path& dir, const std::string& args) {
+  const std::string cmd = "cd '" + dir.string() + "' && '" + sagec + "' " + args + " 2>&1";
+  Run r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+Run check(const std::string& args) { return sagec_in(fixtures, "check " + args); }
+
+// A fresh directory under the temp dir, removed at scope exit.
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& name)
+      : path(fs::temp_directory_path() / ("sage_cli_" + name + "_" + std::to_string(::getpid()))) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_file(const fs::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::binary);
+  out << text;
+}
+
+void expect_error(const std::string& args, const std::string& diagnostic) {
+  INFO("sagec check " << args);
+  const auto r = check(args);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.out.find(diagnostic) != std::string::npos, r.out);
+}
+
+}  // namespace
+
+TEST_CASE("sagec check passes clean schemas with exit 0 and says nothing") {
+  const auto r = check("clean.fbs " + (schema_dir / "pancakes.fbs").string());
+  CHECK(r.code == 0);
+  CHECK(r.out.empty());
+}
+
+TEST_CASE("a schema with a syntax error gives file:line:col: error and exit 1") {
+  expect_error("syntax_error.fbs", "syntax_error.fbs:6:7: error: expecting: ; instead got: name");
+}
+
+TEST_CASE("packet_type outside 101..255 is an error") {
+  expect_error("packet_type_low.fbs",
+               "packet_type_low.fbs:4:15: error: packet_type 50 of TooLow is outside 101..255");
+  expect_error("packet_type_high.fbs", "packet_type_high.fbs:4:16: error: packet_type 300 of TooHigh is outside 101..255");
+}
+
+TEST_CASE("packet_type must be an integer with a value") {
+  expect_error("packet_type_string.fbs",
+               "packet_type_string.fbs:4:14: error: packet_type of Named must be an integer, not \"chef\"");
+  expect_error("packet_type_float.fbs", "packet_type_float.fbs:4:37: error: ");
+  expect_error("packet_type_float.fbs", "packet_type is an integer 101..255");
+  expect_error("packet_type_no_value.fbs",
+               "packet_type_no_value.fbs:4:13: error: packet_type of Bare needs a value, e.g. (packet_type: 101)");
+}
+
+TEST_CASE("a packet_type used twice in one schema names the first user and its line") {
+  expect_error("duplicate_packet_type.fbs",
+               "duplicate_packet_type.fbs:6:13: error: packet_type 101 of Chef already used by "
+               "FoodAvailableMessage (duplicate_packet_type.fbs:4)");
+}
+
+TEST_CASE("a packet_type used in two schemas of one call is an error in compiler form") {
+  const auto r = check("dup_a.fbs dup_b.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out == "dup_b.fbs:5:13: error: packet_type 101 of Chef already used by FoodAvailableMessage (dup_a.fbs:5)\n");
+}
+
+TEST_CASE("a message name defined in two schemas is an error") {
+  expect_error("name_a.fbs name_b.fbs", "name_b.fbs:4:1: error: message name shared.Order already defined at name_a.fbs:4");
+}
+
+TEST_CASE("packet_type on a struct or on a field is an error") {
+  expect_error("packet_type_on_struct.fbs",
+               "packet_type_on_struct.fbs:4:15: error: packet_type on struct Point: only tables can be wire messages");
+  expect_error("packet_type_on_field.fbs",
+               "packet_type_on_field.fbs:5:3: error: packet_type is a table attribute");
+}
+
+TEST_CASE("unsupported constructs are reported where they are written") {
+  const auto r = check("union.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out == "union.fbs:9:3: error: field Serve.food: unions are not supported by sagec (use one message per "
+                 "case, or a table with optional fields)\n");
+  expect_error("fixed_array.fbs", "fixed_array.fbs:5:3: error: field Grid.cells: fixed-size arrays are not supported");
+  expect_error("recursive.fbs",
+               "recursive.fbs:4:1: error: table Node contains itself (Node.children); recursive tables are not supported");
+  expect_error("nested_flatbuffer.fbs",
+               "nested_flatbuffer.fbs:7:3: error: field Envelope.data: nested_flatbuffer is not supported");
+  expect_error("rpc.fbs", "rpc.fbs:7:1: error: rpc_service Kitchen is not supported by sagec");
+}
+
+TEST_CASE("a schema without include \"sage.fbs\" is told to include it") {
+  expect_error("no_include.fbs", "no_include.fbs:3:26: error: user define attributes must be declared before use: "
+                                 "packet_type (add `include \"sage.fbs\";` at the top of the schema)");
+}
+
+TEST_CASE("a missing schema file is an error, not a crash") {
+  expect_error("does_not_exist.fbs", "does_not_exist.fbs: error: cannot read schema file");
+}
+
+TEST_CASE("usage errors exit with 2") {
+  CHECK(sagec_in(fixtures, "").code == 2);
+  CHECK(sagec_in(fixtures, "check").code == 2);
+  CHECK(sagec_in(fixtures, "check --format xml clean.fbs").code == 2);
+  CHECK(sagec_in(fixtures, "frobnicate clean.fbs").code == 2);
+  CHECK(sagec_in(fixtures, "generate clean.fbs").code == 2);  // no -o
+  CHECK(sagec_in(fixtures, "decode --raw clean.fbs").code == 2);
+  const auto help = sagec_in(fixtures, "--help");
+  CHECK(help.code == 0);
+  CHECK(help.out.find("generate") != std::string::npos);
+}
+
+TEST_CASE("--format json lists the diagnostics for tools") {
+  const auto r = check("--format json dup_a.fbs dup_b.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out.find("\"errors\": 1") != std::string::npos);
+  CHECK(r.out.find(R"j({"file": "dup_b.fbs", "line": 5, "column": 13, "severity": "error", "message": "packet_type 101 of Chef already used by FoodAvailableMessage (dup_a.fbs:5)"})j") !=
+        std::string::npos);
+  const auto clean = check("--format json clean.fbs");
+  CHECK(clean.code == 0);
+  CHECK(clean.out == "{\n  \"errors\": 0,\n  \"diagnostics\": []\n}\n");
+}
+
+// --against: each way of breaking peers built from evolve/base.fbs.
+TEST_CASE("--against accepts compatible changes: new fields at the end, deprecation, new messages and enum values") {
+  const auto r = sagec_in(fixtures / "evolve", "check --against base.fbs compatible.fbs");
+  CHECK(r.code == 0);
+  CHECK(r.out.empty());
+}
+
+namespace {
+void expect_break(const std::string& file, const std::string& diagnostic) {
+  INFO("sagec check --against base.fbs " << file);
+  const auto r = sagec_in(fixtures / "evolve", "check --against base.fbs " + file);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.out.find(diagnostic) != std::string::npos, r.out);
+}
+}  // namespace
+
+TEST_CASE("--against: a removed field, also a trailing one, breaks peers") {
+  expect_break("removed_field.fbs", "removed_field.fbs:10:1: error: field evo.Order.extra (id 5) was removed; mark it "
+                                    "(deprecated) instead of deleting it");
+  expect_break("nested_field_removed.fbs", "nested_field_removed.fbs:8:1: error: field evo.Inner.note (id 0) was removed");
+}
+
+TEST_CASE("--against: a retyped field breaks peers") {
+  expect_break("retyped_field.fbs", "retyped_field.fbs:11:3: error: field evo.Order.id changed type from int to long");
+}
+
+TEST_CASE("--against: reordered or inserted fields break peers") {
+  expect_break("reordered_fields.fbs", "reordered_fields.fbs:12:3: error: field evo.Order.id moved from id 0 to id 1");
+  expect_break("inserted_field.fbs", "inserted_field.fbs:17:3: error: field evo.Order.extra moved from id 5 to id 6");
+}
+
+TEST_CASE("--against: a changed default breaks peers") {
+  expect_break("default_changed.fbs", "default_changed.fbs:12:3: error: field evo.Order.size changed its default from 1 to 2");
+}
+
+TEST_CASE("--against: a changed packet_type breaks peers") {
+  expect_break("packet_type_changed.fbs",
+               "packet_type_changed.fbs:19:12: error: packet_type of evo.Tip changed from 121 to 125");
+}
+
+TEST_CASE("--against: a packet_type reused by another message breaks peers") {
+  expect_break("packet_type_reused.fbs", "packet_type_reused.fbs:19:17: error: packet_type 121 of evo.Gratuity was used by "
+                                         "evo.Tip in the old schemas (base.fbs:19)");
+}
+
+TEST_CASE("--against: a removed message breaks peers") {
+  expect_break("removed_message.fbs",
+               "base.fbs:19:1: error: message evo.Tip (packet_type 121) was removed; peers built from the old schemas still send it");
+}
+
+TEST_CASE("--against: removed or renumbered enum values break peers") {
+  expect_break("enum_value_removed.fbs", "enum_value_removed.fbs:4:1: error: enum value evo.Mood.sleepy (2) was removed");
+  expect_break("enum_value_changed.fbs", "enum_value_changed.fbs:4:1: error: enum value evo.Mood.angry changed from 1 to 5");
+}
+
+TEST_CASE("--against: a changed struct breaks peers") {
+  expect_break("struct_changed.fbs", "struct_changed.fbs:6:1: error: struct evo.Point changed its layout");
+}
+
+TEST_CASE("FlatBuffers' own ConformTo misses a deleted trailing field and a deleted enum value") {
+  auto parse = [](const fs::path& file) {
+    auto p = std::make_unique<flatbuffers::Parser>();
+    std::string text;
+    REQUIRE(flatbuffers::LoadFile(file.c_str(), false, &text));
+    const std::string dir = schema_dir.string() + "/";
+    const char* include_dirs[] = {dir.c_str(), nullptr};
+    REQUIRE(p->Parse(text.c_str(), include_dirs, file.c_str()));
+    return p;
+  };
+  const auto base = parse(fixtures / "evolve" / "base.fbs");
+  CHECK(parse(fixtures / "evolve" / "removed_field.fbs")->ConformTo(*base).empty());
+  CHECK(parse(fixtures / "evolve" / "enum_value_removed.fbs")->ConformTo(*base).empty());
+}
+
+TEST_CASE("sagec generate writes byte-identical headers from any directory and names the schema in a banner") {
+  TempDir a("gen_a");
+  TempDir b("gen_b");
+  fs::copy_file(schema_dir / "pancakes.fbs", b.path / "pancakes.fbs");
+  fs::copy_file(schema_dir / "sage.fbs", b.path / "sage.fbs");
+  REQUIRE(sagec_in(schema_dir, "generate -o " + (a.path / "out").string() + " pancakes.fbs").code == 0);
+  REQUIRE(sagec_in(b.path, "generate -o out " + (b.path / "pancakes.fbs").string()).code == 0);
+  const auto first = read_file(a.path / "out" / "pancakes.sage.hpp");
+  CHECK(first == read_file(b.path / "out" / "pancakes.sage.hpp"));
+  CHECK(first.rfind("// pancakes.sage.hpp: generated by sagec from pancakes.fbs. DO NOT EDIT.\n", 0) == 0);
+  CHECK(first.find(a.path.string()) == std::string::npos);
+  CHECK(first.find(schema_dir.string()) == std::string::npos);
+}
+
+TEST_CASE("sagec generate refuses schemas that fail the checks and writes nothing") {
+  TempDir out("gen_bad");
+  const auto r = sagec_in(fixtures, "generate -o " + out.path.string() + " union.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out.find("union.fbs:9:3: error:") != std::string::npos);
+  CHECK_FALSE(fs::exists(out.path / "union.sage.hpp"));
+}
+
+TEST_CASE("sagec encode writes the runtime's wire record, which the generated class decodes") {
+  TempDir dir("encode");
+  write_file(dir.path / "msg.json", "{ amount: 42 }");
+  const auto r = sagec_in(schema_dir, "encode -t pancakes.FoodAvailableMessage -i " + (dir.path / "msg.json").string() +
+                                          " -o " + (dir.path / "msg.bin").string() + " pancakes.fbs");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  const auto bytes = read_file(dir.path / "msg.bin");
+  REQUIRE(bytes.size() >= 16);
+  CHECK(bytes.size() % 8 == 0);
+  std::vector<std::uint64_t> aligned((bytes.size() + 7) / 8);
+  std::memcpy(aligned.data(), bytes.data(), bytes.size());
+  std::vector<sage::wire::Record> records;
+  auto walk = sage::wire::for_each_record(
+      std::span(reinterpret_cast<const std::byte*>(aligned.data()), bytes.size()),
+      [&](sage::wire::Record rec) { records.push_back(rec); });
+  REQUIRE(walk.ok());
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].packet_type == 101);
+  auto m = pancakes::FoodAvailableMessage::decode(records[0].payload);
+  REQUIRE(m.ok());
+  CHECK(m->amount == 42);
+}
+
+TEST_CASE("sagec decode prints each record of a transport message as a JSON line") {
+  TempDir dir("decode");
+  std::vector<std::byte> msg;
+  sage::wire::append_record(msg, 101, pancakes::FoodAvailableMessage{.amount = 3}.to_bytes());
+  sage::wire::append_record(msg, 103, pancakes::PancakeStackMessage{.values = {1, 2, 3}}.to_bytes());
+  write_file(dir.path / "in.bin", std::string(reinterpret_cast<const char*>(msg.data()), msg.size()));
+  const auto r = sagec_in(schema_dir, "decode -i " + (dir.path / "in.bin").string() + " pancakes.fbs");
+  CHECK(r.code == 0);
+  CHECK(r.out ==
+        "{\"packet_type\": 101, \"type\": \"pancakes.FoodAvailableMessage\", \"message\": {\"amount\": 3}}\n"
+        "{\"packet_type\": 103, \"type\": \"pancakes.PancakeStackMessage\", \"message\": {\"values\": [1,2,3]}}\n");
+}
+
+TEST_CASE("sagec encode and decode round trip through --raw FlatBuffers too") {
+  TempDir dir("raw");
+  write_file(dir.path / "m.json", R"({"values": [5, 6]})");
+  REQUIRE(sagec_in(schema_dir, "encode --raw -t PancakeStackMessage -i " + (dir.path / "m.json").string() + " -o " +
+                                   (dir.path / "m.fb").string() + " pancakes.fbs")
+              .code == 0);
+  const auto r = sagec_in(schema_dir, "decode --raw -t pancakes.PancakeStackMessage -i " + (dir.path / "m.fb").string() +
+                                          " pancakes.fbs");
+  CHECK(r.code == 0);
+  CHECK(r.out == "{\"values\": [5,6]}\n");
+}
+
+TEST_CASE("sagec decode reports truncated, corrupt and unknown records with exit 1") {
+  TempDir dir("decode_bad");
+  std::vector<std::byte> msg;
+  sage::wire::append_record(msg, 101, pancakes::FoodAvailableMessage{.amount = 3}.to_bytes());
+  write_file(dir.path / "short.bin", std::string(reinterpret_cast<const char*>(msg.data()), msg.size() - 6));
+  auto r = sagec_in(schema_dir, "decode -i " + (dir.path / "short.bin").string() + " pancakes.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out.find("error: record 1: truncated: record declares") != std::string::npos);
+
+  std::vector<std::byte> unknown;
+  sage::wire::append_record(unknown, 200, pancakes::FoodAvailableMessage{.amount = 3}.to_bytes());
+  write_file(dir.path / "unknown.bin", std::string(reinterpret_cast<const char*>(unknown.data()), unknown.size()));
+  r = sagec_in(schema_dir, "decode -i " + (dir.path / "unknown.bin").string() + " pancakes.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out.find("error: record 1: unknown packet_type 200") != std::string::npos);
+
+  std::vector<std::byte> wrong;
+  sage::wire::append_record(wrong, 103, pancakes::FoodAvailableMessage{.amount = 1000000}.to_bytes());
+  write_file(dir.path / "wrong.bin", std::string(reinterpret_cast<const char*>(wrong.data()), wrong.size()));
+  r = sagec_in(schema_dir, "decode -i " + (dir.path / "wrong.bin").string() + " pancakes.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out.find("are not a valid pancakes.PancakeStackMessage") != std::string::npos);
+}
+
+TEST_CASE("sagec encode reports bad JSON with its position, and local-only messages without --raw") {
+  TempDir dir("encode_bad");
+  write_file(dir.path / "bad.json", "{\n  amount: \"three\"\n}");
+  auto r = sagec_in(dir.path, "encode -t pancakes.FoodAvailableMessage -i bad.json " +
+                                  (schema_dir / "pancakes.fbs").string());
+  CHECK(r.code == 1);
+  CHECK(r.out.find("bad.json:2:") != std::string::npos);
+  r = sagec_in(fixtures, "encode -t fixtures.LocalNote -i " + (dir.path / "bad.json").string() + " clean.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out.find("fixtures.LocalNote is a local-only message (no packet_type); use --raw") != std::string::npos);
+}
+
+// To accept a deliberate change of the generator's output:
+//   SAGE_UPDATE_GOLDEN=1 ctest --test-dir build -R "golden"   (then review and commit the diff)
+TEST_CASE("generated code for golden.fbs matches the golden file") {
+  TempDir out("golden");
+  const fs::path schemas = SAGE_TEST_SCHEMA_DIR;
+  const fs::path golden = SAGE_GOLDEN_DIR "/golden.sage.hpp";
+  const auto r = sagec_in(schemas, "generate -o " + out.path.string() + " golden.fbs");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  const auto fresh = read_file(out.path / "golden.sage.hpp");
+  if (std::getenv("SAGE_UPDATE_GOLDEN") != nullptr) {
+    write_file(golden, fresh);
+    MESSAGE("updated " << golden);
+  }
+  CHECK(fresh == read_file(golden));
+}
