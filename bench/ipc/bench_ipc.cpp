@@ -175,8 +175,8 @@ using namespace bench;
 
 int main(int argc, char** argv) {
   const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
-  g_count = quick ? 20000 : 1000000;
-  const int rounds = quick ? 200 : 5000;
+  g_count = quick ? 20000 : 200000;
+  const int rounds = quick ? 200 : 2000;
 
   sage::Manager mgr;
   mgr.enable_groups();  // before any nng use: every child below comes from the fork server
@@ -215,17 +215,22 @@ int main(int argc, char** argv) {
     nng_socket s;
     nng_pair1_open(&s);
     nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 1 << 20);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 5000);
     nng_listen(s, url.c_str(), nullptr, 0);
     auto pid = fs.spawn(&nng_sender, as_bytes(url)).value();
     char buf[16];
     size_t n = sizeof buf;
     nng_recv(s, buf, &n, 0);
     const auto t0 = Clock::now();
-    for (std::uint64_t i = 1; i < g_count; ++i) {
+    std::uint64_t got = 1;
+    for (; got < g_count; ++got) {
       n = sizeof buf;
-      nng_recv(s, buf, &n, 0);
+      if (nng_recv(s, buf, &n, 0) != 0) break;  // timed out: messages were lost
     }
-    nng_tp = rate(g_count - 1, Clock::now() - t0);
+    nng_tp = rate(got - 1, Clock::now() - t0 - (got < g_count ? 5s : 0s));
+    if (got < g_count)
+      std::printf("raw nng pair1: only %llu of %llu messages arrived\n", static_cast<unsigned long long>(got),
+                  static_cast<unsigned long long>(g_count));
     nng_send(s, buf, 1, 0);
     (void)fs.take_exit(pid, 10000);
     nng_close(s);
