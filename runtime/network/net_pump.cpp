@@ -393,6 +393,7 @@ std::optional<std::pair<Error, bool>> NetPump::handle_frame(Manager& manager, Pe
         case ctl(NetControl::join_ack):
           if (!p.is_main) bad = Error{Errc::malformed, "join_ack from a peer that is not the main group"};
           p.join_acked = true;
+          join_acked_ = true;
           return;
         case ctl(proto::Control::bye):
           if (!p.is_main) {
@@ -590,14 +591,15 @@ void NetPump::join_group(Manager& manager, std::string_view host, std::uint16_t 
     peers_.emplace(ref.index, std::move(p));
     s = ref.sender();
     start_connection(ref);
-    while (Clock::now() < deadline) {
+    // A bye may follow the ack at once (the main group ended): joining still succeeded.
+    while (Clock::now() < deadline && !join_acked_) {
       Peer* q = find(s);
       if (!q) break;
-      if (q->join_acked) return;
       receive_from(manager, *q);
-      if (find(s) && find(s)->join_acked) return;
+      if (join_acked_) break;
       waker_->wait_until(std::min(deadline, Clock::now() + 50ms));
     }
+    if (join_acked_) return;
   } catch (...) {
     joined_.clear();
     throw;

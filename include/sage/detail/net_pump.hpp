@@ -114,6 +114,7 @@ class NetPump final : public Pump {
   std::vector<std::string> group_names_{std::string(main_group)};  // own indices when groups are off
   // node side
   std::string joined_;
+  bool join_acked_ = false;
   bool bye_received_ = false;
   std::optional<std::string> main_lost_;
 };
