@@ -23,15 +23,23 @@ namespace {
 // than any interesting schema (libFuzzer's default -max_len is 4 KiB anyway).
 constexpr std::size_t max_schema_bytes = 64 * 1024;
 
+// The private include directory, removed when the process exits.
+struct Sandbox {
+  std::string dir;
+  Sandbox() {
+    dir = (std::filesystem::temp_directory_path() / "sage-fuzz-schema-XXXXXX").string();
+    if (mkdtemp(dir.data()) == nullptr) std::abort();
+    std::ofstream(dir + "/sage.fbs") << "attribute \"packet_type\";\n";
+  }
+  ~Sandbox() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+
 const std::string& sandbox() {
-  static const std::string dir = [] {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "sage-fuzz-schema-XXXXXX").string();
-    if (mkdtemp(tmpl.data()) == nullptr) std::abort();
-    std::ofstream(tmpl + "/sage.fbs") << "attribute \"packet_type\";\n";
-    std::atexit([] { std::filesystem::remove_all(sandbox()); });
-    return tmpl;
-  }();
-  return dir;
+  static const Sandbox s;
+  return s.dir;
 }
 
 }  // namespace
