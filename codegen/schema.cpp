@@ -148,13 +148,21 @@ Diagnostic parser_diagnostic(const std::string& error, const std::string& given_
 }  // namespace
 
 std::unique_ptr<Schema> load_schema(const std::string& path, const IncludeDirs& dirs, Diagnostics& diags) {
-  auto schema = std::make_unique<Schema>();
-  schema->path = path;
-  schema->parser_path = path;
-  if (!fs::is_regular_file(path) || !flatbuffers::LoadFile(path.c_str(), false, &schema->text)) {
+  std::string text;
+  if (!fs::is_regular_file(path) || !flatbuffers::LoadFile(path.c_str(), false, &text)) {
     diags.error(Position{path, 0, 0}, "cannot read schema file");
     return nullptr;
   }
+  return load_schema_text(path, std::move(text), dirs, diags);
+}
+
+std::unique_ptr<Schema> load_schema_text(const std::string& path, std::string text, const IncludeDirs& dirs,
+                                         Diagnostics& diags) {
+  auto schema = std::make_unique<Schema>();
+  schema->path = path;
+  schema->parser_path = path;
+  schema->text = std::move(text);
+  remember_source(path, schema->text);
   flatbuffers::IDLOptions opts;
   opts.no_warnings = true;
   schema->parser = std::make_unique<flatbuffers::Parser>(opts);
@@ -199,12 +207,12 @@ struct Token {
 
 // Identifiers, numbers, strings and punctuation of an .fbs file, comments skipped. Positions are
 // 1-based. The parser does not record where definitions are, so sagec finds them here.
-const std::vector<Token>& tokens_of(const std::string& file) {
+std::map<std::string, std::vector<Token>>& token_cache() {
   static std::map<std::string, std::vector<Token>> cache;
-  auto it = cache.find(file);
-  if (it != cache.end()) return it->second;
-  std::string text;
-  flatbuffers::LoadFile(file.c_str(), false, &text);
+  return cache;
+}
+
+std::vector<Token> tokenize(const std::string& text) {
   std::vector<Token> out;
   int line = 1;
   int col = 1;
@@ -244,7 +252,17 @@ const std::vector<Token>& tokens_of(const std::string& file) {
       advance(1);
     }
   }
-  return cache.emplace(file, std::move(out)).first->second;
+  return out;
+}
+
+// Tokens of `file`: those of the text load_schema_text() parsed under that name, else read from disk.
+const std::vector<Token>& tokens_of(const std::string& file) {
+  auto& cache = token_cache();
+  auto it = cache.find(file);
+  if (it != cache.end()) return it->second;
+  std::string text;
+  flatbuffers::LoadFile(file.c_str(), false, &text);
+  return cache.emplace(file, tokenize(text)).first->second;
 }
 
 // Index of the name token of the declaration `keyword name`, or npos.
@@ -264,6 +282,8 @@ Position position_at(const std::string& file, const std::vector<Token>& toks, st
 }
 
 }  // namespace
+
+void remember_source(const std::string& file, const std::string& text) { token_cache()[file] = tokenize(text); }
 
 Position position_of(const flatbuffers::StructDef& s) {
   const auto& toks = tokens_of(s.file);

@@ -71,6 +71,14 @@ IncludeDirs default_include_dirs(const char* argv0, std::vector<std::string> use
 // Parses `path`. Returns nullptr after adding a diagnostic when the file is missing or has a syntax
 // error; never throws for bad input.
 std::unique_ptr<Schema> load_schema(const std::string& path, const IncludeDirs& dirs, Diagnostics& diags);
+// Same, for schema text already in memory that diagnostics call `path` (includes are still looked
+// up relative to `path`'s directory and `dirs`). Never throws or exits for bad text: the fuzz
+// target tests/fuzz/fuzz_schema_loading.cpp feeds it arbitrary bytes.
+std::unique_ptr<Schema> load_schema_text(const std::string& path, std::string text, const IncludeDirs& dirs,
+                                         Diagnostics& diags);
+// Positions in diagnostics come from the text of each file; this sets the text used for `file`
+// (load_schema_text does, so a name can be reused for new text).
+void remember_source(const std::string& file, const std::string& text);
 
 // Names and positions.
 std::string qualified_name(const flatbuffers::Definition& d);  // "pancakes.FoodAvailableMessage"

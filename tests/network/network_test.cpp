@@ -207,7 +207,7 @@ TEST_CASE("a frame header announcing more than max_message_size is dropped befor
 
 TEST_CASE("a truncated frame (connection ends inside it) is dropped and counted") {
   auto f = frame(hello_record({}, "cut"));
-  f.erase(f.end() - 5, f.end());  // the last 5 bytes never come
+  f.erase(f.end() - 5, f.end());  // (not resize: g++ 12 -O1 -fsanitize=address warns stringop-overflow)
   expect_dropped(f, "ended after", true);
 }
 
