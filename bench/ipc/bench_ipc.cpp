@@ -124,6 +124,13 @@ Child fork_child(int (*child)(const std::string&), const std::string& url) {
   close(fds[1]);
   return Child{pid, fds[0]};
 }
+// A receive that timed out: messages were lost (or a child died); report it, do not hang.
+[[noreturn]] void lost(const char* who, std::uint64_t got, std::uint64_t count) {
+  std::fprintf(stderr, "bench_ipc: %s: only %llu of %llu messages arrived\n", who, static_cast<unsigned long long>(got),
+               static_cast<unsigned long long>(count));
+  std::exit(1);
+}
+
 void reap(pid_t pid, const std::string& dir) {
   int status = 0;
   waitpid(pid, &status, 0);
@@ -157,7 +164,9 @@ std::vector<bench::Figure> sage_throughput(std::uint64_t count, std::size_t size
   mgr.add_process_group<SageSender>("sender", o);
   const auto t0 = Clock::now();
   mgr.queue_message_to_group("sender", bench::Ping{});  // go
+  const auto deadline = Clock::now() + 120s;
   while (sink.got < count) {
+    if (Clock::now() > deadline) lost("sage", sink.got, count);
     mgr.tick();
     if (sink.got < count) mgr.wait_for_next_tick(1ms);
   }
@@ -237,6 +246,7 @@ std::vector<bench::Figure> nng_throughput(std::uint64_t count, std::size_t size)
   nng_socket s;
   nng_pair1_open(&s);
   nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 1 << 20);
+  nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 10000);
   nng_listen(s, url.c_str(), nullptr, 0);
   const auto t0 = Clock::now();
   child.go();
@@ -245,7 +255,7 @@ std::vector<bench::Figure> nng_throughput(std::uint64_t count, std::size_t size)
   std::uint64_t bad = 0;
   for (std::uint64_t i = 0; i < count; ++i) {
     n = buf.size();
-    nng_recv(s, buf.data(), &n, 0);
+    if (nng_recv(s, buf.data(), &n, 0) != 0) lost("raw nng", i, count);
     std::uint64_t seq;
     std::memcpy(&seq, buf.data(), 8);
     bad += seq != i || n != size;
@@ -319,6 +329,8 @@ std::vector<bench::Figure> zmq_throughput(std::uint64_t count, std::size_t size)
   Child child = fork_child(&zmq_sender, url);
   void* ctx = zmq_ctx_new();
   void* s = zmq_socket(ctx, ZMQ_PULL);
+  const int timeout_ms = 10000;
+  zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
   zmq_bind(s, url.c_str());
   const auto t0 = Clock::now();
   child.go();
@@ -326,6 +338,7 @@ std::vector<bench::Figure> zmq_throughput(std::uint64_t count, std::size_t size)
   std::uint64_t bad = 0;
   for (std::uint64_t i = 0; i < count; ++i) {
     const int n = zmq_recv(s, buf.data(), buf.size(), 0);
+    if (n < 0) lost("ZeroMQ", i, count);
     std::uint64_t seq;
     std::memcpy(&seq, buf.data(), 8);
     bad += seq != i || n != static_cast<int>(size);

@@ -34,6 +34,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -51,6 +53,7 @@
 #include "sage/errors.hpp"
 #include "sage/groups.hpp"
 #include "sage/message.hpp"
+#include "sage/network.hpp"
 #include "sage/sender.hpp"
 #include "sage/task.hpp"
 
@@ -275,6 +278,65 @@ class Manager {
   // The pump behind the group API (tests, tools). Throws groups_not_enabled.
   detail::GroupPump& group_pump() const;
 
+  // ---- network (sage/network.hpp, docs/network.md) ----
+  // Any number of connections: one listener and several outgoing connections at once. Received
+  // messages are queued here with Sender::peer(i) (Sender::group(i) from remote groups). Call
+  // enable_groups() (if used) before any of these: they start nng.
+
+  // Sets the network options; optional (listen/connect enable the defaults). Throws usage_error if
+  // the network is already enabled.
+  void enable_network(const NetworkOptions& options = {});
+  bool network_enabled() const noexcept { return net_ != nullptr; }
+  // Listens on tcp://host:port (tls+tcp:// with NetworkOptions::tls). Port 0 picks a free port; the
+  // result holds the one bound. Throws network_error (address in use, bad TLS files...).
+  Endpoint listen(std::string_view host, std::uint16_t port);
+  // The address listen() bound, if it was called.
+  std::optional<Endpoint> listening() const;
+  // Connects to a listening manager; blocks until the TCP (and TLS) connection is up, at most
+  // NetworkOptions::connect_timeout. Returns the peer; PeerConnected follows once the other end's
+  // handshake arrived. Throws network_error.
+  Sender connect(std::string_view host, std::uint16_t port);
+  // Closes every connection connect() made (after sending what is queued), or one peer's.
+  void disconnect();
+  void disconnect(Sender peer);
+  // Queues `msg` for `peer`; sent at the end of this tick. Throws not_a_peer (not a peer Sender)
+  // and send_error (peer_gone, too_large, send_buffer_full): nothing is silently dropped.
+  template <class M>
+  void send_message(const M& msg, Sender peer) {
+    if (auto r = try_send_message(msg, peer); !r) throw send_error(r.error());
+  }
+  // Same, to the one server this manager connect()ed to; throws no_server if there is not exactly one.
+  template <class M>
+  void send_message(const M& msg) {
+    send_message(msg, network_server());
+  }
+  template <class M>
+  Result<void> try_send_message(const M& msg, Sender peer) {
+    return queue_net_record(peer, detail::wire_codec_v<M>, encode_for_network(msg));
+  }
+  // Queues `msg` for every connected peer (not remote groups); returns how many accepted it. A
+  // peer whose buffer is full is handled by NetworkOptions::on_send_buffer_full, the others still
+  // get the message. Throws send_error(too_large).
+  template <class M>
+  std::size_t broadcast_message(const M& msg) {
+    return broadcast_net_record(detail::wire_codec_v<M>, encode_for_network(msg));
+  }
+  // Connected and reconnecting peers.
+  std::vector<PeerInfo> peers() const;
+  // Throws usage_error if the network is not enabled.
+  const NetworkStats& network_stats() const;
+  detail::NetPump& net_pump() const;
+
+  // ---- remote groups (docs/network.md "Remote groups") ----
+  // This manager becomes group `name` of the application whose main group listens at host:port:
+  // the main group's queue_message_to_group(name, msg) arrives here with Sender::group(0), and
+  // queue_message_to_group(sage::main_group, msg) here reaches the main group. Blocks until the
+  // main group (which must be ticking) accepted. Throws network_error, usage_error.
+  void join_as_group(std::string_view host, std::uint16_t port, std::string_view name);
+  // Main group: the groups hosted by connected nodes.
+  std::vector<std::string> remote_groups() const;
+  bool has_remote_group(std::string_view name) const;
+
   // Internal: used by GroupPump's child process to give the child's manager its pump.
   void attach_groups(std::unique_ptr<detail::GroupPump> pump);
 
@@ -397,6 +459,23 @@ class Manager {
                                   std::span<const std::byte> payload);
   std::string_view group_name_checked(Sender sender) const;
   detail::GroupPump* groups_ = nullptr;  // owned by pumps_
+  template <class M>
+  std::span<const std::byte> encode_for_network(const M& msg) {
+    static_assert(WireMessage<M>,
+                  "send_message: only wire messages cross machines: generate the type from a schema table with "
+                  "(packet_type: N)");
+    flatbuffers::FlatBufferBuilder& fbb = network_builder();
+    fbb.Clear();
+    msg.encode(fbb);
+    return std::span(reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()), fbb.GetSize());
+  }
+  detail::NetPump& network();  // enables the network with default options if needed
+  flatbuffers::FlatBufferBuilder& network_builder();
+  Sender network_server() const;
+  Result<void> queue_net_record(Sender peer, const detail::WireCodec& codec, std::span<const std::byte> payload);
+  std::size_t broadcast_net_record(const detail::WireCodec& codec, std::span<const std::byte> payload);
+  detail::NetPump* net_ = nullptr;  // owned by pumps_
+  std::vector<detail::WireCodec> wire_codecs_;  // every register_wire(), for a pump created later
   std::vector<detail::WireCodec> pending_codecs_;  // registered before enable_groups()
   bool resort_ = false;     // a priority changed during a dispatch
 };

@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "sage/detail/group_pump.hpp"
+#include "sage/detail/net_pump.hpp"
 #include "sage/manager.hpp"
 
 namespace sage {
@@ -35,26 +36,39 @@ void Manager::remove_process_group(std::string_view name) { group_pump().remove_
 void Manager::clear_process_groups() { group_pump().clear_groups(*this); }
 std::vector<std::string> Manager::process_groups() const { return group_pump().groups(); }
 bool Manager::has_process_group(std::string_view name) const { return group_pump().has_group(name); }
-std::string_view Manager::group_name() const { return group_pump().self_name(); }
-std::string_view Manager::group_name(Sender sender) const { return group_pump().name_of(sender); }
+std::string_view Manager::group_name() const {
+  if (!groups_ && net_ && !net_->joined_group().empty()) return net_->joined_group();  // a remote group node
+  return group_pump().self_name();
+}
+std::string_view Manager::group_name(Sender sender) const {
+  if (net_)
+    if (auto n = net_->group_name_of(sender); !n.empty()) return n;  // a remote group (network)
+  return group_pump().name_of(sender);
+}
 int Manager::process_group_pid(std::string_view name) const { return group_pump().pid_of(name); }
 const GroupStats& Manager::group_stats() const { return group_pump().stats(); }
 
 std::string_view Manager::group_name_checked(Sender sender) const {
-  auto name = group_pump().name_of(sender);
+  auto name = group_name(sender);
   if (name.empty()) throw usage_error("sage: the sender is not a group of this application");
   return name;
 }
 
 void Manager::register_wire(const detail::WireCodec& codec) {
+  wire_codecs_.push_back(codec);
+  if (net_) net_->register_codec(codec);
   if (groups_) groups_->register_codec(codec);
   else pending_codecs_.push_back(codec);
 }
 
-flatbuffers::FlatBufferBuilder& Manager::group_builder() { return group_pump().builder(); }
+flatbuffers::FlatBufferBuilder& Manager::group_builder() {
+  if (!groups_ && net_) return network_builder();  // a remote group node, or a main group without children
+  return group_pump().builder();
+}
 
 Result<void> Manager::queue_group_record(std::string_view group, const detail::WireCodec& codec,
                                          std::span<const std::byte> payload) {
+  if (net_ && net_->routes_group(group)) return net_->queue_group_record(group, codec, payload);  // remote group
   detail::GroupPump& pump = group_pump();
   if (pump.is_self(group)) {
     // To our own group: no transport, but the same decoded value and Sender as from elsewhere.

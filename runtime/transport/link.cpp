@@ -27,6 +27,7 @@ std::string nng_text(int rv) { return nng_strerror(rv); }
 }  // namespace
 
 bool nng_started() noexcept { return g_nng_started.load(std::memory_order_acquire); }
+void mark_nng_started() noexcept { g_nng_started.store(true, std::memory_order_release); }
 
 // ---------------------------------------------------------------------------------------------
 // Waker

@@ -57,6 +57,8 @@ struct LinkOptions {
 // Whether nng was ever started in this process by sage (a Link was opened). The fork server must be
 // started before that (nng's threads do not survive fork()).
 bool nng_started() noexcept;
+// Records that sage started nng in this process (every transport that opens nng objects calls it).
+void mark_nng_started() noexcept;
 
 class Link {
  public:

@@ -1,0 +1,203 @@
+// bench_net: sage over tcp://127.0.0.1 next to raw nng (pair0 over TCP) in the same run.
+//   build/bench/bench_net [--quick] [--csv]     (each case runs in its own process: common/harness.hpp)
+// Throughput: one sender, one receiver thread, N messages of 16 B / 1 KiB payload, messages/s at
+// the receiver. Round trip: ping-pong of one 16 B message, p50 / p99 over M exchanges.
+#include <nng/nng.h>
+#include <nng/protocol/pair0/pair.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../common/harness.hpp"
+#include "bench.sage.hpp"
+#include "sage/manager.hpp"
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Counter : sage::Actor<Counter, sage::subscribes<bench::Blob>> {
+  sage::Manager* echo_to = nullptr;  // set: reply to every message
+  std::uint64_t n = 0;
+  bool handle(const bench::Blob& b, const sage::Sender& from) {
+    ++n;
+    if (echo_to) echo_to->send_message(b, from);
+    return true;
+  }
+};
+
+// sage: messages/s for `count` messages of `size` bytes.
+double sage_throughput(std::size_t size, std::uint64_t count) {
+  sage::Manager server;
+  server.register_messages(bench::bench_wire_messages{});
+  Counter counter;
+  server.register_actor(counter);
+  const auto port = server.listen("127.0.0.1", 0).port;
+  std::atomic<bool> connected{false};
+  Clock::time_point start;
+  std::thread sender([&] {
+    sage::Manager client;
+    client.register_messages(bench::bench_wire_messages{});
+    client.connect("127.0.0.1", port);
+    connected = true;
+    bench::Blob blob{0, std::vector<std::uint8_t>(size, 1)};
+    for (std::uint64_t i = 0; i < count;) {
+      // As many as the send buffer takes this tick; the rest waits for the next.
+      for (int k = 0; k < 2000 && i < count; ++k, ++i) {
+        blob.seq = i;
+        if (!client.try_send_message(blob, client.peers().front().peer)) { --i; break; }
+      }
+      client.tick();
+    }
+    while (client.peers().front().pending_bytes) client.wait_for_next_tick(1ms), client.tick();
+  });
+  while (!connected) std::this_thread::yield();
+  start = Clock::now();
+  while (counter.n < count) {
+    server.tick();
+    server.wait_for_next_tick(1ms);
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  sender.join();
+  return static_cast<double>(count) / secs;
+}
+
+// sage: round-trip latencies in microseconds.
+std::vector<double> sage_rtt(int rounds) {
+  sage::Manager server;
+  server.register_messages(bench::bench_wire_messages{});
+  Counter echo;
+  echo.echo_to = &server;
+  server.register_actor(echo);
+  const auto port = server.listen("127.0.0.1", 0).port;
+  std::atomic<bool> stop{false};
+  std::thread t([&] { server.run(20ms, [&] { return stop.load(); }); });
+  sage::Manager client;
+  client.register_messages(bench::bench_wire_messages{});
+  Counter back;
+  client.register_actor(back);
+  client.connect("127.0.0.1", port);
+  std::vector<double> us;
+  const bench::Blob ping{0, std::vector<std::uint8_t>(16, 2)};
+  for (int i = 0; i < rounds; ++i) {
+    const auto t0 = Clock::now();
+    client.send_message(ping);
+    const auto want = back.n + 1;
+    while (back.n < want) {
+      client.tick();  // sends at its end, dispatches what arrived at its start
+      if (back.n < want) client.wait_for_next_tick(100ms);
+    }
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  stop = true;  // the server thread sees it after its next tick (at most 20 ms)
+  t.join();
+  return us;
+}
+
+void check(int rv, const char* what) {
+  if (rv != 0) {
+    std::fprintf(stderr, "bench_net: %s: %s\n", what, nng_strerror(rv));
+    std::exit(1);
+  }
+}
+
+std::string url_of(nng_listener l) {
+  int port = 0;
+  check(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), "bound port");
+  return "tcp://127.0.0.1:" + std::to_string(port);
+}
+
+double raw_throughput(std::size_t size, std::uint64_t count) {
+  nng_socket rx, tx;
+  nng_listener l;
+  check(nng_pair0_open(&rx), "open");
+  check(nng_pair0_open(&tx), "open");
+  check(nng_socket_set_size(rx, NNG_OPT_RECVMAXSZ, 1 << 20), "recvmaxsz");
+  // Queues on both sockets so that nng_send does not wait for the pipe each time (fairer).
+  check(nng_socket_set_int(tx, NNG_OPT_SENDBUF, 1024), "sendbuf");
+  check(nng_socket_set_int(rx, NNG_OPT_RECVBUF, 1024), "recvbuf");
+  check(nng_listen(rx, "tcp://127.0.0.1:0", &l, 0), "listen");
+  check(nng_dial(tx, url_of(l).c_str(), nullptr, 0), "dial");
+  std::vector<char> body(size, 1);
+  const auto start = Clock::now();
+  std::thread sender([&] {
+    for (std::uint64_t i = 0; i < count; ++i) check(nng_send(tx, body.data(), body.size(), 0), "send");
+  });
+  for (std::uint64_t i = 0; i < count; ++i) {
+    nng_msg* m = nullptr;
+    check(nng_recvmsg(rx, &m, 0), "recv");
+    nng_msg_free(m);
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  sender.join();
+  nng_close(tx);
+  nng_close(rx);
+  return static_cast<double>(count) / secs;
+}
+
+std::vector<double> raw_rtt(int rounds) {
+  nng_socket a, b;
+  nng_listener l;
+  check(nng_pair0_open(&a), "open");
+  check(nng_pair0_open(&b), "open");
+  check(nng_listen(a, "tcp://127.0.0.1:0", &l, 0), "listen");
+  check(nng_dial(b, url_of(l).c_str(), nullptr, 0), "dial");
+  std::thread echo([&] {
+    for (int i = 0; i < rounds; ++i) {
+      nng_msg* m = nullptr;
+      check(nng_recvmsg(a, &m, 0), "recv");
+      check(nng_sendmsg(a, m, 0), "send");
+    }
+  });
+  std::vector<double> us;
+  char body[16] = {};
+  for (int i = 0; i < rounds; ++i) {
+    const auto t0 = Clock::now();
+    check(nng_send(b, body, sizeof body, 0), "send");
+    nng_msg* m = nullptr;
+    check(nng_recvmsg(b, &m, 0), "recv");
+    nng_msg_free(m);
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  echo.join();
+  nng_close(a);
+  nng_close(b);
+  return us;
+}
+
+double pct(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+std::vector<bench::Figure> rate_figure(double msgs_per_s) { return {bench::Figure{"rate", "msg/s", true, msgs_per_s}}; }
+std::vector<bench::Figure> latency_figures(const std::vector<double>& us) {
+  return {bench::Figure{"p50", "us", false, pct(us, 0.5)}, bench::Figure{"p99", "us", false, pct(us, 0.99)}};
+}
+std::uint64_t n16(bool quick) { return quick ? 20000 : 200000; }
+std::uint64_t n1k(bool quick) { return quick ? 5000 : 50000; }
+int rounds(bool quick) { return quick ? 200 : 10000; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* tp16 = "TCP loopback 16 B";
+  const char* tp1k = "TCP loopback 1 KiB";
+  const char* rt = "TCP round trip 16 B";
+  const std::vector<bench::Case> cases = {
+      {"tp16.sage", tp16, "sage network", [](bool q) { return rate_figure(sage_throughput(16, n16(q))); }},
+      {"tp16.nng", tp16, "raw nng pair0 tcp", [](bool q) { return rate_figure(raw_throughput(16, n16(q))); }},
+      {"tp1k.sage", tp1k, "sage network", [](bool q) { return rate_figure(sage_throughput(1024, n1k(q))); }},
+      {"tp1k.nng", tp1k, "raw nng pair0 tcp", [](bool q) { return rate_figure(raw_throughput(1024, n1k(q))); }},
+      {"rt.sage", rt, "sage network", [](bool q) { return latency_figures(sage_rtt(rounds(q))); }},
+      {"rt.nng", rt, "raw nng pair0 tcp", [](bool q) { return latency_figures(raw_rtt(rounds(q))); }},
+  };
+  return bench::main(argc, argv, "bench_net", cases);
+}

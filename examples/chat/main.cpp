@@ -1,0 +1,119 @@
+// A chat over TCP: the server relays each client's lines to the other clients with the sender's nick.
+//   chat server 5555                 in one terminal
+//   chat client 127.0.0.1 5555 ann   in others: type lines, Ctrl-D leaves
+//   chat demo                        a scripted server and two clients in one process (the test)
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "chat.sage.hpp"
+#include "sage/manager.hpp"
+
+using namespace std::chrono_literals;
+
+struct Server : sage::Actor<Server, sage::subscribes<chat::Join, chat::Say, sage::PeerDisconnected>> {
+  sage::Manager& mgr;
+  std::map<std::uint32_t, std::string> nicks;  // by peer index
+  explicit Server(sage::Manager& m) : mgr(m) {}
+  bool handle(const chat::Join& j, const sage::Sender& from) {
+    nicks[from.index] = j.nick;
+    relay(from, chat::Line{"server", j.nick + " joined"});
+    return true;
+  }
+  bool handle(const chat::Say& s, const sage::Sender& from) {
+    relay(from, chat::Line{nicks[from.index], s.text});
+    return true;
+  }
+  bool handle(const sage::PeerDisconnected& d) {
+    if (auto it = nicks.find(d.peer.index); it != nicks.end()) {
+      relay(d.peer, chat::Line{"server", it->second + " left"});
+      nicks.erase(it);
+    }
+    return true;
+  }
+  void relay(sage::Sender from, const chat::Line& line) {  // to everyone but `from`
+    for (auto& [index, nick] : nicks)
+      if (index != from.index) mgr.send_message(line, sage::Sender::peer(index));
+  }
+};
+
+struct Client : sage::Actor<Client, sage::subscribes<chat::Line>> {
+  std::string me;
+  int seen = 0;
+  bool handle(const chat::Line& l) {
+    std::printf("[%s sees] <%s> %s\n", me.c_str(), l.nick.c_str(), l.text.c_str());
+    ++seen;
+    return true;
+  }
+};
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines show up at once, even through a pipe
+  const std::string mode = argc > 1 ? argv[1] : "demo";
+  if (mode == "server" && argc == 3) {
+    sage::Manager mgr;
+    mgr.register_messages(chat::chat_wire_messages{});
+    Server server(mgr);
+    mgr.register_actor(server);
+    std::printf("listening on port %u\n", mgr.listen("0.0.0.0", std::stoi(argv[2])).port);
+    mgr.run(30ms, [] { return false; });
+  } else if (mode == "client" && argc == 5) {
+    sage::Manager mgr;
+    mgr.register_messages(chat::chat_wire_messages{});
+    Client me;
+    me.me = argv[4];
+    mgr.register_actor(me);
+    mgr.connect(argv[2], static_cast<std::uint16_t>(std::stoi(argv[3])));
+    mgr.send_message(chat::Join{argv[4]});
+    std::mutex mu;  // stdin is read on a thread; the manager's thread sends
+    std::vector<std::string> typed;
+    bool eof = false;
+    std::thread reader([&] {
+      for (std::string line; std::getline(std::cin, line);) {
+        std::scoped_lock lk(mu);
+        typed.push_back(line);
+      }
+      std::scoped_lock lk(mu);
+      eof = true;
+    });
+    mgr.run(30ms, [&] {
+      std::scoped_lock lk(mu);
+      for (auto& t : typed) mgr.send_message(chat::Say{t});
+      typed.clear();
+      return eof;
+    });
+    mgr.tick();  // flush the last lines
+    reader.join();
+  } else if (mode == "demo") {
+    sage::Manager hub, ann_mgr, bob_mgr;
+    for (auto* m : {&hub, &ann_mgr, &bob_mgr}) m->register_messages(chat::chat_wire_messages{});
+    Server server(hub);
+    Client ann, bob;
+    ann.me = "ann", bob.me = "bob";
+    hub.register_actor(server), ann_mgr.register_actor(ann), bob_mgr.register_actor(bob);
+    const auto port = hub.listen("127.0.0.1", 0).port;
+    auto until = [&](auto done) {
+      for (auto end = std::chrono::steady_clock::now() + 10s; !done() && std::chrono::steady_clock::now() < end;)
+        for (auto* m : {&hub, &ann_mgr, &bob_mgr}) m->tick(), m->wait_for_next_tick(1ms);
+    };
+    ann_mgr.connect("127.0.0.1", port), ann_mgr.send_message(chat::Join{"ann"});
+    until([&] { return server.nicks.size() == 1; });
+    bob_mgr.connect("127.0.0.1", port), bob_mgr.send_message(chat::Join{"bob"});
+    until([&] { return ann.seen == 1; });  // ann sees "bob joined"
+    ann_mgr.send_message(chat::Say{"hello bob"});
+    until([&] { return bob.seen == 1; });
+    bob_mgr.send_message(chat::Say{"hi ann, bye"});
+    until([&] { return ann.seen == 2; });
+    bob_mgr.disconnect();
+    until([&] { return ann.seen == 3; });  // "bob left"
+    std::printf("chat demo done\n");
+  } else {
+    std::fprintf(stderr, "usage: chat server PORT | chat client HOST PORT NICK | chat demo\n");
+    return 64;
+  }
+}

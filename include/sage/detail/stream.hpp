@@ -1,0 +1,144 @@
+// sage/detail/stream.hpp: framed byte streams over nng's stream API, tcp:// and tls+tcp://
+// (internal; runtime/transport/stream.cpp, docs/wire-format.md "TCP framing").
+//
+// A StreamConn is one TCP (or TLS) connection carrying frames: an 8-byte frame header, then a
+// body of `length` bytes (a transport message made of wire records). It knows nothing about
+// records, peers or actors. This header does not include nng.
+//
+// Threads: every member is called by the thread that owns the object (the manager's thread).
+// nng's threads only run the completion callbacks, which touch nothing but the object's
+// mutex-protected state and then notify the Waker.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "sage/detail/transport.hpp"
+#include "sage/result.hpp"
+
+namespace sage::detail {
+
+// The frame header: u32 body length (little endian), then 'S' 'G', version 1, flags 0.
+inline constexpr std::size_t frame_header_size = 8;
+inline constexpr std::uint8_t frame_version = 1;
+// Writes the header of a frame whose body has `length` bytes.
+void write_frame_header(std::byte* out, std::uint32_t length) noexcept;
+
+struct TlsSettings {
+  bool enabled = false;
+  std::string cert_file;    // PEM certificate (chain) of this end; required to listen
+  std::string key_file;     // PEM private key matching cert_file
+  std::string ca_file;      // PEM CA certificates to verify the other end with ("" = do not verify)
+  std::string server_name;  // dialer: the name the server's certificate must carry ("" = host)
+  bool verify_peer = true;  // dialer: require a valid server certificate (needs ca_file)
+};
+
+struct StreamOptions {
+  // Largest frame body accepted or sent. A longer incoming header drops the connection before
+  // anything is allocated; send() refuses longer bodies with too_large.
+  std::size_t max_frame_size = std::size_t{1} << 20;
+  // Bytes given to send() and not yet written to the socket; past it send() fails with
+  // send_buffer_full and keeps nothing of the refused frame.
+  std::size_t max_pending_bytes = std::size_t{8} << 20;
+  // Received bytes not yet taken by receive(); past it the connection stops reading (TCP
+  // back-pressure towards the sender).
+  std::size_t max_inbox_bytes = std::size_t{8} << 20;
+};
+
+// "tcp://host:port" or "tls+tcp://host:port" (IPv6 hosts get brackets).
+std::string stream_url(std::string_view host, std::uint16_t port, bool tls);
+
+class StreamConn {
+ public:
+  ~StreamConn();  // closes the connection; frames not yet written are lost (see wait_sent())
+  StreamConn(const StreamConn&) = delete;
+  StreamConn& operator=(const StreamConn&) = delete;
+
+  // Queues one frame (copies `body`). Never blocks, never drops: fails with too_large,
+  // send_buffer_full or peer_gone and then has queued nothing.
+  Result<void> send(std::span<const std::byte> body);
+  std::size_t pending_bytes() const;
+  // Blocks until every queued byte was written, the connection failed, or the deadline passed.
+  bool wait_sent(Clock::time_point deadline);
+
+  // Calls visit(std::span<const std::byte>) for up to `max` received frame bodies, oldest first.
+  // Each span starts on an 8-byte boundary and lives until visit returns.
+  template <class Visitor>
+  std::size_t receive(std::size_t max, Visitor&& visit) {
+    return receive_impl(max, [](void* ctx, std::span<const std::byte> b) { (*static_cast<Visitor*>(ctx))(b); },
+                        &visit);
+  }
+
+  // Set once the connection ended: peer_gone (closed or reset by the other end), truncated (it
+  // ended inside a frame), too_large / malformed (a bad frame header arrived). Frames received
+  // before the failure can still be taken with receive().
+  std::optional<Error> failure() const;
+  // Time since bytes last arrived (a frame in progress counts).
+  Clock::duration idle_for() const;
+  const std::string& remote_address() const noexcept;
+  // Stops all I/O now (idempotent). failure() stays unset if it was.
+  void close();
+  // Test hook: stop / resume reading from the socket (a slow receiver).
+  void pause_receiving(bool paused);
+
+  struct Impl;
+  explicit StreamConn(std::unique_ptr<Impl> impl);
+
+ private:
+  std::size_t receive_impl(std::size_t max, void (*fn)(void*, std::span<const std::byte>), void* ctx);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Accepts connections on a tcp:// or tls+tcp:// URL.
+class StreamListener {
+ public:
+  static Result<std::unique_ptr<StreamListener>> open(const std::string& url, const TlsSettings& tls,
+                                                      const StreamOptions& options, std::shared_ptr<Waker> waker);
+  ~StreamListener();
+  StreamListener(const StreamListener&) = delete;
+  StreamListener& operator=(const StreamListener&) = delete;
+  // The bound TCP port (the chosen one when listening on port 0).
+  std::uint16_t port() const noexcept;
+  // Connections accepted since the last call, already reading.
+  std::vector<std::unique_ptr<StreamConn>> take_accepted();
+  std::uint64_t accept_errors() const;
+
+  struct Impl;
+
+ private:
+  explicit StreamListener(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Dials a tcp:// or tls+tcp:// URL, one attempt at a time, asynchronously.
+class StreamDialer {
+ public:
+  static Result<std::unique_ptr<StreamDialer>> open(const std::string& url, const TlsSettings& tls,
+                                                    const StreamOptions& options, std::shared_ptr<Waker> waker);
+  ~StreamDialer();
+  StreamDialer(const StreamDialer&) = delete;
+  StreamDialer& operator=(const StreamDialer&) = delete;
+  // Starts one attempt that gives up after `timeout`. Precondition: !busy().
+  void start(std::chrono::milliseconds timeout);
+  bool busy() const;
+  // The result of the finished attempt (once), or nullopt while it runs / when none was started.
+  std::optional<Result<std::unique_ptr<StreamConn>>> take();
+  const std::string& url() const noexcept;
+
+  struct Impl;
+
+ private:
+  explicit StreamDialer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Whether nng's TLS engine works in this build (nng_tls_config_alloc succeeds); `why` says why not.
+bool tls_available(std::string* why = nullptr);
+
+}  // namespace sage::detail

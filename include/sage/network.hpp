@@ -1,0 +1,158 @@
+// sage/network.hpp: messages between machines over TCP, pysage's network messaging (docs/network.md).
+//
+//   sage::Manager server;                          // on one machine
+//   server.register_messages(chat::wire_messages{});
+//   auto at = server.listen("0.0.0.0", 0);         // port 0: any free port; at.port is the one bound
+//
+//   sage::Manager client;                          // on another
+//   client.register_messages(chat::wire_messages{});
+//   client.connect("server.example", at.port);
+//   client.send_message(chat::Line{"hi"});         // to its server; delivered with Sender = the peer
+//
+// Received messages are queued in the manager (dispatched by its next tick) with a Sender of kind
+// peer, usable for replies: mgr.send_message(reply, sender). Peers coming and going are the local
+// messages PeerConnected / PeerDisconnected below. The Manager members are declared in
+// sage/manager.hpp ("network").
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "sage/result.hpp"
+#include "sage/sender.hpp"
+
+namespace sage {
+
+// Optional TLS (tls+tcp://, nng's mbedTLS engine). Paths name PEM files.
+struct TlsOptions {
+  bool enabled = false;
+  std::string cert_file;    // this end's certificate (chain); required to listen
+  std::string key_file;     // the private key of cert_file
+  std::string ca_file;      // CA certificate(s) the other end's certificate is checked against
+  std::string server_name;  // connect(): the name the server's certificate must carry ("" = the host)
+  bool verify_peer = true;  // connect(): refuse a server whose certificate does not verify (needs ca_file)
+};
+
+// What connect()'s connection does when it is lost (closed, reset, heartbeat timeout).
+struct ReconnectPolicy {
+  // false: the peer is gone for good (PeerDisconnected{reconnecting = false}); call connect() again.
+  // true: the manager dials again, waiting initial_delay, then twice as long each failed attempt
+  // (at most max_delay); the peer keeps its Sender; PeerDisconnected{reconnecting = true} then
+  // PeerConnected again. Messages sent meanwhile fail with peer_gone (nothing is buffered).
+  bool enabled = false;
+  std::chrono::milliseconds initial_delay{100};
+  std::chrono::milliseconds max_delay{std::chrono::seconds(5)};
+  int max_attempts = 0;  // 0 = forever; past it PeerDisconnected{reconnecting = false}
+};
+
+// What happens to a peer whose send buffer is full (it does not read fast enough).
+enum class OverflowPolicy : std::uint8_t {
+  refuse,      // the send fails with send_buffer_full (logged once per peer); the peer stays
+  disconnect,  // same, and the peer is disconnected (PeerDisconnected, reason send_buffer_full)
+};
+
+// Per manager network options (Manager::enable_network); they apply to every connection.
+struct NetworkOptions {
+  // Name this manager gives itself in the handshake (PeerConnected::name on the other end).
+  std::string name;
+  // Largest frame (transport message) sent or accepted: messages sent to a peer in one tick travel
+  // together in frames up to this size; one message too big for a frame is refused at send time
+  // (too_large). A peer announcing a bigger frame is dropped before anything is allocated.
+  // Both ends must agree (the receiver's limit is what counts).
+  std::size_t max_message_size = std::size_t{1} << 20;
+  // Bytes queued for one peer and not yet written to its socket.
+  std::size_t send_buffer_limit = std::size_t{8} << 20;
+  OverflowPolicy on_send_buffer_full = OverflowPolicy::disconnect;
+  // Received bytes of one peer waiting for the next tick; past it that connection stops reading.
+  std::size_t receive_buffer_limit = std::size_t{8} << 20;
+  // A tick sends a heartbeat to each peer it sent nothing to for heartbeat_interval. A peer from
+  // which nothing (data or heartbeat) arrived for heartbeat_timeout is dropped as dead.
+  std::chrono::milliseconds heartbeat_interval{std::chrono::seconds(1)};
+  std::chrono::milliseconds heartbeat_timeout{std::chrono::seconds(10)};
+  // How long connect() waits for the TCP (and TLS) connection.
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
+  ReconnectPolicy reconnect{};
+  TlsOptions tls{};
+};
+
+// Where a listener is bound.
+struct Endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string url;  // "tcp://host:port" or "tls+tcp://host:port"
+};
+
+// Local message queued to this manager when a peer finished its handshake (Sender = the peer).
+struct PeerConnected {
+  Sender peer;
+  std::string address;  // "ip:port" of the other end
+  std::string name;     // NetworkOptions::name of the other end
+  bool outgoing = false;  // we connected to it (connect()), or it connected to us (listen())
+};
+
+// Local message queued when a connected peer is gone (Sender = the peer).
+struct PeerDisconnected {
+  Sender peer;
+  std::string address;
+  std::string name;
+  Error reason;              // peer_gone (closed, reset, heartbeat timeout), send_buffer_full, bad input...
+  bool reconnecting = false;  // ReconnectPolicy: a new attempt is under way
+};
+
+// A connected or reconnecting peer (Manager::peers()).
+struct PeerInfo {
+  Sender peer;
+  std::string address;
+  std::string name;
+  bool outgoing = false;
+  bool connected = false;  // handshake done and not lost
+  std::size_t pending_bytes = 0;
+};
+
+// Counters of a manager's network traffic since enable_network().
+struct NetworkStats {
+  std::uint64_t connections_accepted = 0;
+  std::uint64_t connections_dialed = 0;
+  std::uint64_t peers_connected = 0;      // handshakes completed
+  std::uint64_t peers_disconnected = 0;
+  std::uint64_t frames_sent = 0;
+  std::uint64_t frames_received = 0;
+  std::uint64_t records_sent = 0;
+  std::uint64_t records_received = 0;
+  std::uint64_t bad_input = 0;            // connections dropped for garbage, bad frames, unknown types...
+  std::uint64_t send_buffer_full = 0;     // sends refused because a peer's buffer was full
+  std::uint64_t heartbeat_timeouts = 0;
+  std::string last_bad_input;             // why the last bad connection was dropped
+};
+
+// listen() / connect() failed (address in use, refused, TLS files, timeout): an expected failure.
+class network_error : public std::runtime_error {
+ public:
+  explicit network_error(Error e) : std::runtime_error("sage: network: " + e.message()), error_(std::move(e)) {}
+  const Error& error() const noexcept { return error_; }
+
+ private:
+  Error error_;
+};
+
+// Caller bugs of the network API.
+class not_a_peer : public usage_error {
+ public:
+  not_a_peer() : usage_error("sage: the Sender does not name a network peer") {}
+};
+class no_server : public usage_error {
+ public:
+  explicit no_server(std::size_t n)
+      : usage_error("sage: send_message(msg) without a peer needs exactly one connect()ed server, this manager has " +
+                    std::to_string(n)) {}
+};
+
+namespace detail {
+class NetPump;
+}
+
+}  // namespace sage

@@ -1,0 +1,483 @@
+// Network messaging over TCP: pysage's network tests (packing, SYN/SYN-ACK/ACK with a group over
+// the network) and sage's own (many clients, bad peers, slow peers, TLS, remote groups).
+#include <doctest/doctest.h>
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "net_util.hpp"
+#include "sage/detail/net_pump.hpp"
+#include "sage/detail/stream.hpp"
+
+using namespace nt;
+using namespace nettest;
+namespace proto = sage::detail::protocol;
+
+namespace {
+
+using Inbox = Recorder<IntMessage, TupleMessage, ArrayMessage, StringMessage, ComplexMessage, Seq,
+                       sage::PeerConnected, sage::PeerDisconnected>;
+
+// A server and one client in this thread, connected on a port chosen by the system.
+struct Duo {
+  sage::Manager server, client;
+  Inbox at_server, at_client;
+  sage::Sender to_server;
+  explicit Duo(const sage::NetworkOptions& so = {}, const sage::NetworkOptions& co = {}) {
+    server.register_messages(messages{});
+    client.register_messages(messages{});
+    server.enable_network(so);
+    client.enable_network(co);
+    server.register_actor(at_server);
+    client.register_actor(at_client);
+    const auto at = server.listen("127.0.0.1", 0);
+    to_server = client.connect("127.0.0.1", at.port);
+    REQUIRE(tick_until({&server, &client}, [&] {
+      return at_server.all<sage::PeerConnected>().size() == 1 && at_client.all<sage::PeerConnected>().size() == 1;
+    }));
+  }
+  sage::Sender client_at_server() { return at_server.all<sage::PeerConnected>().front().peer; }
+};
+
+template <class M>
+M round_trip(const M& msg) {
+  Duo p;
+  p.client.send_message(msg);
+  REQUIRE(tick_until({&p.server, &p.client}, [&] { return !p.at_server.all<M>().empty(); }));
+  CHECK(p.at_server.from.back() == p.client_at_server());
+  return p.at_server.all<M>().front();
+}
+
+std::uint16_t port_of(sage::Manager& m) { return m.listening()->port; }
+
+}  // namespace
+
+TEST_CASE("listen on port 0 picks a free port and reports it") {
+  sage::Manager m;
+  const auto at = m.listen("127.0.0.1", 0);
+  CHECK(at.port != 0);
+  CHECK(at.url == "tcp://127.0.0.1:" + std::to_string(at.port));
+  CHECK(m.listening()->port == at.port);
+  sage::Manager other;
+  CHECK_THROWS_AS(other.listen("127.0.0.1", at.port), sage::network_error);
+}
+
+TEST_CASE("a plain int arrives intact") { CHECK(round_trip(IntMessage{-123456}).value == -123456); }
+
+TEST_CASE("a tuple-like struct arrives intact") {
+  auto m = round_trip(TupleMessage{nettest::Pair{7, 2.5f}});
+  CHECK(m.pair.a == 7);
+  CHECK(m.pair.b == 2.5f);
+}
+
+TEST_CASE("an array arrives intact") {
+  std::vector<std::int32_t> v(1000);
+  for (int i = 0; i < 1000; ++i) v[static_cast<std::size_t>(i)] = i * i;
+  CHECK(round_trip(ArrayMessage{v}).values == v);
+}
+
+TEST_CASE("a short and a long string arrive intact") {
+  CHECK(round_trip(StringMessage{"hi"}).text == "hi");
+  const std::string long_text(200000, 'x');
+  CHECK(round_trip(StringMessage{long_text}).text == long_text);
+}
+
+TEST_CASE("a complex message with a struct and a double arrives intact") {
+  auto m = round_trip(ComplexMessage{Vec2{1.5f, -2.0f}, 3.141592653589793, "ship"});
+  CHECK(m.pos.x == 1.5f);
+  CHECK(m.pos.y == -2.0f);
+  CHECK(m.speed == 3.141592653589793);
+  CHECK(m.name == "ship");
+}
+
+TEST_CASE("a reply to the sender reaches the client that sent the message") {
+  Duo p;
+  p.client.send_message(IntMessage{1});
+  REQUIRE(tick_until({&p.server, &p.client}, [&] { return !p.at_server.all<IntMessage>().empty(); }));
+  p.server.send_message(IntMessage{2}, p.at_server.from.back());
+  REQUIRE(tick_until({&p.server, &p.client}, [&] { return !p.at_client.all<IntMessage>().empty(); }));
+  CHECK(p.at_client.all<IntMessage>().front().value == 2);
+  CHECK(p.at_client.from.back() == p.to_server);
+  CHECK(p.at_client.all<sage::PeerConnected>().front().outgoing);
+  CHECK_FALSE(p.at_server.all<sage::PeerConnected>().front().outgoing);
+}
+
+TEST_CASE("messages to one peer arrive complete and in order") {
+  Duo p;
+  constexpr std::uint64_t n = 5000;
+  std::uint64_t sent = 0;
+  REQUIRE(tick_until({&p.server, &p.client}, [&] {
+    for (int i = 0; i < 100 && sent < n; ++i) p.client.send_message(Seq{0, sent++, {}});
+    return p.at_server.all<Seq>().size() == n;
+  }));
+  for (std::uint64_t i = 0; i < n; ++i) REQUIRE(p.at_server.all<Seq>()[i].n == i);
+}
+
+TEST_CASE("send_message without a peer needs exactly one server") {
+  sage::Manager m;
+  m.register_messages(messages{});
+  CHECK_THROWS_AS(m.send_message(IntMessage{1}), sage::no_server);
+  CHECK_THROWS_AS(m.send_message(IntMessage{1}, sage::Sender::local()), sage::not_a_peer);
+}
+
+TEST_CASE("a manager listens and holds several outgoing connections at once") {
+  sage::Manager a, b, hub;
+  Inbox in_a, in_b, in_hub;
+  for (auto* m : {&a, &b, &hub}) m->register_messages(messages{});
+  a.register_actor(in_a);
+  b.register_actor(in_b);
+  hub.register_actor(in_hub);
+  const auto pa = a.listen("127.0.0.1", 0).port;
+  const auto pb = b.listen("127.0.0.1", 0).port;
+  hub.listen("127.0.0.1", 0);
+  const auto to_a = hub.connect("127.0.0.1", pa);
+  const auto to_b = hub.connect("127.0.0.1", pb);
+  CHECK(to_a != to_b);
+  CHECK_THROWS_AS(hub.send_message(IntMessage{0}), sage::no_server);
+  hub.send_message(IntMessage{1}, to_a);
+  hub.send_message(IntMessage{2}, to_b);
+  REQUIRE(tick_until({&a, &b, &hub}, [&] { return !in_a.all<IntMessage>().empty() && !in_b.all<IntMessage>().empty(); }));
+  CHECK(in_a.all<IntMessage>().front().value == 1);
+  CHECK(in_b.all<IntMessage>().front().value == 2);
+  REQUIRE(tick_until({&a, &b, &hub}, [&] { return in_hub.all<sage::PeerConnected>().size() == 2; }));
+  CHECK(hub.broadcast_message(StringMessage{"all"}) == 2);
+  REQUIRE(tick_until({&a, &b, &hub}, [&] { return !in_a.all<StringMessage>().empty() && !in_b.all<StringMessage>().empty(); }));
+}
+
+TEST_CASE("peers disconnecting are reported to subscribers on both ends") {
+  Duo p;
+  p.client.disconnect();
+  REQUIRE(tick_until({&p.server, &p.client}, [&] {
+    return p.at_server.all<sage::PeerDisconnected>().size() == 1 && p.at_client.all<sage::PeerDisconnected>().size() == 1;
+  }));
+  const auto& d = p.at_server.all<sage::PeerDisconnected>().front();
+  CHECK(d.peer == p.client_at_server());
+  CHECK(d.reason.code == sage::Errc::peer_gone);
+  CHECK(d.reason.detail.find("closed by the peer") != std::string::npos);
+  CHECK_FALSE(d.reconnecting);
+  CHECK(p.server.peers().empty());
+  CHECK_THROWS_AS(p.server.send_message(IntMessage{1}, d.peer), sage::send_error);
+}
+
+TEST_CASE("a message bigger than max_message_size is refused at send time") {
+  sage::NetworkOptions o;
+  o.max_message_size = 4096;
+  Duo p(o, o);
+  try {
+    p.client.send_message(StringMessage{std::string(5000, 'y')});
+    FAIL("no exception");
+  } catch (const sage::send_error& e) {
+    CHECK(e.error().code == sage::Errc::too_large);
+  }
+  p.client.send_message(StringMessage{std::string(3000, 'y')});  // fits
+  REQUIRE(tick_until({&p.server, &p.client}, [&] { return !p.at_server.all<StringMessage>().empty(); }));
+}
+
+namespace {
+// A server with one well-behaved client; `bad` bytes come from a raw socket; the server must drop
+// the raw peer (counting it) and keep serving the good client.
+void expect_dropped(const std::vector<std::byte>& bad, std::string_view why, bool close_after = false) {
+  Duo p;
+  RawSocket raw(port_of(p.server));
+  REQUIRE(raw.fd >= 0);
+  REQUIRE(raw.write_all(bad));
+  if (close_after) raw.shutdown_write();
+  REQUIRE(tick_until({&p.server, &p.client}, [&] { return p.server.network_stats().bad_input == 1; }));
+  CHECK(p.server.network_stats().last_bad_input.find(why) != std::string::npos);
+  p.client.send_message(IntMessage{42});
+  REQUIRE(tick_until({&p.server, &p.client}, [&] { return !p.at_server.all<IntMessage>().empty(); }));
+  CHECK(p.server.peers().size() == 1);
+}
+}  // namespace
+
+TEST_CASE("a peer sending garbage is dropped and counted; the server keeps serving") {
+  std::vector<std::byte> junk;
+  for (char c : std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n")) junk.push_back(std::byte(c));
+  expect_dropped(junk, "not a sage frame header");
+}
+
+TEST_CASE("a frame header announcing more than max_message_size is dropped before allocating") {
+  std::vector<std::byte> h(8);
+  sage::detail::write_frame_header(h.data(), 0xfffffff0u);
+  expect_dropped(h, "exceeds the limit");
+}
+
+TEST_CASE("a truncated frame (connection ends inside it) is dropped and counted") {
+  auto f = frame(hello_record({}, "cut"));
+  f.resize(f.size() - 5);
+  expect_dropped(f, "ended after", true);
+}
+
+TEST_CASE("a record of an unknown packet_type is dropped with its reason") {
+  std::vector<std::byte> body = hello_record({}, "x");
+  const auto payload = Stranger{1}.to_bytes();
+  sage::wire::append_record(body, 200, payload);  // no message of the schema has packet_type 200
+  expect_dropped(frame(body), "unknown packet type");
+}
+
+TEST_CASE("a payload failing the Verifier is dropped") {
+  std::vector<std::byte> body = hello_record({}, "x");
+  std::vector<std::byte> junk(16, std::byte{0xff});
+  sage::wire::append_record(body, IntMessage::packet_type, junk);
+  expect_dropped(frame(body), "verify");
+}
+
+TEST_CASE("a peer built from other schemas is refused at the handshake") {
+  expect_dropped(frame(hello_record({{IntMessage::packet_type, 0xdeadbeef}}, "old")), "fingerprint");
+}
+
+TEST_CASE("a connection that does not start with a hello is dropped") {
+  expect_dropped(frame(record(IntMessage{1})), "must be a hello");
+}
+
+TEST_CASE("a silent peer is dropped after the heartbeat timeout") {
+  sage::NetworkOptions o;
+  o.heartbeat_interval = 50ms;
+  o.heartbeat_timeout = 400ms;
+  Duo p(o, o);
+  RawSocket raw(port_of(p.server));
+  REQUIRE(raw.write_all(frame(hello_record({}, "mute"))));
+  REQUIRE(tick_until({&p.server, &p.client}, [&] { return p.at_server.all<sage::PeerConnected>().size() == 2; }));
+  REQUIRE(tick_until({&p.server, &p.client}, [&] { return p.at_server.all<sage::PeerDisconnected>().size() == 1; }));
+  const auto& d = p.at_server.all<sage::PeerDisconnected>().front();
+  CHECK(d.name == "mute");
+  CHECK(d.reason.detail.find("heartbeat_timeout") != std::string::npos);
+  CHECK(p.server.network_stats().heartbeat_timeouts == 1);
+  // The real client heartbeats and stays.
+  CHECK(p.at_client.all<sage::PeerDisconnected>().empty());
+  CHECK(p.server.peers().size() == 1);
+}
+
+TEST_CASE("a client killed mid-stream is reported and the others keep being served") {
+  Duo p;
+  Child child({"client", std::to_string(port_of(p.server))});
+  REQUIRE(child.pid > 0);
+  REQUIRE(tick_until({&p.server, &p.client}, [&] { return p.at_server.all<Seq>().size() > 50; }));
+  child.kill();
+  REQUIRE(tick_until({&p.server, &p.client}, [&] { return p.at_server.all<sage::PeerDisconnected>().size() == 1; }));
+  CHECK(p.at_server.all<sage::PeerDisconnected>().front().reason.code == sage::Errc::peer_gone);
+  CHECK(child.wait() != -1);
+  p.client.send_message(IntMessage{5});
+  REQUIRE(tick_until({&p.server, &p.client}, [&] { return !p.at_server.all<IntMessage>().empty(); }));
+}
+
+TEST_CASE("a slow client fills its bounded buffer: a loud per-peer error, then a disconnect") {
+  sage::NetworkOptions o;
+  o.send_buffer_limit = 256 * 1024;
+  Duo p(o, o);
+  RawSocket slow(port_of(p.server));  // says hello, then never reads
+  REQUIRE(slow.write_all(frame(hello_record({}, "slow"))));
+  REQUIRE(tick_until({&p.server, &p.client}, [&] { return p.at_server.all<sage::PeerConnected>().size() == 2; }));
+  const sage::Sender slow_peer = p.at_server.all<sage::PeerConnected>().back().peer;
+  const std::vector<std::uint8_t> kib(1024, 7);
+  std::optional<sage::Error> refused;
+  REQUIRE(tick_until({&p.server, &p.client}, [&] {
+    for (int i = 0; i < 64 && !refused; ++i) {
+      auto r = p.server.try_send_message(Seq{0, 0, kib}, slow_peer);
+      if (!r) refused = r.error();
+    }
+    p.server.send_message(IntMessage{9}, p.client_at_server());  // the fast client is unaffected
+    return refused.has_value();
+  }));
+  CHECK(refused->code == sage::Errc::send_buffer_full);
+  CHECK(p.server.network_stats().send_buffer_full >= 1);
+  REQUIRE(tick_until({&p.server, &p.client}, [&] { return p.at_server.all<sage::PeerDisconnected>().size() == 1; }));
+  CHECK(p.at_server.all<sage::PeerDisconnected>().front().reason.code == sage::Errc::send_buffer_full);
+  REQUIRE(tick_until({&p.server, &p.client}, [&] { return !p.at_client.all<IntMessage>().empty(); }));
+}
+
+TEST_CASE("200 clients connected at once each exchange messages with the server") {
+  rlimit lim{};
+  getrlimit(RLIMIT_NOFILE, &lim);
+  if (lim.rlim_cur < 4096) {
+    lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, 4096);
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+  constexpr int n = 200;
+  struct Echo : sage::Actor<Echo, sage::subscribes<Seq>> {
+    sage::Manager* m = nullptr;
+    bool handle(const Seq& s, const sage::Sender& from) {
+      m->send_message(Seq{s.client, s.n + 1000, {}}, from);
+      return true;
+    }
+  };
+  sage::Manager server;
+  server.register_messages(messages{});
+  Echo echo;
+  echo.m = &server;
+  server.register_actor(echo);
+  const auto port = server.listen("127.0.0.1", 0).port;
+  std::vector<std::unique_ptr<sage::Manager>> clients;
+  std::vector<std::unique_ptr<Recorder<Seq>>> inboxes;
+  for (int i = 0; i < n; ++i) {
+    clients.push_back(std::make_unique<sage::Manager>());
+    inboxes.push_back(std::make_unique<Recorder<Seq>>());
+    clients.back()->register_messages(messages{});
+    clients.back()->register_actor(*inboxes.back());
+    clients.back()->connect("127.0.0.1", port);
+    for (std::uint64_t k = 0; k < 3; ++k) clients.back()->send_message(Seq{i, k, {}});
+  }
+  const auto deadline = Clock::now() + 30s;
+  auto done = [&] {
+    for (auto& in : inboxes)
+      if (in->all<Seq>().size() < 3) return false;
+    return true;
+  };
+  while (!done() && Clock::now() < deadline) {
+    server.tick();
+    for (auto& c : clients) c->tick();
+  }
+  REQUIRE(done());
+  for (int i = 0; i < n; ++i) {
+    auto& got = inboxes[static_cast<std::size_t>(i)]->all<Seq>();
+    for (std::uint64_t k = 0; k < 3; ++k) {
+      CHECK(got[k].client == i);
+      CHECK(got[k].n == k + 1000);
+    }
+  }
+  CHECK(server.network_stats().peers_connected == n);
+}
+
+namespace {
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    std::string t = (std::filesystem::temp_directory_path() / "sage-tls-XXXXXX").string();
+    path = ::mkdtemp(t.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+}  // namespace
+
+TEST_CASE("TLS: a round trip over tls+tcp with a throwaway self-signed certificate") {
+  std::string why;
+  if (!sage::detail::tls_available(&why)) {
+    MESSAGE("skipped: nng has no TLS here: " << why);
+    return;
+  }
+  TempDir dir;
+  const auto cert = (dir.path / "cert.pem").string(), key = (dir.path / "key.pem").string();
+  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -addext "
+                          "subjectAltName=DNS:localhost -keyout " + key + " -out " + cert + " >/dev/null 2>&1";
+  if (std::system(cmd.c_str()) != 0) {
+    MESSAGE("skipped: openssl could not make a certificate (install openssl)");
+    return;
+  }
+  sage::NetworkOptions so, co;
+  so.tls = {true, cert, key, "", "", true};
+  co.tls = {true, "", "", cert, "localhost", true};
+  sage::Manager server, client;
+  Inbox in_server, in_client;
+  server.register_messages(messages{});
+  client.register_messages(messages{});
+  server.enable_network(so);
+  client.enable_network(co);
+  server.register_actor(in_server);
+  client.register_actor(in_client);
+  const auto at = server.listen("127.0.0.1", 0);
+  CHECK(at.url.rfind("tls+tcp://", 0) == 0);
+  client.connect("127.0.0.1", at.port);
+  client.send_message(StringMessage{"secret"});
+  REQUIRE(tick_until({&server, &client}, [&] { return !in_server.all<StringMessage>().empty(); }));
+  server.send_message(StringMessage{"reply"}, in_server.from.back());
+  REQUIRE(tick_until({&server, &client}, [&] { return !in_client.all<StringMessage>().empty(); }));
+  CHECK(in_client.all<StringMessage>().front().text == "reply");
+
+  // A client that does not trust the certificate cannot connect.
+  sage::NetworkOptions wrong;
+  wrong.tls = {true, "", "", key /* not a CA */, "localhost", true};
+  sage::Manager stranger;
+  CHECK_THROWS_AS(
+      {
+        stranger.enable_network(wrong);
+        stranger.connect("127.0.0.1", at.port);
+      },
+      sage::network_error);
+}
+
+TEST_CASE("reconnect: a client with ReconnectPolicy dials again and keeps its Sender") {
+  sage::NetworkOptions co;
+  co.reconnect.enabled = true;
+  co.reconnect.initial_delay = 20ms;
+  Duo p({}, co);
+  // The server drops the client; the client reconnects by itself.
+  p.server.disconnect(p.client_at_server());
+  REQUIRE(tick_until({&p.server, &p.client}, [&] {
+    return p.at_client.all<sage::PeerDisconnected>().size() == 1 && p.at_client.all<sage::PeerConnected>().size() == 2;
+  }));
+  CHECK(p.at_client.all<sage::PeerDisconnected>().front().reconnecting);
+  CHECK(p.at_client.all<sage::PeerConnected>().back().peer == p.to_server);
+  p.client.send_message(IntMessage{77});
+  REQUIRE(tick_until({&p.server, &p.client}, [&] { return !p.at_server.all<IntMessage>().empty(); }));
+}
+
+// ---- remote groups ----
+
+namespace {
+struct MainSide : sage::Actor<MainSide, sage::subscribes<SynAck, Ack>> {
+  sage::Manager* m = nullptr;
+  std::vector<std::string> log;
+  bool handle(const SynAck& s, const sage::Sender& from) {
+    log.push_back("synack:" + s.from + " from " + std::string(m->group_name(from)));
+    m->queue_message_to_group(from, Ack{"main"});
+    return true;
+  }
+  bool handle(const Ack& a, const sage::Sender& from) {
+    log.push_back("ack:" + a.from + " from " + std::string(m->group_name(from)));
+    return true;
+  }
+};
+}  // namespace
+
+TEST_CASE("SYN / SYN-ACK / ACK between the main group and a child group over the network on an automatic port") {
+  sage::Manager main;
+  main.register_messages(messages{});
+  MainSide side;
+  side.m = &main;
+  main.register_actor(side);
+  const auto port = main.listen("127.0.0.1", 0).port;
+  Child node({"group", std::to_string(port), "child"});
+  REQUIRE(node.pid > 0);
+  REQUIRE(tick_until({&main}, [&] { return main.has_remote_group("child"); }));
+  CHECK(main.remote_groups() == std::vector<std::string>{"child"});
+  main.queue_message_to_group("child", Syn{"main"});
+  REQUIRE(tick_until({&main}, [&] { return side.log.size() == 2; }));
+  CHECK(side.log[0] == "synack:child got main from child");
+  CHECK(side.log[1] == "ack:ack main from child");
+}
+
+TEST_CASE("a dead remote group node makes the main group's tick raise group_error") {
+  sage::Manager main;
+  main.register_messages(messages{});
+  const auto port = main.listen("127.0.0.1", 0).port;
+  Child node({"group", std::to_string(port), "doomed"});
+  REQUIRE(tick_until({&main}, [&] { return main.has_remote_group("doomed"); }));
+  node.kill();
+  std::optional<sage::group_error> err;
+  REQUIRE(tick_until({&main}, [&] {
+    try {
+      main.tick();
+    } catch (const sage::group_error& e) {
+      err = e;
+    }
+    return err.has_value();
+  }));
+  CHECK(err->group() == "doomed");
+  CHECK_FALSE(main.has_remote_group("doomed"));
+  CHECK_THROWS_AS(main.queue_message_to_group("doomed", Syn{"x"}), sage::usage_error);
+}
+
+TEST_CASE("a remote group ends cleanly when the main group goes away") {
+  auto main = std::make_unique<sage::Manager>();
+  main->register_messages(messages{});
+  const auto port = main->listen("127.0.0.1", 0).port;
+  Child node({"group", std::to_string(port), "polite"});
+  REQUIRE(tick_until({main.get()}, [&] { return main->has_remote_group("polite"); }));
+  main.reset();  // says bye
+  const int st = node.wait();
+  REQUIRE(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 0);
+}
