@@ -141,7 +141,13 @@ inline void print_table(FILE* out, const std::vector<Row>& rows) {
       else
         baselines.push_back(&r);
     }
-    if (!sage) continue;
+    if (!sage) {  // a partial run (--only): the baselines alone
+      for (const Row* b : baselines)
+        std::fprintf(out, "| %s | %s | - | %s | %s %s | - | - / %.1f | - / %s |\n", scenario.c_str(), metric.c_str(),
+                     b->implementation.c_str(), format_value(b->value).c_str(), b->unit.c_str(),
+                     static_cast<double>(b->rss_kib) / 1024, format_allocs(b->allocs_per_msg).c_str());
+      continue;
+    }
     const std::string sage_fig = format_value(sage->value) + " " + sage->unit;
     if (baselines.empty())
       std::fprintf(out, "| %s | %s | %s | - | - | - | %.1f | %s |\n", scenario.c_str(), metric.c_str(),

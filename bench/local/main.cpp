@@ -12,12 +12,11 @@
 // median batch time, so a batch that lost the CPU to another process does not skew the result.
 // Allocations are counted by replacing operator new (common/alloc_counter.cpp), over all timed batches.
 // CAF: one event-based actor with a handler per type; the main thread anon_send()s a batch of
-// 10,000 messages and waits until the actor has handled them (CAF's scheduler limited to one
+// 10,000 messages and sleeps until the actor has handled them (CAF's scheduler limited to one
 // worker thread: one subscriber needs no more).
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <thread>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -234,21 +233,26 @@ Result caf_queue_tick(std::size_t total) {
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", std::size_t{1});
   caf::actor_system system{cfg};
-  std::atomic<std::uint64_t> handled{0};
+  // The actor counts what it handled and wakes the main thread when the batch is done (`target`):
+  // the main thread sleeps in atomic::wait instead of taking a core from the actor.
+  std::atomic<std::uint64_t> handled{0}, target{0};
   std::uint64_t caf_checksum = 0;  // written by the actor's thread only
+  auto count_one = [&] {
+    if (handled.fetch_add(1) + 1 == target.load()) handled.notify_one();
+  };
   auto sink = system.spawn([&](caf::event_based_actor*) -> caf::behavior {
     return {
         [&](const Position& p) {
           caf_checksum += static_cast<std::uint64_t>(p.x);
-          handled.fetch_add(1, std::memory_order_release);
+          count_one();
         },
         [&](const Damage& d) {
           caf_checksum += static_cast<std::uint64_t>(d.amount);
-          handled.fetch_add(1, std::memory_order_release);
+          count_one();
         },
         [&](const Score& s) {
           caf_checksum += static_cast<std::uint64_t>(s.points);
-          handled.fetch_add(1, std::memory_order_release);
+          count_one();
         },
     };
   });
@@ -261,7 +265,8 @@ Result caf_queue_tick(std::size_t total) {
       caf::anon_send(sink, Score{static_cast<double>(i), 0.5});
       sent += 3;
     }
-    while (handled.load(std::memory_order_acquire) < sent) std::this_thread::yield();
+    target.store(sent);
+    for (std::uint64_t h = handled.load(); h < sent; h = handled.load()) handled.wait(h);
   };
   one_batch(0);
   Result r = measure(total, one_batch);
