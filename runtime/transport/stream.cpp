@@ -583,9 +583,9 @@ Result<std::unique_ptr<StreamDialer>> StreamDialer::open(const std::string& url,
 
 StreamDialer::~StreamDialer() {
   Impl& im = *impl_;
-  if (im.dialer) nng_stream_dialer_close(im.dialer);
+  if (im.aio) nng_aio_stop(im.aio);  // cancels a dial in progress and waits for its callback
+  if (im.dialer) nng_stream_dialer_free(im.dialer);  // closes it
   if (im.aio) nng_aio_free(im.aio);
-  if (im.dialer) nng_stream_dialer_free(im.dialer);
   if (im.tls) nng_tls_config_free(im.tls);
 }
 

@@ -207,7 +207,7 @@ TEST_CASE("a frame header announcing more than max_message_size is dropped befor
 
 TEST_CASE("a truncated frame (connection ends inside it) is dropped and counted") {
   auto f = frame(hello_record({}, "cut"));
-  f.resize(f.size() - 5);
+  f.erase(f.end() - 5, f.end());  // the last 5 bytes never come
   expect_dropped(f, "ended after", true);
 }
 
