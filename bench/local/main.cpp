@@ -236,33 +236,44 @@ typename Inspector::result_type inspect(Inspector& f, Score& x) {
   return f(caf::meta::type_name("Score"), x.points, x.bonus);
 }
 
+// What the CAF actor shares with the main thread. The actor counts what it handled and wakes the
+// main thread when the batch is done (`target`): the main thread sleeps in atomic::wait instead of
+// taking a core from the actor.
+struct CafSink {
+  std::atomic<std::uint64_t> handled{0}, target{0};
+  std::uint64_t checksum = 0;  // written by the actor's thread only
+  void count_one() {
+    if (handled.fetch_add(1) + 1 == target.load()) handled.notify_one();
+  }
+};
+
+// The actor's behaviour. (Spawned with an argument: CAF 0.17's spawn of a function without
+// arguments binds a reference to a null pointer, which UBSan reports.)
+caf::behavior caf_sink(caf::event_based_actor*, CafSink* sink) {
+  return {
+      [sink](const Position& p) {
+        sink->checksum += static_cast<std::uint64_t>(p.x);
+        sink->count_one();
+      },
+      [sink](const Damage& d) {
+        sink->checksum += static_cast<std::uint64_t>(d.amount);
+        sink->count_one();
+      },
+      [sink](const Score& s) {
+        sink->checksum += static_cast<std::uint64_t>(s.points);
+        sink->count_one();
+      },
+  };
+}
+
 Result caf_queue_tick(std::size_t total) {
+  CafSink state;  // outlives the actor system, which waits for its actors when destroyed
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", std::size_t{1});
   caf::actor_system system{cfg};
-  // The actor counts what it handled and wakes the main thread when the batch is done (`target`):
-  // the main thread sleeps in atomic::wait instead of taking a core from the actor.
-  std::atomic<std::uint64_t> handled{0}, target{0};
-  std::uint64_t caf_checksum = 0;  // written by the actor's thread only
-  auto count_one = [&] {
-    if (handled.fetch_add(1) + 1 == target.load()) handled.notify_one();
-  };
-  auto sink = system.spawn([&](caf::event_based_actor*) -> caf::behavior {
-    return {
-        [&](const Position& p) {
-          caf_checksum += static_cast<std::uint64_t>(p.x);
-          count_one();
-        },
-        [&](const Damage& d) {
-          caf_checksum += static_cast<std::uint64_t>(d.amount);
-          count_one();
-        },
-        [&](const Score& s) {
-          caf_checksum += static_cast<std::uint64_t>(s.points);
-          count_one();
-        },
-    };
-  });
+  auto& handled = state.handled;
+  auto& target = state.target;
+  auto sink = system.spawn(caf_sink, &state);
   std::uint64_t sent = 0;
   auto one_batch = [&](std::size_t base) {
     for (std::size_t i = 0; i < batch; i += 3) {
@@ -278,7 +289,7 @@ Result caf_queue_tick(std::size_t total) {
   one_batch(0);
   Result r = measure(total, one_batch);
   caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
-  checksum += caf_checksum;  // the actor has handled everything (handled == sent)
+  checksum += state.checksum;  // the actor has handled everything (handled == sent)
   return r;
 }
 #endif
