@@ -1,5 +1,5 @@
 // bench_net: sage over tcp://127.0.0.1 next to raw nng (pair0 over TCP) in the same run.
-//   build/bench/bench_net [--quick]
+//   build/bench/bench_net [--quick] [--csv]     (each case runs in its own process: common/harness.hpp)
 // Throughput: one sender, one receiver thread, N messages of 16 B / 1 KiB payload, messages/s at
 // the receiver. Round trip: ping-pong of one 16 B message, p50 / p99 over M exchanges.
 #include <nng/nng.h>
@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "../common/harness.hpp"
 #include "bench.sage.hpp"
 #include "sage/manager.hpp"
 
@@ -176,23 +177,27 @@ double pct(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
 }
 
-void row(const char* name, double sage, double raw, const char* unit) {
-  std::printf("| %-26s | %12.0f %-5s | %12.0f %-5s | %5.2f |\n", name, sage, unit, raw, unit, sage / raw);
+std::vector<bench::Figure> rate_figure(double msgs_per_s) { return {bench::Figure{"rate", "msg/s", true, msgs_per_s}}; }
+std::vector<bench::Figure> latency_figures(const std::vector<double>& us) {
+  return {bench::Figure{"p50", "us", false, pct(us, 0.5)}, bench::Figure{"p99", "us", false, pct(us, 0.99)}};
 }
+std::uint64_t n16(bool quick) { return quick ? 20000 : 200000; }
+std::uint64_t n1k(bool quick) { return quick ? 5000 : 50000; }
+int rounds(bool quick) { return quick ? 200 : 10000; }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
-  const std::uint64_t n16 = quick ? 20000 : 200000, n1k = quick ? 5000 : 50000;
-  const int rounds = quick ? 200 : 10000;
-  std::printf("bench_net%s: tcp://127.0.0.1, sage vs raw nng pair0\n\n", quick ? " --quick" : "");
-  std::printf("| %-26s | %18s | %18s | %5s |\n", "case", "sage", "raw nng tcp", "ratio");
-  std::printf("|%s|%s|%s|%s|\n", std::string(28, '-').c_str(), std::string(20, '-').c_str(),
-              std::string(20, '-').c_str(), std::string(7, '-').c_str());
-  row("throughput 16 B", sage_throughput(16, n16), raw_throughput(16, n16), "msg/s");
-  row("throughput 1 KiB", sage_throughput(1024, n1k), raw_throughput(1024, n1k), "msg/s");
-  const auto s = sage_rtt(rounds), r = raw_rtt(rounds);
-  row("round trip p50", pct(s, 0.5), pct(r, 0.5), "us");
-  row("round trip p99", pct(s, 0.99), pct(r, 0.99), "us");
+  const char* tp16 = "TCP loopback 16 B";
+  const char* tp1k = "TCP loopback 1 KiB";
+  const char* rt = "TCP round trip 16 B";
+  const std::vector<bench::Case> cases = {
+      {"tp16.sage", tp16, "sage network", [](bool q) { return rate_figure(sage_throughput(16, n16(q))); }},
+      {"tp16.nng", tp16, "raw nng pair0 tcp", [](bool q) { return rate_figure(raw_throughput(16, n16(q))); }},
+      {"tp1k.sage", tp1k, "sage network", [](bool q) { return rate_figure(sage_throughput(1024, n1k(q))); }},
+      {"tp1k.nng", tp1k, "raw nng pair0 tcp", [](bool q) { return rate_figure(raw_throughput(1024, n1k(q))); }},
+      {"rt.sage", rt, "sage network", [](bool q) { return latency_figures(sage_rtt(rounds(q))); }},
+      {"rt.nng", rt, "raw nng pair0 tcp", [](bool q) { return latency_figures(raw_rtt(rounds(q))); }},
+  };
+  return bench::main(argc, argv, "bench_net", cases);
 }

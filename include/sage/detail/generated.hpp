@@ -235,30 +235,38 @@ inline constexpr std::size_t min_buffer_size =
     sizeof(flatbuffers::uoffset_t) + sizeof(flatbuffers::soffset_t) + 2 * sizeof(flatbuffers::voffset_t);
 
 // Verifies `bytes` as a finished FlatBuffer whose root is a T, then unpacks it. Bytes that do not
-// start on an 8-byte boundary are copied first, so any span is fine.
+// start on an 8-byte boundary are copied first (to the stack up to 256 bytes), so any span is fine.
+// The success path does not allocate beyond what T's members need.
 template <class T>
 Result<T> decode_root(std::span<const std::byte> bytes) {
-  const std::string name(T::message_name);
+  const auto name = [] { return std::string(T::message_name); };  // for error details only
   if (bytes.size() < min_buffer_size)
-    return Error{Errc::truncated, name + ": " + std::to_string(bytes.size()) + " bytes, a FlatBuffer has at least " +
+    return Error{Errc::truncated, name() + ": " + std::to_string(bytes.size()) + " bytes, a FlatBuffer has at least " +
                                       std::to_string(min_buffer_size)};
   if (bytes.size() >= FLATBUFFERS_MAX_BUFFER_SIZE)
-    return Error{Errc::too_large, name + ": " + std::to_string(bytes.size()) + " bytes"};
+    return Error{Errc::too_large, name() + ": " + std::to_string(bytes.size()) + " bytes"};
+  constexpr std::size_t small_words = 32;
+  std::uint64_t small[small_words];
   std::vector<std::uint64_t> copy;
   const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data());
   if (reinterpret_cast<std::uintptr_t>(data) % alignof(std::uint64_t) != 0) {
-    copy.resize((bytes.size() + sizeof(std::uint64_t) - 1) / sizeof(std::uint64_t));
-    std::memcpy(copy.data(), bytes.data(), bytes.size());
-    data = reinterpret_cast<const std::uint8_t*>(copy.data());
+    const std::size_t words = (bytes.size() + sizeof(std::uint64_t) - 1) / sizeof(std::uint64_t);
+    std::uint64_t* to = small;
+    if (words > small_words) {
+      copy.resize(words);
+      to = copy.data();
+    }
+    std::memcpy(to, bytes.data(), bytes.size());
+    data = reinterpret_cast<const std::uint8_t*>(to);
   }
   flatbuffers::Verifier verifier(data, bytes.size());
   const auto root = verifier.VerifyOffset(0);
   if (root == 0)
-    return Error{Errc::verify_failed, name + ": root offset points outside the " + std::to_string(bytes.size()) +
+    return Error{Errc::verify_failed, name() + ": root offset points outside the " + std::to_string(bytes.size()) +
                                           " bytes (truncated or not a FlatBuffer)"};
   const auto* table = reinterpret_cast<const flatbuffers::Table*>(data + root);
   if (!T::verify(verifier, *table))
-    return Error{Errc::verify_failed, "the " + std::to_string(bytes.size()) + " bytes are not a valid " + name +
+    return Error{Errc::verify_failed, "the " + std::to_string(bytes.size()) + " bytes are not a valid " + name() +
                                           " (truncated, corrupt or another message type)"};
   return T::unpack(*table);
 }
