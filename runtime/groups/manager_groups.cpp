@@ -47,8 +47,10 @@ std::string_view Manager::group_name_checked(Sender sender) const {
 }
 
 void Manager::register_wire(const detail::WireCodec& codec) {
-  if (groups_) groups_->register_codec(codec);
-  else pending_codecs_.push_back(codec);
+  if (groups_) return groups_->register_codec(codec);
+  for (const auto& c : pending_codecs_)
+    if (c.decode == codec.decode) return;  // every registered actor subscribing to it lands here
+  pending_codecs_.push_back(codec);
 }
 
 flatbuffers::FlatBufferBuilder& Manager::group_builder() { return group_pump().builder(); }

@@ -444,6 +444,29 @@ TEST_CASE("a child can send to another child and the main group relays it") {
   CHECK(f.mgr.group_stats().records_relayed == 2);
 }
 
+TEST_CASE("a child decodes a wire message its default actor subscribes to without register_messages") {
+  Manager mgr;
+  Collector<test::Pong> pongs;
+  mgr.register_actor(pongs);  // before enable_groups: subscribing makes Pong decodable here
+  mgr.enable_groups();        // and no register_messages anywhere, in this process or the child
+  mgr.add_process_group<Ponger>("p");  // Ponger subscribes to Ping: the child can decode it
+  mgr.queue_message_to_group("p", test::Ping{9});
+  REQUIRE(tick_until(mgr, [&] { return !pongs.got.empty(); }));
+  CHECK(pongs.got[0].value == 9);
+  CHECK(pongs.from[0] == "p");
+  CHECK(mgr.group_stats().bad_input == 0);
+}
+
+TEST_CASE("an actor subscribing to a type whose packet_type another wire type holds is refused at registration") {
+  Manager mgr;
+  mgr.enable_groups();
+  mgr.register_messages(sage::type_list<test::PingV2>{});
+  Ponger ponger;  // subscribes to test::Ping, packet_type 101 like PingV2
+  CHECK_THROWS_AS(mgr.register_actor(ponger), sage::packet_type_conflict);
+  CHECK_FALSE(ponger.registered());
+  CHECK(mgr.actor_count() == 0);
+}
+
 TEST_CASE("a restart policy starts a failed group again and still reports each failure") {
   Fixture f;
   sage::GroupOptions o;
