@@ -99,6 +99,7 @@ struct Link::Impl {
   std::shared_ptr<Waker> waker;
   nng_socket sock = NNG_SOCKET_INITIALIZER;
   nng_aio* send_aio = nullptr;
+  nng_aio* tx_now = nullptr;  // no callback, zero timeout: send() tries it first when nothing is queued
 
   mutable std::mutex mu;
   std::condition_variable sent_cv;
@@ -194,8 +195,10 @@ Result<std::unique_ptr<Link>> Link::open(Role role, const std::string& url, cons
       (rv = nng_pipe_notify(im.sock, NNG_PIPE_EV_REM_POST, &Impl::on_pipe, &im)) != 0)
     return fail("cannot watch pipes of", rv);
   if ((rv = nng_aio_alloc(&im.rx, nullptr, nullptr)) != 0 ||
-      (rv = nng_aio_alloc(&im.send_aio, &Impl::on_sent, &im)) != 0)
+      (rv = nng_aio_alloc(&im.send_aio, &Impl::on_sent, &im)) != 0 ||
+      (rv = nng_aio_alloc(&im.tx_now, nullptr, nullptr)) != 0)
     return fail("cannot allocate aios for", rv);
+  nng_aio_set_timeout(im.tx_now, NNG_DURATION_ZERO);
   nng_aio_set_timeout(im.rx, NNG_DURATION_ZERO);  // receive() never blocks
   if ((rv = nng_socket_get_int(im.sock, NNG_OPT_RECVFD, &im.recv_fd)) != 0)
     return fail("cannot get the receive fd of", rv);
@@ -220,6 +223,7 @@ Link::~Link() {
   if (nng_socket_id(im.sock) > 0) nng_close(im.sock);
   if (im.rx) nng_aio_free(im.rx);
   if (im.send_aio) nng_aio_free(im.send_aio);  // waits for a running callback
+  if (im.tx_now) nng_aio_free(im.tx_now);
   for (auto& [m, size] : im.outbox) nng_msg_free(m);
 }
 
@@ -240,12 +244,40 @@ Result<void> Link::send(std::span<const std::byte> body) {
   if (int rv = nng_msg_alloc(&m, body.size()); rv != 0)
     return Error{Errc::malformed, "cannot allocate an nng message: " + nng_text(rv)};
   if (!body.empty()) std::memcpy(nng_msg_body(m), body.data(), body.size());
+  bool now = false;
   {
     std::lock_guard lk(im.mu);
-    im.outbox.emplace_back(m, body.size());
-    im.pending += body.size();
+    if (im.outbox.empty() && !im.send_in_flight) {
+      now = true;
+      im.send_in_flight = true;  // holds off pump_send() (on_sent) while we try
+    } else {
+      im.outbox.emplace_back(m, body.size());
+      im.pending += body.size();
+    }
   }
-  im.pump_send();
+  if (now) {
+    // Nothing queued: offer the message to the socket right here. tx_now has no callback and a
+    // zero timeout, so it completes on this thread at once: accepted (the pipe was idle, the
+    // common case of a message per tick) or NNG_ETIMEDOUT (busy). Saves the hand-off of a
+    // completion callback to an nng thread on every send.
+    nng_aio_set_msg(im.tx_now, m);
+    nng_send_aio(im.sock, im.tx_now);
+    nng_aio_wait(im.tx_now);
+    const bool accepted = nng_aio_result(im.tx_now) == 0;  // else the message is still ours
+    {
+      std::lock_guard lk(im.mu);
+      im.send_in_flight = false;
+      if (!accepted) {
+        im.outbox.emplace_front(m, body.size());
+        im.pending += body.size();
+      }
+    }
+    if (accepted) {
+      im.sent_cv.notify_all();
+      return {};
+    }
+  }
+  im.pump_send();  // through send_aio: completes (on_sent) when the socket takes it
   return {};
 }
 
