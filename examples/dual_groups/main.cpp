@@ -57,7 +57,6 @@ int main(int argc, char** argv) {
 
   sage::Manager mgr;
   mgr.enable_groups();
-  mgr.register_messages(pancakes::pancakes_wire_messages{});
   Waiter waiter;
   mgr.register_actor(waiter);
   mgr.add_process_group<Consumer>("consumers");

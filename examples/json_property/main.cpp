@@ -82,7 +82,6 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = std::atoi(argv[++i]);
   sage::Manager mgr;
   mgr.enable_groups();
-  mgr.register_messages(kitchen::food_wire_messages{});
   Diner diner;
   mgr.register_actor(diner);
   mgr.add_process_group<Kitchen>("kitchen");

@@ -45,11 +45,10 @@ int main(int argc, char** argv) {
 
   sage::Manager mgr;
   mgr.enable_groups();  // first: forks the fork server the groups are started from
-  mgr.register_messages(pancakes::pancakes_wire_messages{});
 
   mgr.add_process_group<Chef>("chefs");  // spawns a new process that ticks independently
   Consumer consumer;
-  mgr.register_actor(consumer);
+  mgr.register_actor(consumer);  // it subscribes to FoodAvailableMessage: that now decodes here
 
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   while (std::chrono::steady_clock::now() < end) {

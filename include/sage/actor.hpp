@@ -25,6 +25,7 @@
 #include "sage/actor_id.hpp"
 #include "sage/any_message.hpp"
 #include "sage/detail/message_type.hpp"
+#include "sage/groups.hpp"
 #include "sage/message.hpp"
 #include "sage/sender.hpp"
 #include "sage/task.hpp"
@@ -51,7 +52,18 @@ using Observe = void (*)(ActorBase& actor, const AnyMessageRef& message);
 struct Subscription {
   const MessageType* type;  // nullptr for the AnyMessage tag
   Deliver deliver;
+  // The type's decoder when it is a wire message, else nullptr: registering the actor makes the
+  // type decodable in the manager's process group (Manager::register_messages without the call).
+  const WireCodec* wire = nullptr;
 };
+
+template <class T>
+constexpr const WireCodec* wire_codec_of() noexcept {
+  if constexpr (WireMessage<T>)
+    return &wire_codec_v<T>;
+  else
+    return nullptr;
+}
 
 // Hands a suspended coroutine handler over to the actor's manager (defined in the runtime).
 void adopt_task(ActorBase& actor, Task task);
@@ -138,11 +150,11 @@ void observe(ActorBase& actor, const AnyMessageRef& message) {
 template <class D, class T>
 constexpr Subscription subscription_for() noexcept {
   if constexpr (std::is_same_v<T, AnyMessage>)
-    return {nullptr, nullptr};
+    return {nullptr, nullptr, nullptr};
   else if constexpr (!HandlesWithSender<D, T> && !HandlesPlain<D, T>)
-    return {&message_type_v<T>, nullptr};  // check_handler() reports the missing handler
+    return {&message_type_v<T>, nullptr, nullptr};  // check_handler() reports the missing handler
   else
-    return {&message_type_v<T>, &deliver<D, T>};
+    return {&message_type_v<T>, &deliver<D, T>, wire_codec_of<T>()};
 }
 
 }  // namespace detail
@@ -226,3 +238,7 @@ class Actor<Derived, subscribes<Ts...>> : public ActorBase {
 };
 
 }  // namespace sage
+
+// A subscription to a wire message refers to its decoder (detail::wire_codec_v), whose body needs
+// the complete Manager: every file that declares actors gets it.
+#include "sage/manager.hpp"

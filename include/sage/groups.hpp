@@ -58,8 +58,9 @@ struct GroupOptions {
   // Bytes queued towards the peer and not yet taken by the socket. Past it queue_message_to_group
   // fails with send_buffer_full instead of buffering more; nothing accepted is dropped.
   std::size_t send_buffer_limit = std::size_t{64} << 20;
-  // Received bytes waiting for the next tick. Past it the link stops reading (the sender's buffer
-  // fills up, see send_buffer_limit).
+  // Bytes read from the link in one tick at most; the rest waits in nng and the kernel for the
+  // next tick. A receiver reads only when it ticks, so one that stops ticking makes the sender's
+  // buffer fill up (see send_buffer_limit) instead of its own memory.
   std::size_t receive_buffer_limit = std::size_t{64} << 20;
   // How long remove_process_group() waits for the child to finish before killing it.
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(10)};

@@ -239,7 +239,10 @@ class Manager {
   int process_group_pid(std::string_view name) const;
 
   // Makes wire message types decodable here (a schema's generated type_list). A message arriving
-  // from another group decodes only if its type was registered here or was sent from here.
+  // from another group decodes only if its type was registered here, was sent from here, or an
+  // actor registered with this manager subscribes to it (register_actor registers those itself);
+  // this call is for types nobody here subscribes to yet (e.g. forwarded with a wildcard, or
+  // subscribed to by actors a child creates later).
   template <WireMessage... Ts>
   void register_messages(type_list<Ts...> = {}) {
     declare_messages(type_list<Ts...>{});

@@ -80,6 +80,7 @@ std::vector<std::byte> encode_spec(const ChildSpec& s) {
   w.put(s.options.max_message_size);
   w.put(s.options.send_buffer_limit);
   w.put(s.options.receive_buffer_limit);
+  w.put(s.options.shutdown_timeout.count());
   w.put(s.factory);
   w.put<std::uint32_t>(static_cast<std::uint32_t>(s.codecs.size()));
   for (const auto& c : s.codecs) {
@@ -103,6 +104,7 @@ ChildSpec decode_spec(std::span<const std::byte> bytes) {
   s.options.max_message_size = r.get<std::size_t>();
   s.options.send_buffer_limit = r.get<std::size_t>();
   s.options.receive_buffer_limit = r.get<std::size_t>();
+  s.options.shutdown_timeout = std::chrono::milliseconds(r.get<std::chrono::milliseconds::rep>());
   s.factory = r.get<ActorFactory>();
   const auto n = r.get<std::uint32_t>();
   for (std::uint32_t i = 0; i < n; ++i) {
@@ -182,15 +184,32 @@ GroupPump::GroupPump(const GroupsOptions& options) : GroupPump(Role::main, std::
 
 GroupPump::~GroupPump() {
   if (role_ != Role::main) return;
-  // Ask every child to finish, give them a moment, then kill what is left. Nothing is decoded:
-  // the manager is going away.
+  // Ask every child to finish and wait (2 s in all) until it answered, without decoding anything:
+  // the manager is going away. A child leaves once its link closes (after its bye_ack was read),
+  // so the links are closed before waiting for the exits; what is left then is killed.
   for (auto& p : peers_) {
-    if (!p->link || p->exit_status) continue;
+    if (!p->link || p->exit_status || p->failed) continue;
     append_control(*p, proto::Control::bye);
     (void)push_batch(*p);
     p->bye_sent = true;
   }
   const auto deadline = Clock::now() + 2s;
+  auto answered = [](Peer& p) {
+    if (!p.link || p.bye_acked || p.link->peer_gone()) return true;
+    p.link->receive(SIZE_MAX, [&](std::span<const std::byte> body) {
+      (void)wire::for_each_record(body, [&](const wire::Record& rec) {
+        if (rec.packet_type == static_cast<std::uint8_t>(proto::Control::bye_ack)) p.bye_acked = true;
+      });
+    });
+    return p.bye_acked;
+  };
+  for (;;) {
+    bool all = true;
+    for (auto& p : peers_) all = answered(*p) && all;
+    if (all || Clock::now() >= deadline) break;
+    waker_->wait_until(std::min(deadline, Clock::now() + 50ms));
+  }
+  for (auto& p : peers_) p->link.reset();  // the children see their link close and exit
   for (auto& p : peers_) {
     if (p->pid <= 0 || p->exit_status) continue;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -361,6 +380,10 @@ void GroupPump::remove_group(Manager& manager, std::string_view name) {
       waker_->wait_until(std::min(deadline, Clock::now() + 50ms), ForkServer::instance().fd());
     }
     receive_from(manager, *p);
+    // The child waits for its link to close before it exits: nng reports a send as done when the
+    // message is queued, not when the peer has it, so leaving earlier could lose the bye_ack and
+    // the messages before it. Everything it sent has been read now.
+    p->link.reset();
     if (!p->exit_status) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
       p->exit_status = ForkServer::instance().take_exit(p->pid, static_cast<int>(std::max<long long>(left, 1)));
@@ -723,7 +746,12 @@ int GroupPump::child_main(std::span<const std::byte> args) {
       // flushed. Answer and leave.
       pump.append_control(main_peer, proto::Control::bye_ack);
       (void)pump.push_batch(main_peer);
-      main_peer.link->wait_sent(Clock::now() + 10s);
+      // nng completes a send once the message is queued, not once the peer has it: leaving now
+      // could lose what is still in nng's buffers. The main group closes the link when it has read
+      // the bye_ack (bounded by shutdown_timeout, after which it kills us anyway).
+      const auto deadline = Clock::now() + spec.options.shutdown_timeout;
+      while (!main_peer.link->peer_gone() && Clock::now() < deadline)
+        pump.waker_->wait_until(std::min(deadline, Clock::now() + 100ms));
       manager.unregister_actor(*actor);
       return 0;
     }

@@ -55,10 +55,17 @@ std::string_view Manager::group_name_checked(Sender sender) const {
 }
 
 void Manager::register_wire(const detail::WireCodec& codec) {
-  wire_codecs_.push_back(codec);
+  // Every registered actor subscribing to a wire type lands here: keep each type once, and refuse a
+  // second type with the same packet_type before any pump has seen it.
+  for (const auto& c : wire_codecs_) {
+    if (c.decode == codec.decode) return;
+    if (c.packet_type == codec.packet_type && (c.fingerprint != codec.fingerprint || c.name != codec.name))
+      throw packet_type_conflict(codec.packet_type, c.name, codec.name);
+  }
   if (net_) net_->register_codec(codec);
   if (groups_) groups_->register_codec(codec);
-  else pending_codecs_.push_back(codec);
+  wire_codecs_.push_back(codec);
+  if (!groups_) pending_codecs_.push_back(codec);
 }
 
 flatbuffers::FlatBufferBuilder& Manager::group_builder() {

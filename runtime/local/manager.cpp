@@ -97,8 +97,10 @@ Manager::~Manager() {
 ActorId Manager::register_actor(ActorBase& actor, std::string_view name) {
   if (actor.manager_) throw actor_already_registered(actor.id_);
   if (!name.empty() && by_name_.contains(name)) throw duplicate_actor_name(name);
-  for (const detail::Subscription& s : actor.subscriptions_)
+  for (const detail::Subscription& s : actor.subscriptions_) {
     if (s.type) note_type(*s.type);
+    if (s.wire) register_wire(*s.wire);  // may throw packet_type_conflict; nothing is registered yet
+  }
   const ActorId id = ActorId::make(group_, next_actor_serial.fetch_add(1, std::memory_order_relaxed));
   std::string stored_name(name);
   by_id_.emplace(id, &actor);

@@ -47,8 +47,17 @@ void Waker::notify() noexcept {
 }
 
 bool Waker::wait_until(Clock::time_point deadline, int extra_fd) {
+  constexpr std::size_t inline_fds = 8;
+  pollfd small[inline_fds];
+  std::vector<pollfd> big;
+  const std::size_t n = 2 + watched_.size();
+  pollfd* fds = n <= inline_fds ? small : (big.resize(n), big.data());
+  fds[0] = {fd_, POLLIN, 0};
+  fds[1] = {extra_fd, POLLIN, 0};  // a negative fd is ignored by poll()
+  std::size_t count = 2;
+  for (const Watched& w : watched_)
+    if (w.armed) fds[count++] = {w.fd, POLLIN, 0};
   for (;;) {
-    pollfd fds[2] = {{fd_, POLLIN, 0}, {extra_fd, POLLIN, 0}};
     const auto now = Clock::now();
     int timeout_ms = 0;
     if (deadline > now) {
@@ -56,15 +65,30 @@ bool Waker::wait_until(Clock::time_point deadline, int extra_fd) {
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now).count();
       timeout_ms = static_cast<int>(std::min<long long>((us + 999) / 1000, 1 << 30));
     }
-    const int n = ::poll(fds, extra_fd >= 0 ? 2 : 1, timeout_ms);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
+    const int r = ::poll(fds, static_cast<nfds_t>(count), timeout_ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
     if (fds[0].revents & POLLIN) {
-      std::uint64_t count = 0;
-      [[maybe_unused]] auto r = ::read(fd_, &count, sizeof count);
+      std::uint64_t value = 0;
+      [[maybe_unused]] auto k = ::read(fd_, &value, sizeof value);
     }
+    for (std::size_t i = 2; i < count; ++i)
+      if (fds[i].revents) rearm_or_disarm(fds[i].fd, false);
     return true;
   }
+}
+
+void Waker::watch(int fd) { watched_.push_back({fd, true}); }
+
+void Waker::unwatch(int fd) noexcept {
+  std::erase_if(watched_, [fd](const Watched& w) { return w.fd == fd; });
+}
+
+void Waker::rearm(int fd) noexcept { rearm_or_disarm(fd, true); }
+
+void Waker::rearm_or_disarm(int fd, bool armed) noexcept {
+  for (Watched& w : watched_)
+    if (w.fd == fd) w.armed = armed;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -75,8 +99,8 @@ struct Link::Impl {
   LinkOptions options;
   std::shared_ptr<Waker> waker;
   nng_socket sock = NNG_SOCKET_INITIALIZER;
-  nng_aio* recv_aio = nullptr;
   nng_aio* send_aio = nullptr;
+  nng_aio* tx_now = nullptr;  // no callback, zero timeout: send() tries it first when nothing is queued
 
   mutable std::mutex mu;
   std::condition_variable sent_cv;
@@ -86,10 +110,10 @@ struct Link::Impl {
   bool send_in_flight = false;
   std::size_t pending = 0;
   bool send_failed = false;
-  // Inbound: messages received and not yet handed to receive().
-  std::deque<nng_msg*> inbox;
-  std::size_t inbox_bytes = 0;
-  bool recv_armed = false;
+  // Inbound: read by receive() on the owner's thread with non-blocking receives on rx (an aio
+  // without a callback: it completes on the calling thread, no hand-off to an nng thread).
+  nng_aio* rx = nullptr;
+  int recv_fd = -1;  // NNG_OPT_RECVFD, watched by the waker
   bool recv_paused_by_user = false;
 
   std::atomic<bool> connected{false};
@@ -125,34 +149,13 @@ struct Link::Impl {
       }
     }
     self->sent_cv.notify_all();
-    if (rv == 0) self->pump_send();
-    self->waker->notify();
-  }
-
-  // Caller holds no lock.
-  void arm_recv() {
-    {
-      std::lock_guard lk(mu);
-      if (closing || recv_armed || recv_paused_by_user || inbox_bytes >= options.max_inbox_bytes) return;
-      recv_armed = true;
+    if (rv == 0) {
+      // A completed send is no news for the manager: waking it would cost a tick on each side of
+      // every round trip (measured: bench_ipc round trip). Only a failure is worth a wake-up.
+      self->pump_send();
+    } else {
+      self->waker->notify();
     }
-    nng_recv_aio(sock, recv_aio);
-  }
-
-  static void on_received(void* arg) {
-    auto* self = static_cast<Impl*>(arg);
-    const int rv = nng_aio_result(self->recv_aio);
-    {
-      std::lock_guard lk(self->mu);
-      self->recv_armed = false;
-      if (rv == 0) {
-        nng_msg* m = nng_aio_get_msg(self->recv_aio);
-        self->inbox_bytes += nng_msg_len(m);
-        self->inbox.push_back(m);
-      }
-    }
-    if (rv == 0) self->arm_recv();
-    self->waker->notify();
   }
 
   static void on_pipe(nng_pipe pipe, nng_pipe_ev ev, void* arg) {
@@ -192,9 +195,15 @@ Result<std::unique_ptr<Link>> Link::open(Role role, const std::string& url, cons
   if ((rv = nng_pipe_notify(im.sock, NNG_PIPE_EV_ADD_POST, &Impl::on_pipe, &im)) != 0 ||
       (rv = nng_pipe_notify(im.sock, NNG_PIPE_EV_REM_POST, &Impl::on_pipe, &im)) != 0)
     return fail("cannot watch pipes of", rv);
-  if ((rv = nng_aio_alloc(&im.recv_aio, &Impl::on_received, &im)) != 0 ||
-      (rv = nng_aio_alloc(&im.send_aio, &Impl::on_sent, &im)) != 0)
+  if ((rv = nng_aio_alloc(&im.rx, nullptr, nullptr)) != 0 ||
+      (rv = nng_aio_alloc(&im.send_aio, &Impl::on_sent, &im)) != 0 ||
+      (rv = nng_aio_alloc(&im.tx_now, nullptr, nullptr)) != 0)
     return fail("cannot allocate aios for", rv);
+  nng_aio_set_timeout(im.tx_now, NNG_DURATION_ZERO);
+  nng_aio_set_timeout(im.rx, NNG_DURATION_ZERO);  // receive() never blocks
+  if ((rv = nng_socket_get_int(im.sock, NNG_OPT_RECVFD, &im.recv_fd)) != 0)
+    return fail("cannot get the receive fd of", rv);
+  im.waker->watch(im.recv_fd);
   if (role == Role::listen) {
     rv = nng_listen(im.sock, url.c_str(), nullptr, 0);
     if (rv != 0) return fail("cannot listen on", rv);
@@ -202,7 +211,6 @@ Result<std::unique_ptr<Link>> Link::open(Role role, const std::string& url, cons
     rv = nng_dial(im.sock, url.c_str(), nullptr, 0);
     if (rv != 0) return fail("cannot dial", rv);
   }
-  im.arm_recv();
   return link;
 }
 
@@ -212,11 +220,12 @@ Link::~Link() {
     std::lock_guard lk(im.mu);
     im.closing = true;
   }
+  if (im.recv_fd >= 0) im.waker->unwatch(im.recv_fd);  // nng closes the fd with the socket
   if (nng_socket_id(im.sock) > 0) nng_close(im.sock);
-  if (im.recv_aio) nng_aio_free(im.recv_aio);  // waits for a running callback
-  if (im.send_aio) nng_aio_free(im.send_aio);
+  if (im.rx) nng_aio_free(im.rx);
+  if (im.send_aio) nng_aio_free(im.send_aio);  // waits for a running callback
+  if (im.tx_now) nng_aio_free(im.tx_now);
   for (auto& [m, size] : im.outbox) nng_msg_free(m);
-  for (nng_msg* m : im.inbox) nng_msg_free(m);
 }
 
 Result<void> Link::send(std::span<const std::byte> body) {
@@ -236,12 +245,40 @@ Result<void> Link::send(std::span<const std::byte> body) {
   if (int rv = nng_msg_alloc(&m, body.size()); rv != 0)
     return Error{Errc::malformed, "cannot allocate an nng message: " + nng_text(rv)};
   if (!body.empty()) std::memcpy(nng_msg_body(m), body.data(), body.size());
+  bool now = false;
   {
     std::lock_guard lk(im.mu);
-    im.outbox.emplace_back(m, body.size());
-    im.pending += body.size();
+    if (im.outbox.empty() && !im.send_in_flight) {
+      now = true;
+      im.send_in_flight = true;  // holds off pump_send() (on_sent) while we try
+    } else {
+      im.outbox.emplace_back(m, body.size());
+      im.pending += body.size();
+    }
   }
-  im.pump_send();
+  if (now) {
+    // Nothing queued: offer the message to the socket right here. tx_now has no callback and a
+    // zero timeout, so it completes on this thread at once: accepted (the pipe was idle, the
+    // common case of a message per tick) or NNG_ETIMEDOUT (busy). Saves the hand-off of a
+    // completion callback to an nng thread on every send.
+    nng_aio_set_msg(im.tx_now, m);
+    nng_send_aio(im.sock, im.tx_now);
+    nng_aio_wait(im.tx_now);
+    const bool accepted = nng_aio_result(im.tx_now) == 0;  // else the message is still ours
+    {
+      std::lock_guard lk(im.mu);
+      im.send_in_flight = false;
+      if (!accepted) {
+        im.outbox.emplace_front(m, body.size());
+        im.pending += body.size();
+      }
+    }
+    if (accepted) {
+      im.sent_cv.notify_all();
+      return {};
+    }
+  }
+  im.pump_send();  // through send_aio: completes (on_sent) when the socket takes it
   return {};
 }
 
@@ -258,16 +295,13 @@ bool Link::wait_sent(Clock::time_point deadline) {
 
 std::size_t Link::receive_impl(std::size_t max, void (*fn)(void*, std::span<const std::byte>), void* ctx) {
   Impl& im = *impl_;
-  std::size_t n = 0;
-  while (n < max) {
-    nng_msg* m = nullptr;
-    {
-      std::lock_guard lk(im.mu);
-      if (im.inbox.empty()) break;
-      m = im.inbox.front();
-      im.inbox.pop_front();
-      im.inbox_bytes -= nng_msg_len(m);
-    }
+  if (im.recv_paused_by_user) return 0;
+  std::size_t n = 0, bytes = 0;
+  while (n < max && bytes < im.options.max_inbox_bytes) {
+    nng_recv_aio(im.sock, im.rx);
+    nng_aio_wait(im.rx);  // immediate: the timeout is zero, and the aio has no callback
+    if (nng_aio_result(im.rx) != 0) break;  // NNG_ETIMEDOUT: nothing waiting; NNG_ECLOSED: closing
+    nng_msg* m = nng_aio_get_msg(im.rx);
     std::unique_ptr<nng_msg, void (*)(nng_msg*)> owned(m, &nng_msg_free);
     const auto* body = static_cast<const std::byte*>(nng_msg_body(m));
     const std::size_t len = nng_msg_len(m);
@@ -279,9 +313,10 @@ std::size_t Link::receive_impl(std::size_t max, void (*fn)(void*, std::span<cons
       if (len) std::memcpy(aligned.data(), body, len);
       fn(ctx, std::span(reinterpret_cast<const std::byte*>(aligned.data()), len));
     }
+    bytes += len;
     ++n;
   }
-  im.arm_recv();  // resumes reading if the inbox was full
+  im.waker->rearm(im.recv_fd);  // the next arrival (or what is left) wakes the next wait
   return n;
 }
 
@@ -291,11 +326,8 @@ const LinkOptions& Link::options() const noexcept { return impl_->options; }
 const std::string& Link::url() const noexcept { return impl_->url; }
 
 void Link::pause_receiving(bool paused) {
-  {
-    std::lock_guard lk(impl_->mu);
-    impl_->recv_paused_by_user = paused;
-  }
-  if (!paused) impl_->arm_recv();
+  impl_->recv_paused_by_user = paused;
+  if (!paused) impl_->waker->rearm(impl_->recv_fd);
 }
 
 }  // namespace sage::detail

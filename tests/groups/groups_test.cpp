@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -407,24 +408,33 @@ TEST_CASE("garbage sent to a group's endpoint is counted and survived") {
   REQUIRE(tick_until(f.mgr, [&] { return !food.got.empty(); }));
   CHECK(food.got[0].value == 42);
   CHECK(f.mgr.group_stats().bad_input == 6);
-  // Bytes that are not even nng's protocol, written straight to the endpoint's socket file.
+  // Bytes that are not even nng's protocol, written straight to the endpoint's socket file; then a
+  // second pair0 peer with a valid SP header, which pair0 refuses (the first peer stays). Each time
+  // nng must be the one to hang up: we read until EOF (closing our end while nng is still
+  // negotiating made nng 1.5.2 leak the connection and its listener under ASan).
   const std::string endpoint = f.mgr.group_pump().endpoint_of("garbler");
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, endpoint.c_str(), sizeof addr.sun_path - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const char junk[] = "garbage garbage garbage";
-    [[maybe_unused]] auto n = ::write(fd, junk, sizeof junk);
-  }
-  ::close(fd);
-  // A second pair0 peer with a valid SP header: pair0 refuses it; the first peer stays.
-  const int fd2 = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  if (::connect(fd2, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const char hdr[] = "\x00SP\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04junk";
-    [[maybe_unused]] auto n = ::write(fd2, hdr, sizeof hdr - 1);
-  }
-  ::close(fd2);
+  auto hung_up_by_nng = [&](std::string_view bytes) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    timeval tv{20, 0};  // a deadline, not a pause: read() returns as soon as nng closes
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    bool eof = false;  // nng hung up (EOF or reset), not our 20 s deadline
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size())) {
+      char buf[64];
+      ssize_t n;
+      while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+      }
+      eof = n == 0 || (n < 0 && errno == ECONNRESET);  // a reset: nng closed with our bytes unread
+    }
+    ::close(fd);
+    return eof;
+  };
+  CHECK(hung_up_by_nng("garbage garbage garbage"));
+  CHECK(hung_up_by_nng(std::string_view("\x00SP\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04junk", 20)));
   // The group still works both ways.
   f.mgr.queue_message_to_group("garbler", test::Ping{5});
   REQUIRE(tick_until(f.mgr, [&] { return !pongs.got.empty(); }));
@@ -442,6 +452,29 @@ TEST_CASE("a child can send to another child and the main group relays it") {
   CHECK(food.got[0].value == 42);
   CHECK(food.from[0] == "a");
   CHECK(f.mgr.group_stats().records_relayed == 2);
+}
+
+TEST_CASE("a child decodes a wire message its default actor subscribes to without register_messages") {
+  Manager mgr;
+  Collector<test::Pong> pongs;
+  mgr.register_actor(pongs);  // before enable_groups: subscribing makes Pong decodable here
+  mgr.enable_groups();        // and no register_messages anywhere, in this process or the child
+  mgr.add_process_group<Ponger>("p");  // Ponger subscribes to Ping: the child can decode it
+  mgr.queue_message_to_group("p", test::Ping{9});
+  REQUIRE(tick_until(mgr, [&] { return !pongs.got.empty(); }));
+  CHECK(pongs.got[0].value == 9);
+  CHECK(pongs.from[0] == "p");
+  CHECK(mgr.group_stats().bad_input == 0);
+}
+
+TEST_CASE("an actor subscribing to a type whose packet_type another wire type holds is refused at registration") {
+  Manager mgr;
+  mgr.enable_groups();
+  mgr.register_messages(sage::type_list<test::PingV2>{});
+  Ponger ponger;  // subscribes to test::Ping, packet_type 101 like PingV2
+  CHECK_THROWS_AS(mgr.register_actor(ponger), sage::packet_type_conflict);
+  CHECK_FALSE(ponger.registered());
+  CHECK(mgr.actor_count() == 0);
 }
 
 TEST_CASE("a restart policy starts a failed group again and still reports each failure") {

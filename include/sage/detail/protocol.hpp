@@ -27,8 +27,8 @@ enum class Control : std::uint8_t {
   hello = 1,      // handshake: schema table, name and pid of the sender. First record each way.
   route = 2,      // child -> main: following records of this transport message go to group <name>
   from = 3,       // main -> child: following records of this transport message come from <name>
-  bye = 4,        // main -> child: handle what arrived, flush, answer bye_ack, exit 0
-  bye_ack = 5,    // child -> main: the last record the child sends before exiting
+  bye = 4,        // main -> child: handle what arrived, flush, answer bye_ack, exit 0 once the link closes
+  bye_ack = 5,    // child -> main: the last record the child sends; main closes the link after reading it
   error = 6,      // child -> main: the child is failing; kind + text
   error_ack = 7,  // main -> child: the error report arrived; the child may exit now
 };

@@ -5,8 +5,9 @@
 // records or actors. This header does not include nng: nng stays inside runtime/transport.
 //
 // Threads: every Link member is called by the one thread that owns the Link (the manager's
-// thread). nng's own threads only run the Link's completion callbacks, which touch nothing but the
-// Link's mutex-protected queues and then signal the Waker.
+// thread). Receiving happens on that thread too (non-blocking nng receives in receive()); nng's
+// own threads only run the send-completion and pipe callbacks, which touch nothing but the Link's
+// mutex-protected send queue and atomics, and signal the Waker (peer gone, send failed).
 #pragma once
 
 #include <chrono>
@@ -23,8 +24,11 @@ namespace sage::detail {
 
 using Clock = std::chrono::steady_clock;
 
-// Wakes a thread waiting for "something arrived" (an eventfd). Resource type, shared by the links
-// of one manager. notify() may be called from any thread; wait_until() by the owning thread.
+// Wakes a thread waiting for "something arrived": an eventfd for notify(), plus the receive fds
+// of the links (nng's NNG_OPT_RECVFD, readable while a message waits in the socket), so an arrival
+// wakes the waiting thread straight from nng without a hop through a callback thread. Resource
+// type, shared by the links of one manager. notify() may be called from any thread; every other
+// member only by the owning thread (the manager's).
 class Waker {
  public:
   Waker();
@@ -33,13 +37,26 @@ class Waker {
   Waker& operator=(const Waker&) = delete;
 
   void notify() noexcept;
-  // Blocks until notify() was called since the last wait, `extra_fd` (if >= 0) is readable, or
-  // `deadline` passes. Returns true if woken before the deadline. Consumes the notification.
+  // Blocks until notify() was called since the last wait, a watched fd that is armed or
+  // `extra_fd` (if >= 0) is readable, or `deadline` passes. Returns true if woken before the
+  // deadline. Consumes the notification; a watched fd that woke it is disarmed until rearm(), so
+  // a message nobody reads does not make every wait return at once.
   bool wait_until(Clock::time_point deadline, int extra_fd = -1);
   int fd() const noexcept { return fd_; }
 
+  // Links: watch / stop watching a level-triggered "message waiting" fd; rearm it after reading.
+  void watch(int fd);
+  void unwatch(int fd) noexcept;
+  void rearm(int fd) noexcept;
+
  private:
+  struct Watched {
+    int fd;
+    bool armed;
+  };
+  void rearm_or_disarm(int fd, bool armed) noexcept;
   int fd_ = -1;
+  std::vector<Watched> watched_;
 };
 
 struct LinkOptions {
@@ -49,8 +66,10 @@ struct LinkOptions {
   // Bytes handed to send() that nng has not yet accepted. Past it, send() fails with
   // Errc::send_buffer_full and keeps nothing of the refused message.
   std::size_t max_pending_bytes = std::size_t{64} << 20;
-  // Received bytes waiting for receive(). Past it the link stops reading from the socket, so the
-  // sender's buffers fill up (back-pressure) instead of this process's memory.
+  // Bytes one receive() call takes from the socket at most (it stops after the message that
+  // crosses it; the rest waits for the next call). Messages are read from the socket only by
+  // receive(), on the owner's thread: a receiver that does not call it leaves them in nng and the
+  // kernel, so the sender's buffers fill up (back-pressure) instead of this process's memory.
   std::size_t max_inbox_bytes = std::size_t{64} << 20;
 };
 
@@ -82,7 +101,8 @@ class Link {
   bool wait_sent(Clock::time_point deadline);
 
   // Calls visit(std::span<const std::byte>) for up to `max` received transport messages, oldest
-  // first. Each span starts on an 8-byte boundary and lives until visit returns.
+  // first (and up to max_inbox_bytes). Each span starts on an 8-byte boundary and lives until visit
+  // returns. Never blocks.
   template <class Visitor>
   std::size_t receive(std::size_t max, Visitor&& visit) {
     return receive_impl(max, [](void* ctx, std::span<const std::byte> b) { (*static_cast<Visitor*>(ctx))(b); },
