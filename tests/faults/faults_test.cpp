@@ -19,6 +19,7 @@
 #include "sage/detail/group_pump.hpp"
 #include "sage/manager.hpp"
 #include "test_messages.hpp"
+#include "waiting.hpp"
 
 using namespace std::chrono_literals;
 using sage::Manager;
@@ -26,16 +27,11 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto deadline_span = 30s;
+using sage::test_support::process_alive;
+using sage::test_support::tick_until;
+using sage::test_support::tick_until_failure;
 
-bool tick_until(Manager& mgr, const std::function<bool()>& done, std::chrono::seconds span = deadline_span) {
-  const auto deadline = Clock::now() + span;
-  while (!done() && Clock::now() < deadline) {
-    mgr.tick();
-    mgr.wait_for_next_tick(5ms);
-  }
-  return done();
-}
+constexpr auto deadline_span = 30s;
 
 bool tick_both_until(Manager& a, Manager& b, const std::function<bool()>& done) {
   const auto deadline = Clock::now() + deadline_span;
@@ -45,28 +41,6 @@ bool tick_both_until(Manager& a, Manager& b, const std::function<bool()>& done) 
     a.wait_for_next_tick(2ms);
   }
   return done();
-}
-
-std::optional<sage::group_error> tick_until_failure(Manager& mgr) {
-  const auto deadline = Clock::now() + deadline_span;
-  while (Clock::now() < deadline) {
-    try {
-      mgr.tick();
-    } catch (const sage::group_error& e) {
-      return e;
-    }
-    mgr.wait_for_next_tick(5ms);
-  }
-  return std::nullopt;
-}
-
-bool process_gone(int pid) {
-  if (::kill(pid, 0) != 0) return true;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string s;
-  std::getline(stat, s);
-  const auto close = s.rfind(')');
-  return close != std::string::npos && close + 2 < s.size() && s[close + 2] == 'Z';
 }
 
 // ---- actors in children ----
@@ -197,7 +171,7 @@ TEST_CASE("a child killed with SIGKILL while sending is reported naming the grou
   }
   CHECK_FALSE(f.mgr.has_process_group("sender"));
   CHECK_THROWS_AS(f.mgr.queue_message_to_group("sender", test::Ping{1}), sage::no_such_group);
-  CHECK(tick_until(f.mgr, [&] { return process_gone(pid); }));
+  CHECK(tick_until(f.mgr, [&] { return !process_alive(pid); }));
 }
 
 TEST_CASE("a child stopped with SIGSTOP while the main group floods it makes sends fail with send_buffer_full "
@@ -276,7 +250,7 @@ TEST_CASE("the IPC directory removed under a running group leaves its link worki
   }
   const int pid = f.mgr.process_group_pid("survivor");
   f.mgr.remove_process_group("survivor");
-  CHECK(tick_until(f.mgr, [&] { return process_gone(pid); }));
+  CHECK(tick_until(f.mgr, [&] { return !process_alive(pid); }));
 }
 
 TEST_CASE("a network peer that connects and sends nothing is dropped after the heartbeat timeout while other "

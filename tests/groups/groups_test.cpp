@@ -16,6 +16,7 @@
 #include "sage/detail/group_pump.hpp"
 #include "sage/manager.hpp"
 #include "test_messages.hpp"
+#include "waiting.hpp"
 
 using namespace std::chrono_literals;
 using sage::Manager;
@@ -23,40 +24,10 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto deadline_span = 20s;
+using sage::test_support::process_alive;
+using sage::test_support::tick_until;
+using sage::test_support::tick_until_failure;
 
-bool process_alive(int pid) {
-  if (::kill(pid, 0) != 0) return false;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string s;
-  std::getline(stat, s);
-  const auto close = s.rfind(')');
-  return close == std::string::npos || close + 2 >= s.size() || s[close + 2] != 'Z';  // zombies are dead
-}
-
-// Ticks `mgr` until `done()` or the deadline; returns done().
-bool tick_until(Manager& mgr, const std::function<bool()>& done, std::chrono::seconds span = deadline_span) {
-  const auto deadline = Clock::now() + span;
-  while (!done() && Clock::now() < deadline) {
-    mgr.tick();
-    mgr.wait_for_next_tick(5ms);
-  }
-  return done();
-}
-
-// Ticks until tick() throws group_error (returned) or the deadline.
-std::optional<sage::group_error> tick_until_failure(Manager& mgr) {
-  const auto deadline = Clock::now() + deadline_span;
-  while (Clock::now() < deadline) {
-    try {
-      mgr.tick();
-    } catch (const sage::group_error& e) {
-      return e;
-    }
-    mgr.wait_for_next_tick(5ms);
-  }
-  return std::nullopt;
-}
 
 // ---- actors that run in children ----
 

@@ -9,16 +9,10 @@
 #include <fstream>
 #include <string>
 
-namespace {
-bool process_alive(int pid) {
-  if (::kill(pid, 0) != 0) return false;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string s;
-  std::getline(stat, s);
-  const auto close = s.rfind(')');
-  return close == std::string::npos || close + 2 >= s.size() || s[close + 2] != 'Z';
-}
-}  // namespace
+#include "waiting.hpp"
+
+using sage::test_support::process_alive;
+
 
 TEST_CASE("killing the main process with SIGKILL leaves no child process alive") {
   int out[2];
