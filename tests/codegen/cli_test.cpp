@@ -18,49 +18,29 @@
 
 #include "pancakes.sage.hpp"
 #include "sage/wire.hpp"
+#include "shell.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
+using Run = sage::test_support::ShellRun;
+
+// A scratch directory for one test, removed at scope exit.
+struct TempDir : sage::test_support::TempDir {
+  explicit TempDir(const std::string& name) : sage::test_support::TempDir("sage_cli", name) {}
+};
+
 const std::string sagec = SAGEC_PATH;
 const fs::path fixtures = SAGE_FIXTURE_DIR;
 const fs::path schema_dir = SAGE_SCHEMA_DIR;
 
-struct Run {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
-
 // Runs `sagec args` in `dir` through the shell (arguments are simple paths: no quoting needed).
 Run sagec_in(const fs::path& dir, const std::string& args) {
-  const std::string cmd = "cd '" + dir.string() + "' && '" + sagec + "' " + args + " 2>&1";
-  Run r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return sage::test_support::run_shell("cd '" + dir.string() + "' && '" + sagec + "' " + args);
 }
 
 Run check(const std::string& args) { return sagec_in(fixtures, "check " + args); }
-
-// A fresh directory under the temp dir, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("sage_cli_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

@@ -10,45 +10,25 @@
 #include <filesystem>
 #include <string>
 
+#include "shell.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Run {
-  int code = -1;
-  std::string out;
+using sage::test_support::ShellRun;
+
+struct TempDir : sage::test_support::TempDir {
+  explicit TempDir(const std::string& name) : sage::test_support::TempDir("sage_pkg", name) {}
 };
 
-Run shell(const std::string& cmd) {
-  Run r;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+ShellRun shell(const std::string& cmd) { return sage::test_support::run_shell(cmd); }
 
 std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("sage_pkg_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 constexpr const char* generating = "sagec: generating consumer_messages";
 
-Run build(const fs::path& dir) {
+ShellRun build(const fs::path& dir) {
   auto r = shell("cmake --build " + q(dir) + " -j2");
   INFO(r.out);
   REQUIRE(r.code == 0);
