@@ -1,0 +1,82 @@
+// One manager with both process groups and network peers, as a game server with worker groups
+// and remote clients would have. Its own executable: enable_groups() must run before this process
+// uses nng.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <functional>
+#include <vector>
+
+#include "nettest.sage.hpp"
+#include "sage/manager.hpp"
+
+using namespace std::chrono_literals;
+using nettest::IntMessage;
+
+namespace {
+
+// Child group "doublers": answers each IntMessage with twice its value, to whoever sent it.
+struct Doubler : sage::Actor<Doubler, sage::subscribes<IntMessage>> {
+  bool handle(const IntMessage& m, const sage::Sender& from) {
+    manager()->queue_message_to_group(from, IntMessage{m.value * 2});
+    return true;
+  }
+};
+
+// Main group: a value from a network peer goes to the doublers; their answer goes back to the peer.
+struct Server : sage::Actor<Server, sage::subscribes<IntMessage>> {
+  sage::Sender client{};
+  bool handle(const IntMessage& m, const sage::Sender& from) {
+    if (from.kind == sage::Sender::Kind::peer) {
+      client = from;
+      manager()->queue_message_to_group("doublers", m);
+    } else {
+      manager()->send_message(m, client);
+    }
+    return true;
+  }
+};
+
+struct Client : sage::Actor<Client, sage::subscribes<IntMessage>> {
+  std::vector<int> got;
+  bool handle(const IntMessage& m) {
+    got.push_back(m.value);
+    return true;
+  }
+};
+
+bool tick_until(sage::Manager& a, sage::Manager& b, const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    a.tick();
+    b.tick();
+    a.wait_for_next_tick(2ms);
+  }
+  return done();
+}
+
+}  // namespace
+
+TEST_CASE("a manager with process groups also serves network peers: client to group and back, in order") {
+  sage::Manager server;
+  server.enable_groups();  // before anything in this process uses nng
+  Server relay;
+  server.register_actor(relay);
+  server.add_process_group<Doubler>("doublers");
+  const sage::Endpoint at = server.listen("127.0.0.1", 0);
+  REQUIRE(at.port != 0);
+
+  sage::Manager client_mgr;
+  Client client;
+  client_mgr.register_actor(client);
+  client_mgr.connect("127.0.0.1", at.port);
+  for (int i = 1; i <= 100; ++i) client_mgr.send_message(IntMessage{i});
+
+  REQUIRE(tick_until(server, client_mgr, [&] { return client.got.size() == 100; }));
+  std::vector<int> expected;
+  for (int i = 1; i <= 100; ++i) expected.push_back(2 * i);
+  CHECK(client.got == expected);
+  CHECK(server.group_stats().bad_input == 0);
+  CHECK(server.network_stats().bad_input == 0);
+  server.clear_process_groups();
+}
