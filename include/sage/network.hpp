@@ -126,6 +126,8 @@ struct NetworkStats {
   std::uint64_t bad_input = 0;            // connections dropped for garbage, bad frames, unknown types...
   std::uint64_t send_buffer_full = 0;     // sends refused because a peer's buffer was full
   std::uint64_t heartbeat_timeouts = 0;
+  std::uint64_t records_relayed = 0;      // main group: records of a remote group node forwarded to another group
+  std::uint64_t undeliverable = 0;        // ... for a group that does not exist (counted, logged once per node)
   std::string last_bad_input;             // why the last bad connection was dropped
 };
 

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <thread>
 
+#include "sage/detail/net_pump.hpp"
 #include "sage/manager.hpp"
 
 namespace sage::detail {
@@ -486,6 +487,14 @@ Result<void> GroupPump::queue_record(std::string_view group, const WireCodec& co
   return r;
 }
 
+Result<void> GroupPump::relay_record(std::string_view to, std::uint8_t packet_type, std::span<const std::byte> payload,
+                                     std::string_view origin) {
+  Peer* p = role_ == Role::main ? find(to) : nullptr;
+  if (!p) return Error{Errc::peer_gone, "no group '" + std::string(to) + "'"};
+  if (p->failed) return Error{Errc::peer_gone, "group '" + p->name + "' failed"};
+  return append(*p, packet_type, payload, origin);
+}
+
 Result<void> GroupPump::send_raw(std::string_view group, std::span<const std::byte> bytes) {
   Peer* p = role_ == Role::main ? find(group) : (peers_.empty() ? nullptr : peers_.front().get());
   if (!p) throw no_such_group(group);
@@ -580,10 +589,13 @@ void GroupPump::handle_message(Manager& manager, Peer& p, std::span<const std::b
     }
     if (role_ == Role::main && !tag.empty()) {
       // Child -> child: relay the record unchanged, tagged with its origin.
+      // Child -> remote group node: the network pump relays it the same way (docs/network.md).
       Peer* to = find(tag);
+      detail::NetPump* net = !to && manager.network_enabled() ? &manager.net_pump() : nullptr;
       Result<void> rr = to ? (to->failed ? Result<void>(Errc::peer_gone, "group failed")
                                          : append(*to, rec.packet_type, rec.payload, p.name))
-                           : Result<void>(Errc::peer_gone, "no group '" + tag + "'");
+                        : net && net->routes_group(tag) ? net->relay_record(tag, rec.packet_type, rec.payload, p.name)
+                                                        : Result<void>(Errc::peer_gone, "no group '" + tag + "'");
       if (rr) {
         ++stats_.records_relayed;
       } else {

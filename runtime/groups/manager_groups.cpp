@@ -32,7 +32,11 @@ void Manager::add_process_group(std::string_view name, detail::ActorFactory fact
   group_pump().add_group(name, factory, options);
 }
 
-void Manager::remove_process_group(std::string_view name) { group_pump().remove_group(*this, name); }
+void Manager::remove_process_group(std::string_view name) {
+  if (net_ && net_->listening() && net_->routes_group(name)) return net_->remove_group(*this, name);  // remote
+  if (!groups_ && net_ && net_->listening()) throw no_such_group(name);
+  group_pump().remove_group(*this, name);
+}
 void Manager::clear_process_groups() { group_pump().clear_groups(*this); }
 std::vector<std::string> Manager::process_groups() const { return group_pump().groups(); }
 bool Manager::has_process_group(std::string_view name) const { return group_pump().has_group(name); }
@@ -76,6 +80,7 @@ flatbuffers::FlatBufferBuilder& Manager::group_builder() {
 Result<void> Manager::queue_group_record(std::string_view group, const detail::WireCodec& codec,
                                          std::span<const std::byte> payload) {
   if (net_ && net_->routes_group(group)) return net_->queue_group_record(group, codec, payload);  // remote group
+  if (!groups_ && net_ && net_->listening()) throw no_such_group(group);  // a main group with remote groups only
   detail::GroupPump& pump = group_pump();
   if (pump.is_self(group)) {
     // To our own group: no transport, but the same decoded value and Sender as from elsewhere.

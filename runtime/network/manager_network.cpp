@@ -87,6 +87,9 @@ int run_remote_group_loop(Manager& manager, ActorFactory factory, std::string_vi
     }
     manager.wait_for_next_tick(interval);
   }
+  // Everything that arrived before the bye was dispatched and what the actor queued was flushed in
+  // the last tick; bye_ack tells the main group so.
+  net.answer_bye();
   manager.unregister_actor(*actor);
   return 0;
 }

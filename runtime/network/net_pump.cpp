@@ -55,6 +55,11 @@ struct NetPump::Peer {
   std::uint32_t group_index = 0;
   bool is_main = false;
   bool join_acked = false;
+  // Relaying (route/from over TCP): the destination (node side) or origin (main side) in force at
+  // the batch's end; "" = the main group.
+  std::string batch_tag;
+  bool bye_acked = false;       // main side: the node answered remove_group()'s bye
+  bool relay_logged = false;    // main side: an undeliverable relay from this node was logged
 
   bool live() const { return conn && !linger_until; }
   Sender sender() const { return Sender::peer(index); }
@@ -217,25 +222,36 @@ void NetPump::append_control(Peer& p, std::uint8_t c, std::span<const std::byte>
   wire::append_record(p.batch, c, payload);
 }
 
-Result<void> NetPump::append(Peer& p, std::uint8_t packet_type, std::span<const std::byte> payload) {
+Result<void> NetPump::append(Peer& p, std::uint8_t packet_type, std::span<const std::byte> payload,
+                             std::string_view tag) {
   const std::size_t rec = wire::record_size(payload.size());
-  if (rec > options_.max_message_size)
+  // Room for a route/from record in front of this one, when the tag may have to change.
+  const std::size_t tag_max = tag.empty() && p.batch_tag.empty() ? 0 : wire::record_size(2 + proto::max_group_name);
+  if (rec + tag_max > options_.max_message_size)
     return Error{Errc::too_large, "a message of " + std::to_string(payload.size()) +
                                       " bytes does not fit the frame limit of " +
                                       std::to_string(options_.max_message_size) +
                                       " bytes (NetworkOptions::max_message_size)"};
   if (!p.live())
     return Error{Errc::peer_gone, "peer " + p.address + (p.reconnecting ? " is reconnecting" : " is disconnected")};
-  if (p.batch.size() + rec > options_.max_message_size) {
+  if (p.batch.size() + rec + tag_max > options_.max_message_size) {
     if (auto r = push_batch(p); !r) return r;
   }
+  const std::string_view tag_name = tag.empty() ? main_group : tag;
+  const std::size_t tag_bytes = tag != p.batch_tag ? wire::record_size(2 + tag_name.size()) : 0;
   const std::size_t waiting = p.conn->pending_bytes() + p.batch.size();
-  if (waiting + rec > options_.send_buffer_limit) {
+  if (waiting + rec + tag_bytes > options_.send_buffer_limit) {
     Error e{Errc::send_buffer_full, "peer " + p.address + " has not taken " + std::to_string(waiting) +
                                         " bytes yet; the limit is " + std::to_string(options_.send_buffer_limit) +
                                         " (NetworkOptions::send_buffer_limit)"};
     overflow(p, e);
     return e;
+  }
+  if (tag != p.batch_tag) {
+    // A node names the destination (route), the main group the origin (from).
+    wire::append_record(p.batch, p.is_main ? ctl(proto::Control::route) : ctl(proto::Control::from),
+                        proto::encode_name(tag_name));
+    p.batch_tag = std::string(tag);
   }
   wire::append_record(p.batch, packet_type, payload);
   ++stats_.records_sent;
@@ -265,6 +281,7 @@ Result<void> NetPump::push_batch(Peer& p) {
   if (!r) return r;
   ++stats_.frames_sent;
   p.batch.clear();
+  p.batch_tag.clear();
   p.last_sent = Clock::now();
   return {};
 }
@@ -331,6 +348,7 @@ std::optional<std::pair<Error, bool>> NetPump::handle_frame(Manager& manager, Pe
   ++stats_.frames_received;
   std::optional<Error> bad;
   std::optional<Error> closed;  // the other end said close / error
+  std::string tag;              // route (from a node) / from (from the main group); "" = the main group
   auto r = wire::for_each_record(body, [&](const wire::Record& rec) {
     if (bad || closed || p.linger_until) return;
     if (!p.hello_received && rec.packet_type != ctl(proto::Control::hello)) {
@@ -396,18 +414,43 @@ std::optional<std::pair<Error, bool>> NetPump::handle_frame(Manager& manager, Pe
           join_acked_ = true;
           return;
         case ctl(proto::Control::bye):
+          // The node handles what arrived before it, answers bye_ack (answer_bye()) and waits for
+          // the main group to close the connection.
           if (!p.is_main) {
             bad = Error{Errc::malformed, "bye from a peer that is not the main group"};
             return;
           }
           bye_received_ = true;
-          closed = Error{Errc::peer_gone, "the main group said bye"};
           return;
+        case ctl(proto::Control::bye_ack):
+          if (p.group.empty()) {
+            bad = Error{Errc::malformed, "bye_ack from a peer that is not a remote group"};
+            return;
+          }
+          p.bye_acked = true;
+          return;
+        case ctl(proto::Control::route):
+        case ctl(proto::Control::from): {
+          const bool route = rec.packet_type == ctl(proto::Control::route);
+          if (route ? p.group.empty() : !p.is_main) {
+            bad = Error{Errc::malformed, route ? "route from a peer that is not a remote group"
+                                               : "from sent by a peer that is not the main group"};
+            return;
+          }
+          auto name = proto::decode_name(rec.payload);
+          if (!name) {
+            bad = name.error();
+            return;
+          }
+          tag = *name == main_group ? std::string() : *name;
+          return;
+        }
         default:
           bad = Error{Errc::unknown_packet_type, "control packet_type " + std::to_string(rec.packet_type)};
           return;
       }
     }
+    if (!tag.empty() && !p.group.empty()) return relay(manager, p, tag, rec);  // node -> another group
     const WireCodec& codec = codecs_[rec.packet_type];
     if (!codec.decode) {
       bad = Error{Errc::unknown_packet_type, "packet_type " + std::to_string(rec.packet_type) +
@@ -415,7 +458,9 @@ std::optional<std::pair<Error, bool>> NetPump::handle_frame(Manager& manager, Pe
                                                  "Manager::register_messages)"};
       return;
     }
-    const Sender from = !p.group.empty() ? Sender::group(p.group_index) : p.is_main ? Sender::group(0) : p.sender();
+    const Sender from = !p.group.empty() ? Sender::group(p.group_index)
+                        : p.is_main      ? node_sender_of(tag.empty() ? main_group : std::string_view(tag))
+                                         : p.sender();
     auto d = codec.decode(manager, rec.payload, from);
     if (!d) {
       bad = Error{d.error().code, std::string(codec.name) + ": " + d.error().detail};
@@ -612,7 +657,8 @@ void NetPump::join_group(Manager& manager, std::string_view host, std::uint16_t 
 }
 
 bool NetPump::routes_group(std::string_view name) const {
-  if (!joined_.empty()) return name == main_group;
+  // A node sends to every group but itself through the main group (which relays).
+  if (!joined_.empty()) return !name.empty() && name != joined_;
   for (auto& [i, p] : peers_)
     if (p->group == name) return true;
   return false;
@@ -623,7 +669,9 @@ Result<void> NetPump::queue_group_record(std::string_view group, const WireCodec
   for (auto& [i, p] : peers_) {
     if ((!joined_.empty() && p->is_main) || (joined_.empty() && p->group == group)) {
       if (!codecs_[codec.packet_type].decode) register_codec(codec);
-      return append(*p, codec.packet_type, payload);
+      // Node side the tag is the destination; main side our own records carry origin "" (main).
+      const std::string_view tag = !joined_.empty() && group != main_group ? group : std::string_view();
+      return append(*p, codec.packet_type, payload, tag);
     }
   }
   return Error{Errc::peer_gone, "group '" + std::string(group) + "' is not connected"};
@@ -631,7 +679,7 @@ Result<void> NetPump::queue_group_record(std::string_view group, const WireCodec
 
 std::string_view NetPump::group_name_of(Sender sender) const {
   if (sender.kind != Sender::Kind::group) return {};
-  if (!joined_.empty()) return sender.index == 0 ? main_group : std::string_view();
+  if (!joined_.empty()) return sender.index < node_names_.size() ? std::string_view(node_names_[sender.index]) : std::string_view();
   for (auto& [i, p] : peers_)
     if (!p->group.empty() && p->group_index == sender.index) return p->group;
   return {};
@@ -642,6 +690,90 @@ std::vector<std::string> NetPump::remote_groups() const {
   for (auto& [i, p] : peers_)
     if (!p->group.empty()) out.push_back(p->group);
   return out;
+}
+
+Sender NetPump::node_sender_of(std::string_view name) {
+  for (std::size_t i = 0; i < node_names_.size(); ++i)
+    if (node_names_[i] == name) return Sender::group(static_cast<std::uint32_t>(i));
+  // A node learns the other groups' names as their relayed records arrive.
+  node_names_.emplace_back(name);
+  return Sender::group(static_cast<std::uint32_t>(node_names_.size() - 1));
+}
+
+Result<void> NetPump::relay_record(std::string_view to, std::uint8_t packet_type, std::span<const std::byte> payload,
+                                   std::string_view origin) {
+  for (auto& [i, p] : peers_)
+    if (p->group == to && !p->group.empty()) return append(*p, packet_type, payload, origin);
+  return Error{Errc::peer_gone, "no group '" + std::string(to) + "'"};
+}
+
+void NetPump::relay(Manager& manager, Peer& from, const std::string& to, const wire::Record& rec) {
+  Result<void> r = Error{Errc::peer_gone, "no group '" + to + "'"};
+  if (routes_group(to))
+    r = relay_record(to, rec.packet_type, rec.payload, from.group);
+  else if (manager.groups_enabled() && manager.group_pump().has_group(to))
+    r = manager.group_pump().relay_record(to, rec.packet_type, rec.payload, from.group);
+  if (r) {
+    ++stats_.records_relayed;
+    return;
+  }
+  ++stats_.undeliverable;
+  if (!from.relay_logged)
+    std::fprintf(stderr, "sage: cannot relay a record from remote group '%s' to '%s': %s (further ones are counted)\n",
+                 from.group.c_str(), to.c_str(), r.error().message().c_str());
+  from.relay_logged = true;
+}
+
+void NetPump::remove_group(Manager& manager, std::string_view name) {
+  Peer* p = nullptr;
+  for (auto& [i, q] : peers_)
+    if (!q->group.empty() && q->group == name) p = q.get();
+  if (!p || !joined_.empty()) throw no_such_group(name);
+  const std::uint32_t id = p->index;
+  const std::string group(name);
+  auto alive = [&]() -> Peer* {
+    auto it = peers_.find(id);
+    return it == peers_.end() ? nullptr : it->second.get();
+  };
+  append_control(*p, ctl(proto::Control::bye));
+  (void)push_batch(*p);
+  // bye_ack is the node's last record: once it is read, everything the node sent before was read
+  // (and queued here for the next tick).
+  const auto deadline = Clock::now() + options_.heartbeat_timeout;
+  while (Peer* q = alive()) {
+    if (q->bye_acked || Clock::now() >= deadline) break;
+    receive_from(manager, *q);
+    if ((q = alive()) && q->bye_acked) break;
+    waker_->wait_until(std::min(deadline, Clock::now() + 50ms));
+  }
+  Peer* q = alive();
+  if (!q) {
+    // Lost while saying goodbye: report it here instead of at the next tick.
+    auto it = std::find_if(failures_.begin(), failures_.end(), [&](const group_error& e) { return e.group() == group; });
+    std::string reason = it != failures_.end() ? it->reason() : "connection lost";
+    if (it != failures_.end()) failures_.erase(it);
+    throw group_error(group, reason);
+  }
+  const bool clean = q->bye_acked;
+  if (q->conn) q->conn->close();  // the node waits for this close, then its run_remote_group returns 0
+  ++stats_.peers_disconnected;
+  peers_.erase(id);
+  if (!clean)
+    throw group_error(group, "remote group node did not answer bye within " +
+                                 std::to_string(options_.heartbeat_timeout.count()) +
+                                 " ms (NetworkOptions::heartbeat_timeout)");
+}
+
+void NetPump::answer_bye() {
+  for (auto& [i, p] : peers_) {
+    if (!p->is_main || !p->live()) continue;
+    append_control(*p, ctl(proto::Control::bye_ack));
+    (void)push_batch(*p);
+    // Leaving at once could lose what is still queued; the main group closes after reading bye_ack.
+    const auto deadline = Clock::now() + options_.heartbeat_timeout;
+    while (p->conn && !p->conn->failure() && Clock::now() < deadline)
+      waker_->wait_until(std::min(deadline, Clock::now() + 50ms));
+  }
 }
 
 }  // namespace sage::detail

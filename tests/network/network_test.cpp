@@ -481,3 +481,85 @@ TEST_CASE("a remote group ends cleanly when the main group goes away") {
   REQUIRE(WIFEXITED(st));
   CHECK(WEXITSTATUS(st) == 0);
 }
+
+// ---- relaying through the main group, and removing a remote group ----
+
+namespace {
+using Texts = Recorder<StringMessage>;
+
+// Ticks `main` until `texts` holds `n` StringMessages.
+bool await_texts(sage::Manager& main, Texts& texts, std::size_t n) {
+  return tick_until({&main}, [&] { return texts.all<StringMessage>().size() >= n; });
+}
+}  // namespace
+
+TEST_CASE("a remote group node reaches another remote group through the main group, which names the original sender") {
+  sage::Manager main;
+  main.register_messages(messages{});
+  Texts texts;
+  main.register_actor(texts);
+  const auto port = main.listen("127.0.0.1", 0).port;
+  Child a({"relay", std::to_string(port), "a"});
+  Child b({"relay", std::to_string(port), "b"});
+  REQUIRE(tick_until({&main}, [&] { return main.has_remote_group("a") && main.has_remote_group("b"); }));
+
+  main.queue_message_to_group("a", StringMessage{"fwd b hello"});
+  REQUIRE(await_texts(main, texts, 1));
+  CHECK(texts.all<StringMessage>()[0].text == "b got 'hello' from a");
+  CHECK(main.group_name(texts.from[0]) == "b");
+
+  // b answers the relayed sender by its Sender: back through the main group to a.
+  main.queue_message_to_group("a", StringMessage{"fwd b ping"});
+  REQUIRE(await_texts(main, texts, 2));
+  CHECK(texts.all<StringMessage>()[1].text == "a got 'pong from b' from b");
+  CHECK(main.network_stats().records_relayed == 3);
+  CHECK(main.network_stats().undeliverable == 0);
+  CHECK(main.network_stats().bad_input == 0);
+}
+
+TEST_CASE("a relay from a remote group node to a group that does not exist is counted as undeliverable") {
+  sage::Manager main;
+  main.register_messages(messages{});
+  Texts texts;
+  main.register_actor(texts);
+  const auto port = main.listen("127.0.0.1", 0).port;
+  Child a({"relay", std::to_string(port), "lonely"});
+  REQUIRE(tick_until({&main}, [&] { return main.has_remote_group("lonely"); }));
+  main.queue_message_to_group("lonely", StringMessage{"fwd nobody lost"});
+  main.queue_message_to_group("lonely", StringMessage{"after"});  // the node keeps working
+  REQUIRE(await_texts(main, texts, 1));
+  CHECK(texts.all<StringMessage>()[0].text == "lonely got 'after' from __main__");
+  CHECK(main.network_stats().undeliverable == 1);
+  CHECK(main.network_stats().records_relayed == 0);
+  CHECK(main.has_remote_group("lonely"));
+}
+
+TEST_CASE("remove_process_group on a remote group delivers what was sent both ways, ends the node with 0 and forgets the name") {
+  sage::Manager main;
+  main.register_messages(messages{});
+  Texts texts;
+  main.register_actor(texts);
+  const auto port = main.listen("127.0.0.1", 0).port;
+  Child node({"relay", std::to_string(port), "leaving"});
+  REQUIRE(tick_until({&main}, [&] { return main.has_remote_group("leaving"); }));
+
+  // Queued right before the removal: the node handles all of them and its answers arrive first.
+  constexpr int n = 50;
+  for (int i = 0; i < n; ++i) main.queue_message_to_group("leaving", StringMessage{std::to_string(i)});
+  main.remove_process_group("leaving");
+  main.tick();  // what the removal read is delivered at the next tick
+  REQUIRE(texts.all<StringMessage>().size() == static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i)
+    CHECK(texts.all<StringMessage>()[static_cast<std::size_t>(i)].text ==
+          "leaving got '" + std::to_string(i) + "' from __main__");
+
+  const int st = node.wait();
+  REQUIRE(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 0);
+  CHECK_FALSE(main.has_remote_group("leaving"));
+  CHECK(main.remote_groups().empty());
+  CHECK_THROWS_AS(main.queue_message_to_group("leaving", StringMessage{"late"}), sage::no_such_group);
+  CHECK_THROWS_AS(main.remove_process_group("leaving"), sage::no_such_group);
+  main.tick();  // nothing is raised for the removed node
+  CHECK(main.network_stats().bad_input == 0);
+}

@@ -1,11 +1,13 @@
 // The child processes of the network tests (spawned, not forked: the tests already run nng).
 //   node_helper group <port> <name>   a remote group answering pysage's SYN / SYN-ACK / ACK
+//   node_helper relay <port> <name>   a remote group running nt::Relayer (relayer.hpp)
 //   node_helper client <port>         a client that sends numbered messages until it is killed
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "nettest.sage.hpp"
+#include "relayer.hpp"
 #include "sage/remote_group.hpp"
 
 using namespace std::chrono_literals;
@@ -32,6 +34,11 @@ int main(int argc, char** argv) {
     sage::RemoteGroupOptions o;
     o.interval = 5ms;
     return sage::run_remote_group<Handshaker>(nettest::nettest_wire_messages{}, "127.0.0.1", port, argv[3], o);
+  }
+  if (mode == "relay" && argc == 4) {
+    sage::RemoteGroupOptions o;
+    o.interval = 5ms;
+    return sage::run_remote_group<nt::Relayer>(nettest::nettest_wire_messages{}, "127.0.0.1", port, argv[3], o);
   }
   if (mode == "client") {
     sage::Manager m;

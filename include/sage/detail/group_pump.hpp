@@ -64,6 +64,10 @@ class GroupPump final : public Pump {
   flatbuffers::FlatBufferBuilder& builder() noexcept { return builder_; }
   // Appends one record for `group` to this tick's batch (encoded payload of `codec`'s type).
   Result<void> queue_record(std::string_view group, const WireCodec& codec, std::span<const std::byte> payload);
+  // Main group: appends a record relayed from group `origin` (a remote group node) to child `to`,
+  // tagged with a `from` record. peer_gone if there is no such child (or it failed).
+  Result<void> relay_record(std::string_view to, std::uint8_t packet_type, std::span<const std::byte> payload,
+                            std::string_view origin);
   // Sends `bytes` as one raw transport message to `group` (tests: garbage must be survived).
   Result<void> send_raw(std::string_view group, std::span<const std::byte> bytes);
 

@@ -76,6 +76,17 @@ class NetPump final : public Pump {
   Result<void> queue_group_record(std::string_view group, const WireCodec& codec, std::span<const std::byte> payload);
   std::string_view group_name_of(Sender sender) const;
   std::vector<std::string> remote_groups() const;
+  // Main side: appends a record relayed from group `origin` (a local child or another node) to
+  // remote group `to`, tagged with a `from` record. peer_gone if `to` is not connected.
+  Result<void> relay_record(std::string_view to, std::uint8_t packet_type, std::span<const std::byte> payload,
+                            std::string_view origin);
+  // Main side (Manager::remove_process_group): says bye to the node, reads until its bye_ack
+  // (queueing what it sent), closes. Throws no_such_group; group_error if it was lost or silent
+  // past heartbeat_timeout (it is removed either way).
+  void remove_group(Manager& manager, std::string_view name);
+  // Node side, after bye_received(): answers bye_ack and waits (bounded by heartbeat_timeout) for
+  // the main group to close the connection.
+  void answer_bye();
 
   void poll(Manager& manager) override;
   void flush(Manager& manager) override;
@@ -86,7 +97,11 @@ class NetPump final : public Pump {
   Peer* find(Sender s) const;
   Peer& add_peer(std::unique_ptr<StreamConn> conn, bool outgoing);
   void start_connection(Peer& p);
-  Result<void> append(Peer& p, std::uint8_t packet_type, std::span<const std::byte> payload);
+  // tag: the destination (node side) or origin (main side) of the record; "" = the main group.
+  Result<void> append(Peer& p, std::uint8_t packet_type, std::span<const std::byte> payload,
+                      std::string_view tag = {});
+  void relay(Manager& manager, Peer& from, const std::string& to, const wire::Record& rec);
+  Sender node_sender_of(std::string_view name);
   void append_control(Peer& p, std::uint8_t c, std::span<const std::byte> payload = {});
   Result<void> push_batch(Peer& p);
   void receive_from(Manager& manager, Peer& p);
@@ -114,6 +129,7 @@ class NetPump final : public Pump {
   std::vector<std::string> group_names_{std::string(main_group)};  // own indices when groups are off
   // node side
   std::string joined_;
+  std::vector<std::string> node_names_{std::string(main_group)};  // Sender::group(i) in the node
   bool join_acked_ = false;
   bool bye_received_ = false;
   std::optional<std::string> main_lost_;
