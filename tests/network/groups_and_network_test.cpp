@@ -7,7 +7,9 @@
 #include <functional>
 #include <vector>
 
+#include "net_util.hpp"
 #include "nettest.sage.hpp"
+#include "relayer.hpp"
 #include "sage/manager.hpp"
 
 using namespace std::chrono_literals;
@@ -79,4 +81,46 @@ TEST_CASE("a manager with process groups also serves network peers: client to gr
   CHECK(server.group_stats().bad_input == 0);
   CHECK(server.network_stats().bad_input == 0);
   server.clear_process_groups();
+}
+
+TEST_CASE("a local child group and a remote group node reach each other through the main group, naming the sender") {
+  sage::Manager main;
+  main.enable_groups();  // before anything in this process uses nng
+  main.register_messages(nettest::nettest_wire_messages{});
+  nt::Recorder<nettest::StringMessage> texts;
+  main.register_actor(texts);
+  main.add_process_group<nt::Relayer>("local");
+  const auto port = main.listen("127.0.0.1", 0).port;
+  nt::Child node({"relay", std::to_string(port), "far"});
+  REQUIRE(nt::tick_until({&main}, [&] { return main.has_remote_group("far"); }));
+  auto& got = texts.all<nettest::StringMessage>();
+
+  main.queue_message_to_group("far", nettest::StringMessage{"fwd local hi"});  // node -> child
+  REQUIRE(nt::tick_until({&main}, [&] { return got.size() == 1; }));
+  CHECK(got[0].text == "local got 'hi' from far");
+
+  main.queue_message_to_group("local", nettest::StringMessage{"fwd far yo"});  // child -> node
+  REQUIRE(nt::tick_until({&main}, [&] { return got.size() == 2; }));
+  CHECK(got[1].text == "far got 'yo' from local");
+
+  // The node answers the child by the Sender it got: child -> node -> child.
+  main.queue_message_to_group("local", nettest::StringMessage{"fwd far ping"});
+  REQUIRE(nt::tick_until({&main}, [&] { return got.size() == 3; }));
+  CHECK(got[2].text == "local got 'pong from far' from far");
+
+  // A child naming a group that does not exist: counted like any other undeliverable relay.
+  main.queue_message_to_group("local", nettest::StringMessage{"fwd nowhere x"});
+  REQUIRE(nt::tick_until({&main}, [&] { return main.group_stats().undeliverable == 1; }));
+
+  CHECK(main.network_stats().records_relayed == 2);  // hi, pong
+  CHECK(main.group_stats().records_relayed == 2);    // yo, ping
+  CHECK(main.network_stats().bad_input == 0);
+  CHECK(main.group_stats().bad_input == 0);
+
+  main.remove_process_group("far");
+  const int st = node.wait();
+  REQUIRE(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 0);
+  CHECK(main.process_groups() == std::vector<std::string>{"local"});
+  main.clear_process_groups();
 }
