@@ -218,6 +218,15 @@ TEST_CASE("a record of an unknown packet_type is dropped with its reason") {
   expect_dropped(frame(body), "unknown packet type");
 }
 
+TEST_CASE("a plain peer sending route (relay) or bye_ack is dropped: only remote group nodes may") {
+  std::vector<std::byte> body = hello_record({}, "x");
+  sage::wire::append_record(body, static_cast<std::uint8_t>(proto::Control::route), proto::encode_name("other"));
+  expect_dropped(frame(body), "route from a peer that is not a remote group");
+  std::vector<std::byte> ack = hello_record({}, "y");
+  sage::wire::append_record(ack, static_cast<std::uint8_t>(proto::Control::bye_ack), std::span<const std::byte>{});
+  expect_dropped(frame(ack), "bye_ack from a peer that is not a remote group");
+}
+
 TEST_CASE("a payload failing the Verifier is dropped") {
   std::vector<std::byte> body = hello_record({}, "x");
   std::vector<std::byte> junk(16, std::byte{0xff});
