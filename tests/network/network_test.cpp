@@ -572,3 +572,58 @@ TEST_CASE("remove_process_group on a remote group delivers what was sent both wa
   main.tick();  // nothing is raised for the removed node
   CHECK(main.network_stats().bad_input == 0);
 }
+
+namespace {
+// A "node" made of raw bytes: hello + join_group `name` (+ `extra` records) in one frame.
+std::vector<std::byte> raw_join(const std::string& name, const std::vector<std::byte>& extra = {}) {
+  std::vector<std::byte> body = hello_record({}, name);
+  sage::wire::append_record(body, static_cast<std::uint8_t>(sage::detail::NetControl::join_group),
+                            proto::encode_name(name));
+  return frame(cat(body, extra));
+}
+}  // namespace
+
+TEST_CASE("a remote group node that does not answer bye is removed anyway and reported by remove_process_group") {
+  sage::Manager main;
+  main.register_messages(messages{});
+  sage::NetworkOptions o;
+  o.heartbeat_interval = 50ms;
+  o.heartbeat_timeout = 1000ms;  // the silent raw "node" is dropped by this while remove waits for bye_ack
+  main.enable_network(o);
+  RawSocket raw(main.listen("127.0.0.1", 0).port);
+  REQUIRE(raw.write_all(raw_join("mute")));
+  REQUIRE(tick_until({&main}, [&] { return main.has_remote_group("mute"); }));
+  try {
+    main.remove_process_group("mute");
+    FAIL("no group_error");
+  } catch (const sage::group_error& e) {
+    CHECK(e.group() == "mute");
+  }
+  CHECK_FALSE(main.has_remote_group("mute"));
+  CHECK_NOTHROW(main.tick());  // reported once, by the call
+  CHECK_THROWS_AS(main.remove_process_group("mute"), sage::no_such_group);
+}
+
+TEST_CASE("a remote group node sending a malformed route is dropped as bad input and raised as group_error") {
+  sage::Manager main;
+  main.register_messages(messages{});
+  RawSocket raw(main.listen("127.0.0.1", 0).port);
+  std::vector<std::byte> bad_route;
+  std::vector<std::byte> name = proto::encode_name("other");
+  name.pop_back();  // the length says 5 bytes, 4 follow
+  sage::wire::append_record(bad_route, static_cast<std::uint8_t>(proto::Control::route), name);
+  REQUIRE(raw.write_all(raw_join("broken", bad_route)));
+  std::optional<sage::group_error> err;
+  REQUIRE(tick_until({&main}, [&] {
+    try {
+      main.tick();
+    } catch (const sage::group_error& e) {
+      err = e;
+    }
+    return err.has_value();
+  }));
+  CHECK(err->group() == "broken");
+  CHECK(main.network_stats().bad_input == 1);
+  CHECK(main.network_stats().last_bad_input.find("group name declares 5 bytes") != std::string::npos);
+  CHECK_FALSE(main.has_remote_group("broken"));
+}
