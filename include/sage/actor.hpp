@@ -25,7 +25,7 @@
 #include "sage/actor_id.hpp"
 #include "sage/any_message.hpp"
 #include "sage/detail/message_type.hpp"
-#include "sage/groups.hpp"
+#include "sage/detail/wire_codec.hpp"
 #include "sage/message.hpp"
 #include "sage/sender.hpp"
 #include "sage/task.hpp"

@@ -1,6 +1,7 @@
-// sage/errors.hpp: the caller bugs the local runtime reports, as sage::usage_error subclasses.
+// sage/errors.hpp: the caller bugs the runtime reports (sage::usage_error subclasses), and send_error.
 #pragma once
 
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -49,6 +50,27 @@ class ad_hoc_name_conflict : public usage_error {
 class reentrant_tick : public usage_error {
  public:
   reentrant_tick() : usage_error("sage: Manager::tick() called from inside a tick of the same manager") {}
+};
+
+// Two wire message types with the same packet_type met in one manager (registered, subscribed or
+// sent): rename one in its schema.
+class packet_type_conflict : public usage_error {
+ public:
+  packet_type_conflict(int packet_type, std::string_view a, std::string_view b)
+      : usage_error("sage: packet_type " + std::to_string(packet_type) + " is used by both " + std::string(a) +
+                    " and " + std::string(b)) {}
+};
+
+// queue_message_to_group() / send_message() could not accept a message: send_buffer_full,
+// too_large, peer_gone.
+// Nothing of the message was queued; everything accepted before still travels.
+class send_error : public std::runtime_error {
+ public:
+  explicit send_error(Error e) : std::runtime_error("sage: cannot send: " + e.message()), error_(std::move(e)) {}
+  const Error& error() const noexcept { return error_; }
+
+ private:
+  Error error_;
 };
 
 }  // namespace sage

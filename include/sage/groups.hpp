@@ -22,7 +22,8 @@
 #include <string>
 #include <string_view>
 
-#include "sage/message.hpp"
+#include <type_traits>
+
 #include "sage/result.hpp"
 #include "sage/sender.hpp"
 
@@ -104,14 +105,21 @@ class group_error : public std::runtime_error {
   bool restarted_;
 };
 
-// queue_message_to_group() could not accept a message: send_buffer_full, too_large, peer_gone.
-// Nothing of the message was queued; everything accepted before still travels.
-class send_error : public std::runtime_error {
+// add_process_group() (or a restart) could not start the child process: the IPC endpoint could not
+// be made, the fork server is gone, fork() failed (out of processes, file descriptors, memory). An
+// expected runtime failure, not a caller bug; nothing of the group is left behind. error().code is
+// io_error, or peer_gone when the fork server died.
+class spawn_error : public std::runtime_error {
  public:
-  explicit send_error(Error e) : std::runtime_error("sage: cannot send: " + e.message()), error_(std::move(e)) {}
+  spawn_error(std::string group, Error e)
+      : std::runtime_error("sage: cannot start group '" + group + "': " + e.message()),
+        group_(std::move(group)),
+        error_(std::move(e)) {}
+  const std::string& group() const noexcept { return group_; }
   const Error& error() const noexcept { return error_; }
 
  private:
+  std::string group_;
   Error error_;
 };
 
@@ -130,42 +138,13 @@ class no_such_group : public usage_error {
   explicit no_such_group(std::string_view name)
       : usage_error("sage: group '" + std::string(name) + "' does not exist") {}
 };
-class packet_type_conflict : public usage_error {
- public:
-  packet_type_conflict(int packet_type, std::string_view a, std::string_view b)
-      : usage_error("sage: packet_type " + std::to_string(packet_type) + " is used by both " + std::string(a) +
-                    " and " + std::string(b)) {}
-};
 
-namespace detail {
-
-// How one wire message type is decoded into a manager: verify, decode, queue_message_from().
-using DecodeFn = Result<void> (*)(Manager& manager, std::span<const std::byte> payload, Sender from);
-
-struct WireCodec {
-  std::uint8_t packet_type;
-  std::uint64_t fingerprint;
-  std::string_view name;
-  DecodeFn decode;
-};
-
-// M is always Manager; the parameter only delays name lookup until Manager is complete.
-template <WireMessage T, class M = Manager>
-Result<void> decode_into(M& manager, std::span<const std::byte> payload, Sender from) {
-  auto r = T::decode(payload);
-  if (!r) return r.error();
-  manager.queue_message_from(std::move(*r), from);
-  return {};
-}
-
-template <WireMessage T>
-inline constexpr WireCodec wire_codec_v{static_cast<std::uint8_t>(T::packet_type),
-                                        static_cast<std::uint64_t>(T::fingerprint), T::message_name,
-                                        &decode_into<T>};
-
-// Creates a group's default actor inside the child process, registered with `manager`.
+// Creates a group's default actor inside the child process, registered with `manager` by the
+// caller: a plain function (or captureless lambda), since it runs in a process forked before the
+// call. add_process_group<A>() makes one from A's constructor.
 using ActorFactory = std::unique_ptr<ActorBase> (*)(Manager& manager);
 
+namespace detail {
 template <class A>
 std::unique_ptr<ActorBase> make_default_actor(Manager& manager) {
   if constexpr (std::is_constructible_v<A, Manager&>)
@@ -173,8 +152,5 @@ std::unique_ptr<ActorBase> make_default_actor(Manager& manager) {
   else
     return std::make_unique<A>();
 }
-
-class GroupPump;
-
 }  // namespace detail
 }  // namespace sage

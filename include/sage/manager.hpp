@@ -22,10 +22,21 @@
 //    after the outermost dispatch in progress returns (the next message of the tick).
 //  - unregister_actor() (even of the actor being called): it receives nothing further, not even
 //    later subscribers' turn of the current message; the actor may be destroyed right away.
+// Starting groups and networking from inside a tick (a handler, update() or a coroutine):
+//  - add_process_group(), listen(), connect(), join_as_group() and enable_network() work there as
+//    anywhere; what they start takes part from the end of the current dispatch on: the new link or
+//    connection is flushed with this tick's messages (its hello first) and read from the next tick.
+//    connect() and join_as_group() block the tick until connected, as they do outside one.
+//  - enable_groups() must still run before any thread or nng use (first thing in main()).
+// Waiting: wait_for_next_tick() sleeps in one poll() over every link, connection and timer of this
+// manager (heartbeat rounds, reconnect attempts): an idle manager wakes only when its interval
+// ends, something arrives, or a timer is due.
 // Errors: caller bugs throw sage::usage_error subclasses (sage/errors.hpp). An exception thrown by a
 // handler, coroutine, update() or pump propagates out of tick()/trigger*() unchanged; the message
 // being dispatched counts as delivered (later subscribers of it are skipped), every other queued
-// message stays queued in order, and the next tick() carries on from there.
+// message stays queued in order, and the next tick() carries on from there. Local resource
+// failures (out of fds, fork failed) are expected failures: spawn_error, network_error with
+// Errc::io_error.
 #pragma once
 
 #include <chrono>
@@ -48,7 +59,6 @@
 #include "sage/actor_id.hpp"
 #include "sage/any_message.hpp"
 #include "sage/detail/message_type.hpp"
-#include "sage/detail/pump.hpp"
 #include "sage/detail/record_queue.hpp"
 #include "sage/errors.hpp"
 #include "sage/groups.hpp"
@@ -58,6 +68,16 @@
 #include "sage/task.hpp"
 
 namespace sage {
+
+namespace detail {
+class Pump;
+class Waker;
+class Directory;
+class GroupPump;
+class ChildPump;
+class NetPump;
+struct ManagerAccess;
+}  // namespace detail
 
 // A message argument of the typed verbs: a Message that is not a string (strings name ad hoc messages).
 template <class M>
@@ -198,30 +218,28 @@ class Manager {
   void set_dead_letter_handler(DeadLetterHandler handler) { dead_letter_ = std::move(handler); }
   // Suspended coroutine handlers waiting for a tick.
   std::size_t suspended_coroutines() const noexcept;
-  // Adds a pump (sage/detail/pump.hpp); the manager owns it. Not during a tick. Returns it.
-  detail::Pump& add_pump(std::unique_ptr<detail::Pump> pump);
-  // Removes and destroys a pump added with add_pump(). Not during a tick.
-  void remove_pump(detail::Pump& pump);
 
   // ---- process groups (sage/groups.hpp, docs/groups.md) ----
   // Group children are forked from a fork server that enable_groups() starts: call it first thing
   // in main(), before threads or nng exist. A child is a copy of the program as it was then.
 
   // Starts the fork server and the private IPC directory. Throws usage_error if this process
-  // already used nng, or groups are already enabled (always so inside a group's child process).
+  // already used nng, or groups are already enabled (always so inside a group's child process);
+  // spawn_error if the IPC directory cannot be created.
   void enable_groups(const GroupsOptions& options = {});
-  bool groups_enabled() const noexcept { return groups_ != nullptr; }
+  bool groups_enabled() const noexcept { return groups_ != nullptr || child_ != nullptr; }
   // Starts a child process named `name` whose default actor is an A (constructed from Manager&
   // if A has such a constructor, else default-constructed) registered with the child's manager.
-  // Throws groups_not_enabled, group_exists. The child starts with this manager's registered
-  // wire messages (register_messages) as of this call.
+  // Throws groups_not_enabled, group_exists, spawn_error (the child could not be started: out of
+  // processes or file descriptors, the fork server died). The child starts with this manager's
+  // registered wire messages (register_messages) as of this call.
   template <class A>
   void add_process_group(std::string_view name, const GroupOptions& options = {}) {
     static_assert(std::is_base_of_v<ActorBase, A>, "add_process_group<A>: A must be a sage actor");
     add_process_group(name, &detail::make_default_actor<A>, options);
   }
   // Same with a factory: a plain function (or captureless lambda) run in the child.
-  void add_process_group(std::string_view name, detail::ActorFactory factory, const GroupOptions& options = {});
+  void add_process_group(std::string_view name, ActorFactory factory, const GroupOptions& options = {});
   // Tells the child to finish: it handles what was sent to it, sends what it queued (delivered
   // here by the next tick), answers and exits. Blocks until then (GroupOptions::shutdown_timeout,
   // then the child is killed). Throws no_such_group; group_error if the child did not end cleanly.
@@ -277,9 +295,7 @@ class Manager {
                               std::span(reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()), fbb.GetSize()));
   }
   // Counters of group traffic (bad input, relays, ...). Throws groups_not_enabled.
-  const GroupStats& group_stats() const;
-  // The pump behind the group API (tests, tools). Throws groups_not_enabled.
-  detail::GroupPump& group_pump() const;
+  GroupStats group_stats() const;
 
   // ---- network (sage/network.hpp, docs/network.md) ----
   // Any number of connections: one listener and several outgoing connections at once. Received
@@ -327,8 +343,7 @@ class Manager {
   // Connected and reconnecting peers.
   std::vector<PeerInfo> peers() const;
   // Throws usage_error if the network is not enabled.
-  const NetworkStats& network_stats() const;
-  detail::NetPump& net_pump() const;
+  NetworkStats network_stats() const;
 
   // ---- remote groups (docs/network.md "Remote groups") ----
   // This manager becomes group `name` of the application whose main group listens at host:port:
@@ -340,11 +355,9 @@ class Manager {
   std::vector<std::string> remote_groups() const;
   bool has_remote_group(std::string_view name) const;
 
-  // Internal: used by GroupPump's child process to give the child's manager its pump.
-  void attach_groups(std::unique_ptr<detail::GroupPump> pump);
-
  private:
   friend class ActorBase;
+  friend struct detail::ManagerAccess;
   friend void detail::adopt_task(ActorBase&, Task);
 
   struct Subscriber {
@@ -445,7 +458,15 @@ class Manager {
   std::unordered_map<std::string, ActorBase*, StringHash, std::equal_to<>> by_name_;
   std::unordered_set<std::string, StringHash, std::equal_to<>> schema_names_;
   std::vector<Coroutine> coroutines_;
+  // Groups and network (runtime/): one Waker (the only place this manager sleeps), one Directory
+  // (names, routes, codecs), the pumps that own links and connections.
+  std::shared_ptr<detail::Waker> waker_;
+  std::unique_ptr<detail::Directory> directory_;
   std::vector<std::unique_ptr<detail::Pump>> pumps_;
+  detail::GroupPump* groups_ = nullptr;  // main group with process groups; owned by pumps_
+  detail::ChildPump* child_ = nullptr;   // inside a group's child process; owned by pumps_
+  detail::NetPump* net_ = nullptr;       // owned by pumps_
+  bool pumping_ = false;                 // pumps are being polled or flushed
   DeadLetterHandler dead_letter_;
   ManagerStats stats_;
   detail::ChunkPool pool_;
@@ -456,12 +477,13 @@ class Manager {
   int depth_ = 0;
   bool ticking_ = false;
   bool unsettled_ = false;  // something waits for settle()
+  detail::Pump& add_pump(std::unique_ptr<detail::Pump> pump);
+  void remove_pump(detail::Pump& pump);
   void register_wire(const detail::WireCodec& codec);
-  flatbuffers::FlatBufferBuilder& group_builder();
+  flatbuffers::FlatBufferBuilder& group_builder() noexcept { return wire_builder_; }
   Result<void> queue_group_record(std::string_view group, const detail::WireCodec& codec,
                                   std::span<const std::byte> payload);
   std::string_view group_name_checked(Sender sender) const;
-  detail::GroupPump* groups_ = nullptr;  // owned by pumps_
   template <class M>
   std::span<const std::byte> encode_for_network(const M& msg) {
     static_assert(WireMessage<M>,
@@ -473,13 +495,11 @@ class Manager {
     return std::span(reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()), fbb.GetSize());
   }
   detail::NetPump& network();  // enables the network with default options if needed
-  flatbuffers::FlatBufferBuilder& network_builder();
+  flatbuffers::FlatBufferBuilder& network_builder() noexcept { return wire_builder_; }
   Sender network_server() const;
   Result<void> queue_net_record(Sender peer, const detail::WireCodec& codec, std::span<const std::byte> payload);
   std::size_t broadcast_net_record(const detail::WireCodec& codec, std::span<const std::byte> payload);
-  detail::NetPump* net_ = nullptr;  // owned by pumps_
-  std::vector<detail::WireCodec> wire_codecs_;  // every register_wire(), for a pump created later
-  std::vector<detail::WireCodec> pending_codecs_;  // registered before enable_groups()
+  flatbuffers::FlatBufferBuilder wire_builder_{1024};  // encodes every wire message sent from here
   bool resort_ = false;     // a priority changed during a dispatch
 };
 

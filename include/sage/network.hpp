@@ -116,6 +116,7 @@ struct PeerInfo {
 // Counters of a manager's network traffic since enable_network().
 struct NetworkStats {
   std::uint64_t connections_accepted = 0;
+  std::uint64_t accept_errors = 0;        // connections that failed before they were accepted (TLS, out of fds...)
   std::uint64_t connections_dialed = 0;
   std::uint64_t peers_connected = 0;      // handshakes completed
   std::uint64_t peers_disconnected = 0;

@@ -13,10 +13,15 @@
 #include <cstdint>
 #include <string_view>
 
-#include "sage/detail/net_pump.hpp"
 #include "sage/manager.hpp"
 
 namespace sage {
+
+namespace detail {
+// The node's loop (runtime/network/node_loop.cpp): joins, runs `factory`'s actor, ticks until bye.
+int run_remote_group_loop(Manager& manager, ActorFactory factory, std::string_view host, std::uint16_t port,
+                          std::string_view name, std::chrono::milliseconds interval);
+}  // namespace detail
 
 struct RemoteGroupOptions {
   NetworkOptions network{};

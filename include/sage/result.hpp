@@ -28,6 +28,8 @@ enum class Errc : std::uint8_t {
   fingerprint_mismatch, // the peer was built from other schemas
   send_buffer_full,     // the peer does not keep up; nothing accepted was dropped
   peer_gone,            // the peer exited, crashed or disconnected
+  io_error,             // a local resource or I/O failure: cannot listen or create the IPC directory,
+                        // fork failed, out of file descriptors or memory (not the peer's fault)
 };
 
 constexpr std::string_view to_string(Errc e) noexcept {
@@ -42,6 +44,7 @@ constexpr std::string_view to_string(Errc e) noexcept {
     case Errc::fingerprint_mismatch: return "schema fingerprint mismatch";
     case Errc::send_buffer_full: return "send buffer full";
     case Errc::peer_gone: return "peer gone";
+    case Errc::io_error: return "I/O error";
   }
   return "unknown error";
 }

@@ -1,5 +1,5 @@
 // The fork server and the private IPC directory. No nng here: the fork server must never start it.
-#include "sage/detail/process.hpp"
+#include "groups/process.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -22,7 +22,7 @@
 #include <exception>
 #include <iostream>
 
-#include "sage/detail/transport.hpp"
+#include "transport/connection.hpp"
 
 namespace sage::detail {
 
@@ -189,7 +189,7 @@ Result<pid_t> ForkServer::spawn(ChildEntry entry, std::span<const std::byte> arg
     if (auto it = spawned_.find(h.id); it != spawned_.end()) {
       const long long r = it->second;
       spawned_.erase(it);
-      if (r <= 0) return Error{Errc::peer_gone, std::string("fork failed: ") + std::strerror(static_cast<int>(-r))};
+      if (r <= 0) return Error{Errc::io_error, std::string("fork failed: ") + std::strerror(static_cast<int>(-r))};
       return static_cast<pid_t>(r);
     }
     pollfd p{fd_, POLLIN, 0};
@@ -296,7 +296,7 @@ Result<IpcDir> IpcDir::create(const std::string& parent_in) {
   remove_stale_ipc_dirs(parent);
   std::string tmpl = parent + "/sage-" + std::to_string(::getpid()) + "-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr)
-    return Error{Errc::peer_gone, "cannot create the IPC directory " + tmpl + ": " + std::strerror(errno)};
+    return Error{Errc::io_error, "cannot create the IPC directory " + tmpl + ": " + std::strerror(errno)};
   ::chmod(tmpl.c_str(), 0700);  // mkdtemp already uses 0700; say it explicitly
   return IpcDir(std::move(tmpl));
 }

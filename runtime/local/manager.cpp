@@ -4,7 +4,11 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
-#include <thread>
+
+#include "channel/directory.hpp"
+#include "local/pump.hpp"
+#include "runtime_assert.hpp"
+#include "transport/waker.hpp"
 
 namespace sage {
 namespace {
@@ -78,10 +82,13 @@ void ActorBase::set_priority(int priority) {
 
 // ---- Manager: lifetime and actors ----
 
-Manager::Manager(ManagerOptions options) : group_(options.group) {}
+Manager::Manager(ManagerOptions options)
+    : group_(options.group),
+      waker_(std::make_shared<detail::Waker>()),
+      directory_(std::make_unique<detail::Directory>()) {}
 
 Manager::~Manager() {
-  pumps_.clear();
+  pumps_.clear();  // before the directory: channels refer to it
   for (Coroutine& c : coroutines_) c.handle.destroy();
   coroutines_.clear();
   dispatching_.clear(pool_);
@@ -217,6 +224,7 @@ void Manager::deactivate(ActorBase& actor) {
 }
 
 void Manager::settle() {
+  SAGE_ASSERT(depth_ == 0);
   unsettled_ = false;
   for (auto& slot : types_)
     if (slot) std::erase_if(slot->subscribers, [](const Subscriber& e) { return e.actor == nullptr; });
@@ -381,7 +389,14 @@ bool Manager::run_tick(bool budgeted, std::chrono::nanoseconds max_time) {
   if (budgeted && max_time >= Clock::time_point::max() - start) budgeted = false;
   const Clock::time_point deadline = budgeted ? start + std::chrono::duration_cast<Clock::duration>(max_time) : start;
 
-  for (auto& pump : pumps_) pump->poll(*this);
+  pumping_ = true;
+  try {
+    for (auto& pump : pumps_) pump->poll(*this);
+  } catch (...) {
+    pumping_ = false;
+    throw;
+  }
+  pumping_ = false;
   // What was queued before this tick (and what a budgeted tick left) is dispatched now; messages
   // queued from here on go to incoming_ and wait for the next tick.
   dispatching_.append(std::move(incoming_));
@@ -418,7 +433,15 @@ bool Manager::run_tick(bool budgeted, std::chrono::nanoseconds max_time) {
   const bool flushed = dispatching_.empty();
   resume_coroutines();
   update_actors();
-  for (auto& pump : pumps_) pump->flush(*this);
+  // Index loop: a pump's flush never adds pumps (SAGE_ASSERT in add_pump), but stay safe.
+  pumping_ = true;
+  try {
+    for (std::size_t i = 0; i < pumps_.size(); ++i) pumps_[i]->flush(*this);
+  } catch (...) {
+    pumping_ = false;
+    throw;
+  }
+  pumping_ = false;
   return flushed;
 }
 
@@ -447,18 +470,9 @@ void Manager::update_actors() {
 }
 
 bool Manager::wait_for_next_tick(std::chrono::nanoseconds interval) {
-  const Clock::time_point deadline = last_tick_start_ + std::chrono::duration_cast<Clock::duration>(interval);
-  if (pumps_.empty()) {
-    std::this_thread::sleep_until(deadline);
-    return false;
-  }
-  if (pumps_.size() == 1) return pumps_.front()->wait_until(deadline);
-  // Several pumps: wait on each in turn, a millisecond at a time.
-  while (Clock::now() < deadline) {
-    for (auto& pump : pumps_)
-      if (pump->wait_until(std::min(deadline, Clock::now() + std::chrono::milliseconds(1)))) return true;
-  }
-  return false;
+  Clock::time_point deadline = last_tick_start_ + std::chrono::duration_cast<Clock::duration>(interval);
+  for (const auto& pump : pumps_) deadline = std::min(deadline, pump->next_deadline());
+  return waker_->wait_until(deadline);
 }
 
 void Manager::run(std::chrono::nanoseconds interval, const std::function<bool()>& stop) {
@@ -470,16 +484,17 @@ void Manager::run(std::chrono::nanoseconds interval, const std::function<bool()>
 }
 
 detail::Pump& Manager::add_pump(std::unique_ptr<detail::Pump> pump) {
-  if (ticking_) throw usage_error("sage: Manager::add_pump() called during a tick");
-  if (!pump) throw usage_error("sage: Manager::add_pump() needs a pump");
+  SAGE_ASSERT(pump != nullptr);
+  SAGE_ASSERT(!pumping_);  // pumps are added by API calls, never from a pump's poll() or flush()
+  // During a dispatch no pump is being iterated: the new one is flushed at the end of this tick.
   pumps_.push_back(std::move(pump));
   return *pumps_.back();
 }
 
-void Manager::remove_pump(detail::Pump& pump) {
-  if (ticking_) throw usage_error("sage: Manager::remove_pump() called during a tick");
+void Manager::remove_pump(detail::Pump& pump) {  // tests' pumps only, never groups' or the network's
+  if (ticking_) throw usage_error("sage: a pump cannot be removed during a tick");
   auto it = std::find_if(pumps_.begin(), pumps_.end(), [&](const auto& p) { return p.get() == &pump; });
-  if (it == pumps_.end()) throw usage_error("sage: Manager::remove_pump(): not a pump of this manager");
+  SAGE_ASSERT(it != pumps_.end());
   pumps_.erase(it);
 }
 

@@ -1,10 +1,6 @@
-// The nng side of sage::detail::Link and Waker. The only file of sage that includes nng.
+// The IPC Connection (runtime/transport/link.hpp): nng pair0 over ipc://.
 #include <nng/nng.h>
 #include <nng/protocol/pair0/pair.h>
-
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -16,7 +12,7 @@
 #include <mutex>
 #include <system_error>
 
-#include "sage/detail/transport.hpp"
+#include "transport/link.hpp"
 
 namespace sage::detail {
 
@@ -30,73 +26,11 @@ bool nng_started() noexcept { return g_nng_started.load(std::memory_order_acquir
 void mark_nng_started() noexcept { g_nng_started.store(true, std::memory_order_release); }
 
 // ---------------------------------------------------------------------------------------------
-// Waker
-
-Waker::Waker() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-  if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "sage: eventfd");
-}
-
-Waker::~Waker() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-void Waker::notify() noexcept {
-  const std::uint64_t one = 1;
-  // EAGAIN means the counter is saturated: the waiter wakes anyway.
-  [[maybe_unused]] auto n = ::write(fd_, &one, sizeof one);
-}
-
-bool Waker::wait_until(Clock::time_point deadline, int extra_fd) {
-  constexpr std::size_t inline_fds = 8;
-  pollfd small[inline_fds];
-  std::vector<pollfd> big;
-  const std::size_t n = 2 + watched_.size();
-  pollfd* fds = n <= inline_fds ? small : (big.resize(n), big.data());
-  fds[0] = {fd_, POLLIN, 0};
-  fds[1] = {extra_fd, POLLIN, 0};  // a negative fd is ignored by poll()
-  std::size_t count = 2;
-  for (const Watched& w : watched_)
-    if (w.armed) fds[count++] = {w.fd, POLLIN, 0};
-  for (;;) {
-    const auto now = Clock::now();
-    int timeout_ms = 0;
-    if (deadline > now) {
-      // Round up so we never wake a little early and spin.
-      auto us = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now).count();
-      timeout_ms = static_cast<int>(std::min<long long>((us + 999) / 1000, 1 << 30));
-    }
-    const int r = ::poll(fds, static_cast<nfds_t>(count), timeout_ms);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    if (fds[0].revents & POLLIN) {
-      std::uint64_t value = 0;
-      [[maybe_unused]] auto k = ::read(fd_, &value, sizeof value);
-    }
-    for (std::size_t i = 2; i < count; ++i)
-      if (fds[i].revents) rearm_or_disarm(fds[i].fd, false);
-    return true;
-  }
-}
-
-void Waker::watch(int fd) { watched_.push_back({fd, true}); }
-
-void Waker::unwatch(int fd) noexcept {
-  std::erase_if(watched_, [fd](const Watched& w) { return w.fd == fd; });
-}
-
-void Waker::rearm(int fd) noexcept { rearm_or_disarm(fd, true); }
-
-void Waker::rearm_or_disarm(int fd, bool armed) noexcept {
-  for (Watched& w : watched_)
-    if (w.fd == fd) w.armed = armed;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Link
 
 struct Link::Impl {
   std::string url;
-  LinkOptions options;
+  ConnectionLimits options;
   std::shared_ptr<Waker> waker;
   nng_socket sock = NNG_SOCKET_INITIALIZER;
   nng_aio* send_aio = nullptr;
@@ -119,6 +53,7 @@ struct Link::Impl {
   std::atomic<bool> connected{false};
   std::atomic<bool> gone{false};
   std::atomic<std::uint32_t> peer_pipe{0};  // id of the first pipe attached: our one peer
+  Clock::time_point last_rx = Clock::now();  // owner's thread only
 
   // Caller holds no lock. Starts the next send if one is waiting and none is in flight.
   void pump_send() {
@@ -174,7 +109,7 @@ struct Link::Impl {
 
 Link::Link(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Result<std::unique_ptr<Link>> Link::open(Role role, const std::string& url, const LinkOptions& options,
+Result<std::unique_ptr<Link>> Link::open(Role role, const std::string& url, const ConnectionLimits& options,
                                          std::shared_ptr<Waker> waker) {
   auto impl = std::make_unique<Impl>();
   impl->url = url;
@@ -182,7 +117,8 @@ Result<std::unique_ptr<Link>> Link::open(Role role, const std::string& url, cons
   impl->waker = std::move(waker);
   g_nng_started.store(true, std::memory_order_release);
   auto fail = [&](const char* what, int rv) -> Result<std::unique_ptr<Link>> {
-    return Error{Errc::peer_gone, std::string(what) + " " + url + ": " + nng_text(rv)};
+    return Error{rv == NNG_ECONNREFUSED || rv == NNG_ECLOSED ? Errc::peer_gone : Errc::io_error,
+                 std::string(what) + " " + url + ": " + nng_text(rv)};
   };
   int rv = nng_pair0_open(&impl->sock);
   if (rv != 0) return fail("cannot open a pair0 socket for", rv);
@@ -215,20 +151,27 @@ Result<std::unique_ptr<Link>> Link::open(Role role, const std::string& url, cons
 }
 
 Link::~Link() {
+  close();
   Impl& im = *impl_;
-  {
-    std::lock_guard lk(im.mu);
-    im.closing = true;
-  }
-  if (im.recv_fd >= 0) im.waker->unwatch(im.recv_fd);  // nng closes the fd with the socket
-  if (nng_socket_id(im.sock) > 0) nng_close(im.sock);
   if (im.rx) nng_aio_free(im.rx);
   if (im.send_aio) nng_aio_free(im.send_aio);  // waits for a running callback
   if (im.tx_now) nng_aio_free(im.tx_now);
   for (auto& [m, size] : im.outbox) nng_msg_free(m);
 }
 
-Result<void> Link::send(std::span<const std::byte> body) {
+void Link::close() {
+  Impl& im = *impl_;
+  {
+    std::lock_guard lk(im.mu);
+    if (im.closing) return;
+    im.closing = true;
+  }
+  if (im.recv_fd >= 0) im.waker->unwatch(im.recv_fd);  // nng closes the fd with the socket
+  if (nng_socket_id(im.sock) > 0) nng_close(im.sock);
+  im.sent_cv.notify_all();
+}
+
+Result<void> Link::send(std::span<const std::byte> body, Delivery) {
   Impl& im = *impl_;
   if (body.size() > im.options.max_message_size)
     return Error{Errc::too_large, "transport message of " + std::to_string(body.size()) +
@@ -243,7 +186,7 @@ Result<void> Link::send(std::span<const std::byte> body) {
   }
   nng_msg* m = nullptr;
   if (int rv = nng_msg_alloc(&m, body.size()); rv != 0)
-    return Error{Errc::malformed, "cannot allocate an nng message: " + nng_text(rv)};
+    return Error{Errc::io_error, "cannot allocate an nng message: " + nng_text(rv)};
   if (!body.empty()) std::memcpy(nng_msg_body(m), body.data(), body.size());
   bool now = false;
   {
@@ -295,7 +238,7 @@ bool Link::wait_sent(Clock::time_point deadline) {
 
 std::size_t Link::receive_impl(std::size_t max, void (*fn)(void*, std::span<const std::byte>), void* ctx) {
   Impl& im = *impl_;
-  if (im.recv_paused_by_user) return 0;
+  if (im.recv_paused_by_user || im.closing) return 0;
   std::size_t n = 0, bytes = 0;
   while (n < max && bytes < im.options.max_inbox_bytes) {
     nng_recv_aio(im.sock, im.rx);
@@ -316,14 +259,22 @@ std::size_t Link::receive_impl(std::size_t max, void (*fn)(void*, std::span<cons
     bytes += len;
     ++n;
   }
+  if (n) im.last_rx = Clock::now();
   im.waker->rearm(im.recv_fd);  // the next arrival (or what is left) wakes the next wait
   return n;
 }
 
 bool Link::connected() const noexcept { return impl_->connected.load(std::memory_order_acquire); }
 bool Link::peer_gone() const noexcept { return impl_->gone.load(std::memory_order_acquire); }
-const LinkOptions& Link::options() const noexcept { return impl_->options; }
-const std::string& Link::url() const noexcept { return impl_->url; }
+std::optional<Error> Link::failure() const {
+  if (impl_->gone.load(std::memory_order_acquire)) return Error{Errc::peer_gone, "the peer at " + impl_->url + " went away"};
+  std::lock_guard lk(impl_->mu);
+  if (impl_->send_failed) return Error{Errc::peer_gone, "cannot send to " + impl_->url};
+  return std::nullopt;
+}
+Clock::duration Link::idle_for() const { return Clock::now() - impl_->last_rx; }
+const ConnectionLimits& Link::limits() const noexcept { return impl_->options; }
+const std::string& Link::remote_address() const noexcept { return impl_->url; }
 
 void Link::pause_receiving(bool paused) {
   impl_->recv_paused_by_user = paused;

@@ -14,7 +14,7 @@
 #include <mutex>
 #include <sstream>
 
-#include "sage/detail/stream.hpp"
+#include "transport/stream.hpp"
 
 namespace sage::detail {
 
@@ -130,7 +130,7 @@ bool tls_available(std::string* why) {
 
 struct StreamConn::Impl {
   nng_stream* stream = nullptr;
-  StreamOptions options;
+  ConnectionLimits options;
   std::shared_ptr<Waker> waker;
   std::string remote;
   nng_aio* recv_aio = nullptr;
@@ -213,9 +213,9 @@ struct StreamConn::Impl {
         ok = false;
         break;
       }
-      if (len > options.max_frame_size) {
+      if (len > options.max_message_size) {
         fail_locked(Error{Errc::too_large, "frame of " + std::to_string(len) + " bytes from " + remote +
-                                               " exceeds the limit of " + std::to_string(options.max_frame_size) +
+                                               " exceeds the limit of " + std::to_string(options.max_message_size) +
                                                " (NetworkOptions::max_message_size)"});
         ok = false;
         break;
@@ -311,11 +311,11 @@ void StreamConn::close() {
   im.sent_cv.notify_all();
 }
 
-Result<void> StreamConn::send(std::span<const std::byte> body) {
+Result<void> StreamConn::send(std::span<const std::byte> body, Delivery) {
   Impl& im = *impl_;
-  if (body.size() > im.options.max_frame_size)
+  if (body.size() > im.options.max_message_size)
     return Error{Errc::too_large, "frame of " + std::to_string(body.size()) + " bytes exceeds the limit of " +
-                                      std::to_string(im.options.max_frame_size)};
+                                      std::to_string(im.options.max_message_size)};
   {
     std::lock_guard lk(im.mu);
     if (im.failure) return Error{Errc::peer_gone, "connection to " + im.remote + " failed: " + im.failure->message()};
@@ -379,6 +379,7 @@ Clock::duration StreamConn::idle_for() const {
 }
 
 const std::string& StreamConn::remote_address() const noexcept { return impl_->remote; }
+const ConnectionLimits& StreamConn::limits() const noexcept { return impl_->options; }
 
 void StreamConn::pause_receiving(bool paused) {
   {
@@ -390,7 +391,7 @@ void StreamConn::pause_receiving(bool paused) {
 
 namespace {
 // Wraps an established nng stream; starts reading. Returns nullptr if aios cannot be allocated.
-std::unique_ptr<StreamConn> adopt(nng_stream* s, const StreamOptions& options, const std::shared_ptr<Waker>& waker) {
+std::unique_ptr<StreamConn> adopt(nng_stream* s, const ConnectionLimits& options, const std::shared_ptr<Waker>& waker) {
   auto impl = std::make_unique<StreamConn::Impl>();
   impl->stream = s;
   impl->options = options;
@@ -418,7 +419,7 @@ struct StreamListener::Impl {
   nng_stream_listener* listener = nullptr;
   nng_tls_config* tls = nullptr;
   nng_aio* aio = nullptr;
-  StreamOptions options;
+  ConnectionLimits options;
   std::shared_ptr<Waker> waker;
   std::uint16_t port = 0;
   std::mutex mu;
@@ -470,7 +471,7 @@ struct StreamListener::Impl {
 StreamListener::StreamListener(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Result<std::unique_ptr<StreamListener>> StreamListener::open(const std::string& url, const TlsSettings& tls,
-                                                             const StreamOptions& options,
+                                                             const ConnectionLimits& options,
                                                              std::shared_ptr<Waker> waker) {
   mark_nng_started();
   auto impl = std::make_unique<Impl>();
@@ -479,7 +480,7 @@ Result<std::unique_ptr<StreamListener>> StreamListener::open(const std::string& 
   Impl& im = *impl;
   std::unique_ptr<StreamListener> l(new StreamListener(std::move(impl)));
   auto fail = [&](std::string what) -> Result<std::unique_ptr<StreamListener>> {
-    return Error{Errc::peer_gone, "cannot listen on " + url + ": " + what};
+    return Error{Errc::io_error, "cannot listen on " + url + ": " + what};
   };
   int rv = nng_stream_listener_alloc(&im.listener, url.c_str());
   if (rv != 0) return fail(nng_text(rv));
@@ -518,11 +519,6 @@ std::vector<std::unique_ptr<StreamConn>> StreamListener::take_accepted() {
   return std::exchange(impl_->accepted, {});
 }
 
-std::uint64_t StreamListener::accept_errors() const {
-  std::lock_guard lk(impl_->mu);
-  return impl_->errors;
-}
-
 // ---------------------------------------------------------------------------------------------
 // StreamDialer
 
@@ -531,7 +527,7 @@ struct StreamDialer::Impl {
   nng_stream_dialer* dialer = nullptr;
   nng_tls_config* tls = nullptr;
   nng_aio* aio = nullptr;
-  StreamOptions options;
+  ConnectionLimits options;
   std::shared_ptr<Waker> waker;
   mutable std::mutex mu;
   bool busy = false;
@@ -558,7 +554,7 @@ struct StreamDialer::Impl {
 StreamDialer::StreamDialer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Result<std::unique_ptr<StreamDialer>> StreamDialer::open(const std::string& url, const TlsSettings& tls,
-                                                         const StreamOptions& options, std::shared_ptr<Waker> waker) {
+                                                         const ConnectionLimits& options, std::shared_ptr<Waker> waker) {
   mark_nng_started();
   auto impl = std::make_unique<Impl>();
   impl->url = url;
@@ -608,6 +604,11 @@ bool StreamDialer::busy() const {
 std::optional<Result<std::unique_ptr<StreamConn>>> StreamDialer::take() {
   std::lock_guard lk(impl_->mu);
   return std::exchange(impl_->result, std::nullopt);
+}
+
+std::uint64_t StreamListener::accept_errors() const {
+  std::lock_guard lk(impl_->mu);
+  return impl_->errors;
 }
 
 const std::string& StreamDialer::url() const noexcept { return impl_->url; }

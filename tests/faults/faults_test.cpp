@@ -16,7 +16,8 @@
 #include <functional>
 #include <optional>
 
-#include "sage/detail/group_pump.hpp"
+#include "groups/group_pump.hpp"
+#include "local/manager_access.hpp"
 #include "sage/manager.hpp"
 #include "test_messages.hpp"
 #include "waiting.hpp"
@@ -231,7 +232,7 @@ TEST_CASE("the IPC directory removed under a running group leaves its link worki
   Fixture f;
   f.mgr.add_process_group<Ponger>("survivor");
   REQUIRE(f.ping("survivor", 7));
-  const std::string dir = f.mgr.group_pump().ipc_dir();
+  const std::string dir = sage::detail::ManagerAccess::groups(f.mgr).ipc_dir();
   std::filesystem::remove_all(dir);
   REQUIRE_FALSE(std::filesystem::exists(dir));
 

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <vector>
 
-#include "sage/detail/protocol.hpp"
+#include "channel/protocol.hpp"
 #include "sage/wire.hpp"
 
 namespace proto = sage::detail::protocol;

@@ -13,7 +13,9 @@
 #include <functional>
 #include <sstream>
 
-#include "sage/detail/group_pump.hpp"
+#include "groups/child.hpp"
+#include "groups/group_pump.hpp"
+#include "local/manager_access.hpp"
 #include "sage/manager.hpp"
 #include "test_messages.hpp"
 #include "waiting.hpp"
@@ -79,7 +81,7 @@ struct Flooder : sage::Actor<Flooder> {
           ++accepted;
         } catch (const sage::send_error& e) {
           hit = true;
-          std::string url = manager()->group_pump().endpoint_url();
+          std::string url = sage::detail::ManagerAccess::child(*manager())->endpoint_url();
           const std::string dir = url.substr(6, url.rfind('/') - 6);
           std::ofstream(dir + "/flood.tmp") << e.what();
           std::filesystem::rename(dir + "/flood.tmp", dir + "/flood.done");
@@ -102,11 +104,11 @@ struct Garbler : sage::Actor<Garbler, sage::subscribes<test::Ping>> {
   void update() override {
     if (sent) return;
     sent = true;
-    auto& pump = manager()->group_pump();
+    auto& pump = *sage::detail::ManagerAccess::child(*manager());
     auto raw = [&](std::vector<int> v) {
       std::vector<std::byte> b;
       for (int x : v) b.push_back(std::byte(x));
-      (void)pump.send_raw(sage::main_group, b);
+      (void)pump.send_raw(b);
     };
     raw({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13});               // header declares a huge length
     raw({77, 0, 0, 0, 0, 0, 0, 0});                                 // unknown packet_type 77
@@ -270,13 +272,13 @@ TEST_CASE("kill -9 of a child makes the next tick raise 'group failed' naming th
 TEST_CASE("no IPC endpoint and no process are left after a group is removed") {
   Fixture f;
   f.mgr.add_process_group<Ponger>("tidy");
-  const std::string endpoint = f.mgr.group_pump().endpoint_of("tidy");
+  const std::string endpoint = sage::detail::ManagerAccess::groups(f.mgr).endpoint_of("tidy");
   const int pid = f.mgr.process_group_pid("tidy");
   CHECK(std::filesystem::exists(endpoint));
   f.mgr.remove_process_group("tidy");
   CHECK_FALSE(std::filesystem::exists(endpoint));
   CHECK_FALSE(process_alive(pid));
-  CHECK(std::filesystem::is_empty(f.mgr.group_pump().ipc_dir()));
+  CHECK(std::filesystem::is_empty(sage::detail::ManagerAccess::groups(f.mgr).ipc_dir()));
 }
 
 TEST_CASE("the IPC directory is removed when the manager goes away") {
@@ -284,7 +286,7 @@ TEST_CASE("the IPC directory is removed when the manager goes away") {
   {
     Fixture f;
     f.mgr.add_process_group<Ponger>("p");
-    dir = f.mgr.group_pump().ipc_dir();
+    dir = sage::detail::ManagerAccess::groups(f.mgr).ipc_dir();
     CHECK(std::filesystem::exists(dir));
   }
   CHECK_FALSE(std::filesystem::exists(dir));
@@ -357,7 +359,7 @@ TEST_CASE("a child flooding a slow main group hits the send limit loudly and los
   o.receive_buffer_limit = 256 * 1024;
   f.mgr.add_process_group<Flooder>("flood", o);
   // The main group does not tick until the child reports that its send failed.
-  const std::string marker = f.mgr.group_pump().ipc_dir() + "/flood.done";
+  const std::string marker = sage::detail::ManagerAccess::groups(f.mgr).ipc_dir() + "/flood.done";
   const auto deadline = Clock::now() + 60s;
   while (!std::filesystem::exists(marker) && Clock::now() < deadline) f.mgr.wait_for_next_tick(10ms);
   REQUIRE(std::filesystem::exists(marker));
@@ -383,7 +385,7 @@ TEST_CASE("garbage sent to a group's endpoint is counted and survived") {
   // second pair0 peer with a valid SP header, which pair0 refuses (the first peer stays). Each time
   // nng must be the one to hang up: we read until EOF (closing our end while nng is still
   // negotiating made nng 1.5.2 leak the connection and its listener under ASan).
-  const std::string endpoint = f.mgr.group_pump().endpoint_of("garbler");
+  const std::string endpoint = sage::detail::ManagerAccess::groups(f.mgr).endpoint_of("garbler");
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, endpoint.c_str(), sizeof addr.sun_path - 1);

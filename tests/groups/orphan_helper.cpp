@@ -2,7 +2,7 @@
 // "<fork server pid> <child pid> <child pid>" and ticks until it is killed.
 #include <cstdio>
 
-#include "sage/detail/process.hpp"
+#include "groups/process.hpp"
 #include "sage/manager.hpp"
 
 namespace {

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "sage/detail/process.hpp"
+#include "groups/process.hpp"
 
 using namespace sage::detail;
 

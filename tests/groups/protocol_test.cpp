@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "sage/detail/protocol.hpp"
+#include "channel/protocol.hpp"
 
 using namespace sage::detail::protocol;
 

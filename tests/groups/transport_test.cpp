@@ -3,8 +3,8 @@
 #include <numeric>
 #include <thread>
 
-#include "sage/detail/process.hpp"
-#include "sage/detail/transport.hpp"
+#include "groups/process.hpp"
+#include "transport/link.hpp"
 
 using namespace sage::detail;
 using namespace std::chrono_literals;
@@ -15,7 +15,7 @@ struct Pair {
   std::shared_ptr<Waker> waker_a = std::make_shared<Waker>();
   std::shared_ptr<Waker> waker_b = std::make_shared<Waker>();
   std::unique_ptr<Link> a, b;
-  explicit Pair(LinkOptions oa = {}, LinkOptions ob = {}) {
+  explicit Pair(ConnectionLimits oa = {}, ConnectionLimits ob = {}) {
     const std::string url = "ipc://" + dir.path() + "/t.ipc";
     a = Link::open(Link::Role::listen, url, oa, waker_a).value();
     b = Link::open(Link::Role::dial, url, ob, waker_b).value();
@@ -58,7 +58,7 @@ TEST_CASE("a link delivers messages both ways in order and each 8-aligned") {
 }
 
 TEST_CASE("a message over the size limit is refused at send time with too_large") {
-  LinkOptions o;
+  ConnectionLimits o;
   o.max_message_size = 1024;
   Pair p(o, o);
   auto r = p.b->send(bytes(1025, 0));
@@ -70,9 +70,9 @@ TEST_CASE("a message over the size limit is refused at send time with too_large"
 }
 
 TEST_CASE("a sender whose receiver stops reading fails loudly at its limit and loses nothing it accepted") {
-  LinkOptions sender;
+  ConnectionLimits sender;
   sender.max_pending_bytes = 1 << 20;
-  LinkOptions receiver;
+  ConnectionLimits receiver;
   receiver.max_inbox_bytes = 256 * 1024;
   Pair p(receiver, sender);
   p.a->pause_receiving(true);

@@ -17,7 +17,8 @@
 #include <vector>
 
 #include "nettest.sage.hpp"
-#include "sage/detail/net_pump.hpp"
+#include "channel/protocol.hpp"
+#include "transport/stream.hpp"
 #include "sage/manager.hpp"
 
 extern char** environ;

@@ -10,8 +10,8 @@
 
 #include "net_util.hpp"
 #include "waiting.hpp"
-#include "sage/detail/net_pump.hpp"
-#include "sage/detail/stream.hpp"
+#include "channel/protocol.hpp"
+#include "transport/stream.hpp"
 
 using namespace nt;
 using namespace nettest;
@@ -573,7 +573,7 @@ namespace {
 // A "node" made of raw bytes: hello + join_group `name` (+ `extra` records) in one frame.
 std::vector<std::byte> raw_join(const std::string& name, const std::vector<std::byte>& extra = {}) {
   std::vector<std::byte> body = hello_record({}, name);
-  sage::wire::append_record(body, static_cast<std::uint8_t>(sage::detail::NetControl::join_group),
+  sage::wire::append_record(body, proto::code(proto::Control::join_group),
                             proto::encode_name(name));
   return frame(cat(body, extra));
 }

@@ -9,7 +9,10 @@
 #include <thread>
 #include <vector>
 
+#include "local/manager_access.hpp"
+#include "local/pump.hpp"
 #include "sage/manager.hpp"
+#include "transport/waker.hpp"
 
 using namespace std::chrono_literals;
 
@@ -920,7 +923,7 @@ struct FakeWire : sage::detail::Pump {  // a real Pump implementation over an in
   std::vector<int> inbox;
   std::vector<std::string>* log;
   bool fail_poll = false;
-  int waits = 0;
+  std::chrono::steady_clock::time_point due = std::chrono::steady_clock::time_point::max();
   void poll(sage::Manager& m) override {
     if (fail_poll) throw std::runtime_error("group failed");
     log->push_back("poll");
@@ -928,12 +931,7 @@ struct FakeWire : sage::detail::Pump {  // a real Pump implementation over an in
     inbox.clear();
   }
   void flush(sage::Manager&) override { log->push_back("flush"); }
-  bool wait_until(std::chrono::steady_clock::time_point deadline) override {
-    ++waits;
-    if (!inbox.empty()) return true;
-    std::this_thread::sleep_until(deadline);
-    return false;
-  }
+  std::chrono::steady_clock::time_point next_deadline() const override { return due; }
 };
 }  // namespace
 
@@ -945,15 +943,20 @@ TEST_CASE("pumps poll before dispatch and flush after update, and their exceptio
   auto wire = std::make_unique<FakeWire>();
   FakeWire& w = *wire;
   w.log = &log;
-  m.add_pump(std::move(wire));
+  using Access = sage::detail::ManagerAccess;
+  Access::add_pump(m, std::move(wire));
   w.inbox = {1, 2};
   m.tick();
   CHECK(log == std::vector<std::string>{"poll", "update:1", "update:2", "update", "flush"});
 
   CHECK_FALSE(m.wait_for_next_tick(1ms));
   w.inbox = {3};
+  Access::waker(m).notify();        // what a transport does when something arrived
   CHECK(m.wait_for_next_tick(1h));  // returns at once: something arrived
-  CHECK(w.waits == 2);
+  w.due = std::chrono::steady_clock::now() + 5ms;
+  CHECK_FALSE(m.wait_for_next_tick(1h));  // a pump's timer ends the wait (nothing arrived)
+  CHECK(std::chrono::steady_clock::now() >= w.due);
+  w.due = std::chrono::steady_clock::time_point::max();
 
   w.fail_poll = true;
   m.queue_message(Ping{4});
@@ -963,7 +966,7 @@ TEST_CASE("pumps poll before dispatch and flush after update, and their exceptio
   log.clear();
   m.tick();
   CHECK(log == std::vector<std::string>{"poll", "update:4", "update:3", "update", "flush"});
-  m.remove_pump(w);
+  Access::remove_pump(m, w);
   log.clear();
   m.tick();
   CHECK(log == std::vector<std::string>{"update"});

@@ -1,5 +1,5 @@
-// sage/detail/stream.hpp: framed byte streams over nng's stream API, tcp:// and tls+tcp://
-// (internal; runtime/transport/stream.cpp, docs/wire-format.md "TCP framing").
+// runtime/transport/stream.hpp: the TCP/TLS Connection of the network: framed byte streams over
+// nng's stream API, tcp:// and tls+tcp:// (docs/wire-format.md "TCP framing").
 //
 // A StreamConn is one TCP (or TLS) connection carrying frames: an 8-byte frame header, then a
 // body of `length` bytes (a transport message made of wire records). It knows nothing about
@@ -7,7 +7,7 @@
 //
 // Threads: every member is called by the thread that owns the object (the manager's thread).
 // nng's threads only run the completion callbacks, which touch nothing but the object's
-// mutex-protected state and then notify the Waker.
+// mutex-protected state and then notify the Waker (nng streams have no readiness fd).
 #pragma once
 
 #include <chrono>
@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "sage/detail/transport.hpp"
+#include "transport/connection.hpp"
 #include "sage/result.hpp"
 
 namespace sage::detail {
@@ -39,67 +39,38 @@ struct TlsSettings {
   bool verify_peer = true;  // dialer: require a valid server certificate (needs ca_file)
 };
 
-struct StreamOptions {
-  // Largest frame body accepted or sent. A longer incoming header drops the connection before
-  // anything is allocated; send() refuses longer bodies with too_large.
-  std::size_t max_frame_size = std::size_t{1} << 20;
-  // Bytes given to send() and not yet written to the socket; past it send() fails with
-  // send_buffer_full and keeps nothing of the refused frame.
-  std::size_t max_pending_bytes = std::size_t{8} << 20;
-  // Received bytes not yet taken by receive(); past it the connection stops reading (TCP
-  // back-pressure towards the sender).
-  std::size_t max_inbox_bytes = std::size_t{8} << 20;
-};
-
 // "tcp://host:port" or "tls+tcp://host:port" (IPv6 hosts get brackets).
 std::string stream_url(std::string_view host, std::uint16_t port, bool tls);
 
-class StreamConn {
+class StreamConn final : public Connection {
  public:
-  ~StreamConn();  // closes the connection; frames not yet written are lost (see wait_sent())
-  StreamConn(const StreamConn&) = delete;
-  StreamConn& operator=(const StreamConn&) = delete;
+  ~StreamConn() override;  // closes the connection; frames not yet written are lost (see wait_sent())
 
-  // Queues one frame (copies `body`). Never blocks, never drops: fails with too_large,
-  // send_buffer_full or peer_gone and then has queued nothing.
-  Result<void> send(std::span<const std::byte> body);
-  std::size_t pending_bytes() const;
-  // Blocks until every queued byte was written, the connection failed, or the deadline passed.
-  bool wait_sent(Clock::time_point deadline);
-
-  // Calls visit(std::span<const std::byte>) for up to `max` received frame bodies, oldest first.
-  // Each span starts on an 8-byte boundary and lives until visit returns.
-  template <class Visitor>
-  std::size_t receive(std::size_t max, Visitor&& visit) {
-    return receive_impl(max, [](void* ctx, std::span<const std::byte> b) { (*static_cast<Visitor*>(ctx))(b); },
-                        &visit);
-  }
-
-  // Set once the connection ended: peer_gone (closed or reset by the other end), truncated (it
-  // ended inside a frame), too_large / malformed (a bad frame header arrived). Frames received
-  // before the failure can still be taken with receive().
-  std::optional<Error> failure() const;
-  // Time since bytes last arrived (a frame in progress counts).
-  Clock::duration idle_for() const;
-  const std::string& remote_address() const noexcept;
-  // Stops all I/O now (idempotent). failure() stays unset if it was.
-  void close();
-  // Test hook: stop / resume reading from the socket (a slow receiver).
-  void pause_receiving(bool paused);
+  // The body becomes one frame (limits().max_message_size is the largest frame body).
+  Result<void> send(std::span<const std::byte> body, Delivery delivery = {}) override;
+  std::size_t pending_bytes() const override;
+  bool wait_sent(Clock::time_point deadline) override;
+  std::optional<Error> failure() const override;
+  Clock::duration idle_for() const override;
+  const std::string& remote_address() const noexcept override;
+  const ConnectionLimits& limits() const noexcept override;
+  void close() override;
+  void pause_receiving(bool paused) override;
 
   struct Impl;
   explicit StreamConn(std::unique_ptr<Impl> impl);
 
  private:
-  std::size_t receive_impl(std::size_t max, void (*fn)(void*, std::span<const std::byte>), void* ctx);
+  std::size_t receive_impl(std::size_t max, void (*fn)(void*, std::span<const std::byte>), void* ctx) override;
   std::unique_ptr<Impl> impl_;
 };
 
 // Accepts connections on a tcp:// or tls+tcp:// URL.
 class StreamListener {
  public:
+  // Errc::io_error if the address cannot be bound (in use, not local) or TLS files are bad.
   static Result<std::unique_ptr<StreamListener>> open(const std::string& url, const TlsSettings& tls,
-                                                      const StreamOptions& options, std::shared_ptr<Waker> waker);
+                                                      const ConnectionLimits& limits, std::shared_ptr<Waker> waker);
   ~StreamListener();
   StreamListener(const StreamListener&) = delete;
   StreamListener& operator=(const StreamListener&) = delete;
@@ -107,6 +78,7 @@ class StreamListener {
   std::uint16_t port() const noexcept;
   // Connections accepted since the last call, already reading.
   std::vector<std::unique_ptr<StreamConn>> take_accepted();
+  // Connections that failed before they could be accepted (TLS handshake, out of fds...).
   std::uint64_t accept_errors() const;
 
   struct Impl;
@@ -120,7 +92,7 @@ class StreamListener {
 class StreamDialer {
  public:
   static Result<std::unique_ptr<StreamDialer>> open(const std::string& url, const TlsSettings& tls,
-                                                    const StreamOptions& options, std::shared_ptr<Waker> waker);
+                                                    const ConnectionLimits& limits, std::shared_ptr<Waker> waker);
   ~StreamDialer();
   StreamDialer(const StreamDialer&) = delete;
   StreamDialer& operator=(const StreamDialer&) = delete;

@@ -1,4 +1,4 @@
-// sage/detail/process.hpp: the fork server and the private IPC directory (internal; runtime/groups).
+// runtime/groups/process.hpp: the fork server and the private IPC directory.
 #pragma once
 
 #include <sys/types.h>
@@ -33,7 +33,7 @@ class ForkServer {
   static ForkServer* started() noexcept;
 
   // Forks a child that runs entry(args), then _exit()s with its return value. Blocks until the
-  // fork server answered. Errc::peer_gone if the fork server is gone or fork() failed.
+  // fork server answered. Errc::peer_gone if the fork server is gone, io_error if fork() failed.
   Result<pid_t> spawn(ChildEntry entry, std::span<const std::byte> args);
 
   // Reads every exit report that arrived, without blocking (or waiting up to `wait_ms` for the

@@ -1,4 +1,4 @@
-#include "sage/detail/protocol.hpp"
+#include "channel/protocol.hpp"
 
 #include <algorithm>
 #include <cstdio>

@@ -1,0 +1,45 @@
+// sage/detail/wire_codec.hpp: how a wire message type is decoded into a manager. A small helper
+// that templates of the public headers (Manager::register_messages, actor subscriptions, sends)
+// instantiate per type; nothing here is API.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "sage/message.hpp"
+#include "sage/result.hpp"
+#include "sage/sender.hpp"
+
+namespace sage {
+class Manager;
+}
+
+namespace sage::detail {
+
+// Verifies and decodes one payload, then queue_message_from(msg, from) on the manager.
+using DecodeFn = Result<void> (*)(Manager& manager, std::span<const std::byte> payload, Sender from);
+
+struct WireCodec {
+  std::uint8_t packet_type = 0;
+  std::uint64_t fingerprint = 0;
+  std::string_view name;
+  DecodeFn decode = nullptr;
+};
+
+// M is always Manager; the parameter only delays name lookup until Manager is complete.
+template <WireMessage T, class M = Manager>
+Result<void> decode_into(M& manager, std::span<const std::byte> payload, Sender from) {
+  auto r = T::decode(payload);
+  if (!r) return r.error();
+  manager.queue_message_from(std::move(*r), from);
+  return {};
+}
+
+template <WireMessage T>
+inline constexpr WireCodec wire_codec_v{static_cast<std::uint8_t>(T::packet_type),
+                                        static_cast<std::uint64_t>(T::fingerprint), T::message_name,
+                                        &decode_into<T>};
+
+}  // namespace sage::detail

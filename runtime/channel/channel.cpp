@@ -1,0 +1,218 @@
+// The Channel (runtime/channel/channel.hpp): batching, hello, route/from, decode and relay.
+#include "channel/channel.hpp"
+
+#include <cstdio>
+
+#include "runtime_assert.hpp"
+#include "sage/groups.hpp"
+
+namespace sage::detail {
+
+namespace proto = protocol;
+
+namespace {
+// Largest route/from record a batch may need in front of a user record.
+constexpr std::size_t max_tag_record = wire::record_size(2 + proto::max_group_name);
+}  // namespace
+
+Channel::Channel(Config config, Directory& directory, ChannelEvents& events, ChannelCounters& counters)
+    : config_(std::move(config)), dir_(directory), events_(events), counters_(counters) {}
+
+void Channel::attach(std::unique_ptr<Connection> connection, std::string hello_name) {
+  SAGE_ASSERT(connection != nullptr);
+  conn_ = std::move(connection);
+  batch_.clear();
+  batch_tag_.clear();
+  hello_name_ = std::move(hello_name);
+  hello_pending_ = true;
+  hello_received_ = false;
+  last_sent_ = Clock::now();
+}
+
+void Channel::detach() noexcept {
+  if (conn_) conn_->close();
+  conn_.reset();
+  batch_.clear();
+  batch_tag_.clear();
+  hello_pending_ = false;
+}
+
+std::size_t Channel::pending_bytes() const noexcept { return batch_.size() + (conn_ ? conn_->pending_bytes() : 0); }
+
+// ---- sending ----
+
+void Channel::append_control(proto::Control control, std::span<const std::byte> payload) {
+  if (!conn_) return;
+  if (batch_.size() + wire::record_size(payload.size()) > conn_->limits().max_message_size) (void)flush();
+  proto::append_control(batch_, control, payload);
+}
+
+Result<void> Channel::append(std::uint8_t packet_type, std::span<const std::byte> payload, std::string_view tag) {
+  SAGE_ASSERT(packet_type >= min_user_packet_type);
+  SAGE_ASSERT(config_.position != Position::peer || tag.empty());
+  if (!conn_) return Error{Errc::peer_gone, config_.label + " is not connected"};
+  const std::size_t limit = conn_->limits().max_message_size;
+  const std::size_t rec = wire::record_size(payload.size());
+  // Group channels keep room for a route/from record in front of every record, so that any record
+  // accepted here can also be relayed by the main group.
+  const std::size_t tag_room = config_.position == Position::peer ? 0 : max_tag_record;
+  if (rec + tag_room > limit)
+    return Error{Errc::too_large, "a message of " + std::to_string(payload.size()) +
+                                      " bytes does not fit the transport message limit of " + std::to_string(limit) +
+                                      " bytes (" + std::string(config_.options_name) + "::max_message_size)"};
+  if (batch_.size() + rec + tag_room > limit) {
+    if (auto r = flush(); !r) return r;
+  }
+  const std::string_view tag_name = tag.empty() ? main_group : tag;
+  const std::size_t tag_bytes = tag != batch_tag_ ? wire::record_size(2 + tag_name.size()) : 0;
+  const std::size_t waiting = pending_bytes();
+  if (waiting + rec + tag_bytes > config_.send_buffer_limit)
+    return Error{Errc::send_buffer_full, config_.label + " has not taken " + std::to_string(waiting) +
+                                             " bytes yet; the limit is " + std::to_string(config_.send_buffer_limit) +
+                                             " (" + std::string(config_.options_name) + "::send_buffer_limit)"};
+  if (tag != batch_tag_) {
+    proto::append_control(batch_, config_.position == Position::spoke ? proto::Control::route : proto::Control::from,
+                          proto::encode_name(tag_name));
+    batch_tag_ = std::string(tag);
+  }
+  wire::append_record(batch_, packet_type, payload);
+  return {};
+}
+
+Result<void> Channel::flush() {
+  if (!hello_pending_ && batch_.empty()) return {};
+  if (!conn_) return Error{Errc::peer_gone, config_.label + " is not connected"};
+  if (hello_pending_) {
+    // Our hello is the first record the other end reads. Its table is taken now, so types
+    // registered before the first flush are in it.
+    std::vector<std::byte> hello;
+    proto::append_control(hello, proto::Control::hello, proto::encode_hello(dir_.hello(hello_name_)));
+    if (batch_.size() + hello.size() <= conn_->limits().max_message_size) {
+      batch_.insert(batch_.begin(), hello.begin(), hello.end());
+    } else if (auto r = conn_->send(hello); !r) {
+      return r;
+    } else {
+      ++counters_.messages_sent;
+    }
+    hello_pending_ = false;
+  }
+  if (batch_.empty()) return {};
+  if (auto r = conn_->send(batch_); !r) return r;
+  ++counters_.messages_sent;
+  batch_.clear();
+  batch_tag_.clear();
+  last_sent_ = Clock::now();
+  return {};
+}
+
+// ---- receiving ----
+
+void Channel::note_bad_input(const Error& e) {
+  ++counters_.bad_input;
+  counters_.last_bad_input = e.message();
+  if (logged_.insert(e.code).second)
+    std::fprintf(stderr, "sage: %s: dropped bad input from %s: %s (further %s input is counted, not logged)\n",
+                 config_.self_label.c_str(), config_.label.c_str(), e.message().c_str(),
+                 std::string(to_string(e.code)).c_str());
+}
+
+Verdict Channel::bad(Error e) {
+  if (config_.drop_on_bad_input) return Stop{std::move(e), true};
+  note_bad_input(e);
+  return std::nullopt;
+}
+
+Verdict Channel::receive(Manager& manager) {
+  if (!conn_) return std::nullopt;
+  Verdict stop;
+  conn_->receive(SIZE_MAX, [&](std::span<const std::byte> body) {
+    if (!stop) stop = handle(manager, body);
+  });
+  return stop;
+}
+
+Verdict Channel::handle(Manager& manager, std::span<const std::byte> body) {
+  ++counters_.messages_received;
+  // The tag is the origin (spoke: "" = the main group) or the destination (hub: "" = here) of the
+  // user records that follow it in this transport message.
+  std::string tag;
+  Verdict stop;
+  auto r = wire::for_each_record(body, [&](const wire::Record& rec) {
+    if (!stop) stop = on_record(manager, rec, tag);
+  });
+  if (!stop && !r) stop = bad(r.error());
+  return stop;
+}
+
+Verdict Channel::on_record(Manager& manager, const wire::Record& rec, std::string& tag) {
+  if (!hello_received_ && rec.packet_type != proto::code(proto::Control::hello))
+    return bad(Error{Errc::malformed, "the first record on a connection must be a hello, got packet_type " +
+                                          std::to_string(rec.packet_type)});
+  if (rec.packet_type < min_user_packet_type) {
+    const auto control = static_cast<proto::Control>(rec.packet_type);
+    switch (control) {
+      case proto::Control::hello: {
+        if (hello_received_) return bad(Error{Errc::malformed, "a second hello"});
+        auto h = proto::decode_hello(rec.payload);
+        if (!h) return bad(h.error());
+        hello_received_ = true;
+        const auto check = config_.check(dir_.hello(hello_name_), *h, config_.self_label, config_.label);
+        return events_.on_hello(*this, *h, check);
+      }
+      case proto::Control::route:
+      case proto::Control::from: {
+        const bool route = control == proto::Control::route;
+        if (route ? config_.position != Position::hub : config_.position != Position::spoke)
+          return bad(Error{Errc::malformed, route ? "route from a peer that is not a remote group (" + config_.label + ")"
+                                                  : "from sent by a peer that is not the main group (" + config_.label + ")"});
+        auto name = proto::decode_name(rec.payload);
+        if (!name) return bad(name.error());
+        tag = *name == main_group ? std::string() : std::move(*name);
+        return std::nullopt;
+      }
+      default: {
+        Verdict v = events_.on_control(*this, control, rec.payload);
+        if (v && v->bad && !config_.drop_on_bad_input) {
+          note_bad_input(v->error);
+          return std::nullopt;
+        }
+        return v;
+      }
+    }
+  }
+  if (config_.position == Position::hub && !tag.empty()) {
+    relay(tag, rec);
+    return std::nullopt;
+  }
+  const WireCodec* codec = dir_.codec(rec.packet_type);
+  if (!codec)
+    return bad(Error{Errc::unknown_packet_type, "packet_type " + std::to_string(rec.packet_type) +
+                                                    " (no wire message of that packet_type is registered here; see "
+                                                    "Manager::register_messages)"});
+  if (reinterpret_cast<std::uintptr_t>(rec.payload.data()) % wire::record_alignment != 0)
+    return bad(Error{Errc::misaligned, "payload not 8-aligned"});
+  const Sender from =
+      config_.position == Position::spoke ? dir_.sender_of(tag.empty() ? main_group : std::string_view(tag)) : config_.sender;
+  auto d = codec->decode(manager, rec.payload, from);
+  if (!d) return bad(Error{d.error().code, std::string(codec->name) + ": " + d.error().detail});
+  ++counters_.records_received;
+  return std::nullopt;
+}
+
+void Channel::relay(const std::string& to, const wire::Record& rec) {
+  const Route r = dir_.route(to);
+  Result<void> res = Error{Errc::peer_gone, "no group '" + to + "'"};
+  if ((r.kind == Route::Kind::child || r.kind == Route::Kind::node) && r.channel)
+    res = r.channel->append(rec.packet_type, rec.payload, config_.peer_name);
+  if (res) {
+    ++counters_.records_relayed;
+    return;
+  }
+  ++counters_.undeliverable;
+  if (!relay_logged_)
+    std::fprintf(stderr, "sage: cannot relay a record from %s to '%s': %s (further ones are counted)\n",
+                 config_.label.c_str(), to.c_str(), res.error().message().c_str());
+  relay_logged_ = true;
+}
+
+}  // namespace sage::detail

@@ -1,0 +1,159 @@
+// runtime/channel/channel.hpp: the sage protocol over one Connection, implemented once for process
+// groups and the network (docs/wire-format.md).
+//
+// A Channel batches outgoing records (one transport message per flush, split at the size limit),
+// sends and checks the hello, tags relayed records with route/from, and reads incoming transport
+// messages record by record: control records it owns (hello, route, from) are handled here; the
+// others (bye, error, heartbeat, join...) go to its owner through ChannelEvents; user records are
+// relayed through the Directory or decoded through its codec table and queued in the Manager.
+//
+// Positions: `hub` is the main group's end of a group channel (to a child or a remote group node),
+// `spoke` the child's or node's end (to the main group), `peer` a plain network peer. A spoke tags
+// records with their destination (route), the hub with their origin (from); the hub relays a
+// record whose destination is another group.
+//
+// Ownership: the owner (a lifecycle owner: runtime/groups, runtime/network) owns the Channel, the
+// Channel owns its Connection. Threads: the manager's thread only.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "channel/directory.hpp"
+#include "channel/protocol.hpp"
+#include "sage/sender.hpp"
+#include "transport/connection.hpp"
+
+namespace sage {
+class Manager;
+}
+
+namespace sage::detail {
+
+class Channel;
+
+// Why reading a channel stops for good: the owner drops or fails it.
+struct Stop {
+  Error error;
+  bool bad = false;  // bad input (counted and logged), else a clean or expected end
+};
+using Verdict = std::optional<Stop>;
+
+// Counters a lifecycle owner keeps for all its channels (its GroupStats / NetworkStats).
+struct ChannelCounters {
+  std::uint64_t records_sent = 0;   // user records this manager sent (Channel::send; relays not counted)
+  std::uint64_t messages_sent = 0;  // transport messages (frames)
+  std::uint64_t messages_received = 0;
+  std::uint64_t records_received = 0;  // user records decoded and queued here
+  std::uint64_t records_relayed = 0;   // user records forwarded to another group (hub)
+  std::uint64_t undeliverable = 0;     // ... for a group that does not exist (logged once per channel)
+  std::uint64_t bad_input = 0;
+  std::string last_bad_input;
+};
+
+// The owner's side of a channel. Called on the manager's thread while the channel reads.
+class ChannelEvents {
+ public:
+  virtual ~ChannelEvents() = default;
+  // The peer's hello arrived; `check` is the policy's verdict on it (Channel::Config::check).
+  virtual Verdict on_hello(Channel& channel, const protocol::Hello& theirs, const Result<void>& check) = 0;
+  // A control record the channel does not handle itself.
+  virtual Verdict on_control(Channel& channel, protocol::Control control, std::span<const std::byte> payload) = 0;
+};
+
+class Channel {
+ public:
+  enum class Position : std::uint8_t { hub, spoke, peer };
+  // The hello check: Ok, or why `theirs` cannot talk to `mine`. Process groups use the exact check.
+  using CheckPolicy = Result<void> (*)(const protocol::Hello& mine, const protocol::Hello& theirs,
+                                       std::string_view my_name, std::string_view their_name);
+
+  struct Config {
+    Position position = Position::peer;
+    std::string peer_name;    // hub: the spoke's group; spoke: main_group; peer: set from its hello
+    std::string label;        // the other end in messages: "group 'chefs'", "peer 127.0.0.1:5000"
+    std::string self_label;   // this end in messages: "the main group", "group 'chefs'", "this node"
+    Sender sender{};          // hub and peer: the Sender of its records (spoke: from each record's origin)
+    bool drop_on_bad_input = false;  // network: bad input ends the connection; groups: count, log once per kind
+    std::size_t send_buffer_limit = std::size_t{8} << 20;  // batch + connection's pending bytes
+    std::string_view options_name = "NetworkOptions";       // named in limit errors
+    CheckPolicy check = &protocol::check_compatible;
+  };
+
+  Channel(Config config, Directory& directory, ChannelEvents& events, ChannelCounters& counters);
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  // Takes a (new) connection: forgets the batch and the hello state; our hello is queued as the
+  // first record and leaves with the next flush(). `hello_name` is the name we give ourselves.
+  void attach(std::unique_ptr<Connection> connection, std::string hello_name);
+  // Closes and destroys the connection (what was not taken by the transport is lost).
+  void detach() noexcept;
+  Connection* connection() const noexcept { return conn_.get(); }
+
+  // ---- sending ----
+  // Appends a user record. `tag`: spoke: the destination group ("" = the main group); hub: the
+  // origin group ("" = the main group); peer: "". Fails with too_large, send_buffer_full or
+  // peer_gone (no connection) and then has appended nothing.
+  Result<void> append(std::uint8_t packet_type, std::span<const std::byte> payload, std::string_view tag = {});
+  // append() of a record this manager sends (counted in records_sent).
+  Result<void> send(std::uint8_t packet_type, std::span<const std::byte> payload, std::string_view tag = {}) {
+    auto r = append(packet_type, payload, tag);
+    if (r) ++counters_.records_sent;
+    return r;
+  }
+  // Appends a control record (no limit checks beyond the message size; a full batch is flushed).
+  void append_control(protocol::Control control, std::span<const std::byte> payload = {});
+  // Hands the batch to the connection as one transport message (our hello first, if pending).
+  Result<void> flush();
+  bool has_batch() const noexcept { return !batch_.empty() || hello_pending_; }
+  Clock::time_point last_sent() const noexcept { return last_sent_; }
+  // Bytes appended and not yet taken by the transport.
+  std::size_t pending_bytes() const noexcept;
+
+  // ---- receiving ----
+  // Handles every transport message waiting (up to the connection's inbox limit). Returns why the
+  // channel must stop (the owner drops it), or nullopt.
+  Verdict receive(Manager& manager);
+  bool hello_received() const noexcept { return hello_received_; }
+
+  const Config& config() const noexcept { return config_; }
+  const std::string& peer_name() const noexcept { return config_.peer_name; }
+  void set_peer_name(std::string name) { config_.peer_name = std::move(name); }
+  const std::string& label() const noexcept { return config_.label; }
+  void set_label(std::string label) { config_.label = std::move(label); }
+  void set_sender(Sender s) noexcept { config_.sender = s; }
+  // A network peer that joined as a remote group becomes the hub's end of a group channel.
+  void set_position(Position p) noexcept { config_.position = p; }
+  // Records bad input: counted; logged once per kind (groups) or always (network: it ends the connection).
+  void note_bad_input(const Error& e);
+
+ private:
+  Verdict handle(Manager& manager, std::span<const std::byte> body);
+  Verdict on_record(Manager& manager, const wire::Record& rec, std::string& tag);
+  Verdict bad(Error e);
+  void relay(const std::string& to, const wire::Record& rec);
+
+  Config config_;
+  Directory& dir_;
+  ChannelEvents& events_;
+  ChannelCounters& counters_;
+  std::unique_ptr<Connection> conn_;
+  std::vector<std::byte> batch_;
+  std::string batch_tag_;  // the tag in force at the batch's end ("" = the main group)
+  std::string hello_name_;
+  bool hello_pending_ = false;
+  bool hello_received_ = false;
+  Clock::time_point last_sent_ = Clock::now();
+  std::set<Errc> logged_;
+  bool relay_logged_ = false;
+};
+
+}  // namespace sage::detail

@@ -1,0 +1,91 @@
+// runtime/channel/directory.hpp: where every group lives and how every wire type decodes.
+//
+// One Directory per Manager, owned by it. It is the only place that maps group names to routes
+// (this process, a child process, a remote group node, or "through the main group") and to
+// Sender::group indices, and the only codec table (packet_type -> WireCodec). Lifecycle owners
+// (runtime/groups, runtime/network) register routes as their channels come and go; channels look
+// routes up to relay and codecs up to decode. Pumps never call each other.
+// Threads: the manager's thread only. Resource type (not copyable).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "channel/protocol.hpp"
+#include "sage/detail/wire_codec.hpp"
+#include "sage/sender.hpp"
+
+namespace sage::detail {
+
+class Channel;
+
+// Where a group is reached from this manager.
+struct Route {
+  enum class Kind : std::uint8_t {
+    none,   // unknown group
+    self,   // this manager's own group
+    child,  // main group: a child process (runtime/groups)
+    node,   // main group: a remote group node connected over TCP (runtime/network)
+    hub,    // a child or node: every other group is reached through the main group, which relays
+  };
+  Kind kind = Kind::none;
+  Channel* channel = nullptr;  // the channel to use (child, node, hub); nullptr for self and none
+};
+
+class Directory {
+ public:
+  Directory();
+  Directory(const Directory&) = delete;
+  Directory& operator=(const Directory&) = delete;
+
+  // ---- codecs ----
+  // Registers a wire type once (the same type again is a no-op). Throws packet_type_conflict if
+  // another type already has its packet_type.
+  void register_codec(const WireCodec& codec);
+  // The codec of `packet_type`, or nullptr.
+  const WireCodec* codec(std::uint8_t packet_type) const noexcept {
+    return codecs_[packet_type].decode ? &codecs_[packet_type] : nullptr;
+  }
+  // Every registered codec, by packet_type.
+  std::vector<WireCodec> codecs() const;
+  // This manager's hello: its codec table, `name` and pid.
+  protocol::Hello hello(std::string_view name) const;
+
+  // ---- groups ----
+  // This manager's own group: main_group (index 0) by default; a child's name and index.
+  void set_self(std::string_view name, std::uint32_t index);
+  std::string_view self_name() const noexcept { return names_[self_index_].name; }
+  std::uint32_t self_index() const noexcept { return self_index_; }
+  // Main group: a new Sender index for a group that starts now (never reused while it lives);
+  // its route follows with set_route() once its channel exists.
+  std::uint32_t add_group(std::string_view name);
+  void set_route(std::uint32_t index, Route route) noexcept;
+  // Forgets group `name`: its route, and its index (a later group of that name gets a new one).
+  void remove_group(std::string_view name) noexcept;
+  // The index of `name`, assigned on first use (a child learns other groups as relayed records arrive).
+  Sender sender_of(std::string_view name);
+  // The group a Sender names ("" if none).
+  std::string_view name_of(Sender sender) const noexcept;
+  // Child / node: the channel to the main group (nullptr: none).
+  void set_hub(Channel* hub) noexcept { hub_ = hub; }
+  Channel* hub() const noexcept { return hub_; }
+  // Where `name` is reached: self, a registered child or node, else the hub if there is one.
+  Route route(std::string_view name) const noexcept;
+  // Groups registered with a route of `kind`, in the order they were added.
+  std::vector<std::string> groups(Route::Kind kind) const;
+
+ private:
+  struct Group {
+    std::string name;  // "" = free slot
+    Route route;
+  };
+  std::array<WireCodec, 256> codecs_{};
+  std::vector<Group> names_;  // names_[i] is the group with Sender::group(i)
+  std::uint32_t self_index_ = 0;
+  Channel* hub_ = nullptr;
+};
+
+}  // namespace sage::detail

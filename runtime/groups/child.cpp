@@ -1,0 +1,257 @@
+// Process groups, the child's side: ChildPump and the child's loop (runtime/groups/child.hpp).
+#include "groups/child.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+#include "local/manager_access.hpp"
+#include "transport/link.hpp"
+
+namespace sage::detail {
+
+using namespace std::chrono_literals;
+namespace proto = protocol;
+
+namespace {
+
+class Writer {
+ public:
+  template <class T>
+  void put(const T& v) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    const auto* p = reinterpret_cast<const std::byte*>(&v);
+    out.insert(out.end(), p, p + sizeof v);
+  }
+  void put_string(std::string_view s) {
+    put<std::uint32_t>(static_cast<std::uint32_t>(s.size()));
+    const auto* p = reinterpret_cast<const std::byte*>(s.data());
+    out.insert(out.end(), p, p + s.size());
+  }
+  std::vector<std::byte> out;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::span<const std::byte> in) : in_(in) {}
+  template <class T>
+  T get() {
+    T v{};
+    if (at_ + sizeof v > in_.size()) throw std::runtime_error("sage: truncated spawn arguments");
+    std::memcpy(&v, in_.data() + at_, sizeof v);
+    at_ += sizeof v;
+    return v;
+  }
+  std::string get_string() {
+    const auto n = get<std::uint32_t>();
+    if (at_ + n > in_.size()) throw std::runtime_error("sage: truncated spawn arguments");
+    std::string s(reinterpret_cast<const char*>(in_.data() + at_), n);
+    at_ += n;
+    return s;
+  }
+
+ private:
+  std::span<const std::byte> in_;
+  std::size_t at_ = 0;
+};
+
+}  // namespace
+
+std::vector<std::byte> encode_spec(const ChildSpec& s) {
+  Writer w;
+  w.put_string(s.name);
+  w.put(s.index);
+  w.put_string(s.url);
+  w.put(s.options.interval.count());
+  w.put(s.options.max_tick_time.count());
+  w.put(s.options.max_message_size);
+  w.put(s.options.send_buffer_limit);
+  w.put(s.options.receive_buffer_limit);
+  w.put(s.options.shutdown_timeout.count());
+  w.put(s.factory);
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(s.codecs.size()));
+  for (const auto& c : s.codecs) {
+    w.put(c.packet_type);
+    w.put(c.fingerprint);
+    w.put(c.name.data());
+    w.put(c.name.size());
+    w.put(c.decode);
+  }
+  return std::move(w.out);
+}
+
+ChildSpec decode_spec(std::span<const std::byte> bytes) {
+  Reader r(bytes);
+  ChildSpec s;
+  s.name = r.get_string();
+  s.index = r.get<std::uint32_t>();
+  s.url = r.get_string();
+  s.options.interval = std::chrono::milliseconds(r.get<std::chrono::milliseconds::rep>());
+  s.options.max_tick_time = std::chrono::milliseconds(r.get<std::chrono::milliseconds::rep>());
+  s.options.max_message_size = r.get<std::size_t>();
+  s.options.send_buffer_limit = r.get<std::size_t>();
+  s.options.receive_buffer_limit = r.get<std::size_t>();
+  s.options.shutdown_timeout = std::chrono::milliseconds(r.get<std::chrono::milliseconds::rep>());
+  s.factory = r.get<ActorFactory>();
+  const auto n = r.get<std::uint32_t>();
+  for (std::uint32_t i = 0; i < n; ++i) {
+    WireCodec c{};
+    c.packet_type = r.get<std::uint8_t>();
+    c.fingerprint = r.get<std::uint64_t>();
+    const char* name = r.get<const char*>();
+    const std::size_t len = r.get<std::size_t>();
+    c.name = std::string_view(name, len);
+    c.decode = r.get<DecodeFn>();
+    s.codecs.push_back(c);
+  }
+  return s;
+}
+
+ConnectionLimits link_limits(const GroupOptions& o) {
+  ConnectionLimits l;
+  l.max_message_size = o.max_message_size;
+  l.max_pending_bytes = o.send_buffer_limit;
+  l.max_inbox_bytes = o.receive_buffer_limit;
+  return l;
+}
+
+// ---- ChildPump ----
+
+ChildPump::ChildPump(Directory& directory, const ChildSpec& spec)
+    : channel_({.position = Channel::Position::spoke,
+                .peer_name = std::string(main_group),
+                .label = "the main group",
+                .self_label = "group '" + spec.name + "'",
+                .sender = Sender::group(0),
+                .drop_on_bad_input = false,
+                .send_buffer_limit = spec.options.send_buffer_limit,
+                .options_name = "GroupOptions"},
+               directory, *this, counters_) {}
+
+GroupStats ChildPump::stats() const {
+  GroupStats s;
+  s.records_sent = counters_.records_sent;
+  s.transport_messages_sent = counters_.messages_sent;
+  s.records_received = counters_.records_received;
+  s.bad_input = counters_.bad_input;
+  s.last_bad_input = counters_.last_bad_input;
+  return s;
+}
+
+Result<void> ChildPump::send_raw(std::span<const std::byte> bytes) {
+  if (auto r = channel_.flush(); !r) return r;
+  if (!channel_.connection()) return Error{Errc::peer_gone, "no connection"};
+  return channel_.connection()->send(bytes);
+}
+
+std::string ChildPump::endpoint_url() const {
+  return channel_.connection() ? channel_.connection()->remote_address() : std::string();
+}
+
+Verdict ChildPump::on_hello(Channel& channel, const proto::Hello&, const Result<void>& check) {
+  if (check) return std::nullopt;
+  channel.append_control(proto::Control::error,
+                         proto::encode_error({proto::ErrorKind::handshake_refused, check.error().message()}));
+  (void)channel.flush();
+  throw std::runtime_error(check.error().message());
+}
+
+Verdict ChildPump::on_control(Channel&, proto::Control control, std::span<const std::byte>) {
+  switch (control) {
+    case proto::Control::bye:
+      bye_received_ = true;
+      return std::nullopt;
+    case proto::Control::error_ack:
+      error_acked_ = true;
+      return std::nullopt;
+    default:
+      return Stop{Error{Errc::malformed, "control packet_type " + std::to_string(proto::code(control)) +
+                                             " is not for a child"},
+                  true};
+  }
+}
+
+void ChildPump::poll(Manager& manager) { (void)channel_.receive(manager); }
+void ChildPump::flush(Manager&) { (void)channel_.flush(); }
+
+// ---- the child's life ----
+
+int ChildPump::child_main(std::span<const std::byte> args) {
+  const ChildSpec spec = decode_spec(args);
+  ManagerOptions mo;
+  mo.group = static_cast<std::uint16_t>(spec.index);
+  Manager manager(mo);
+  Directory& dir = ManagerAccess::directory(manager);
+  dir.set_self(spec.name, spec.index);
+  for (const auto& c : spec.codecs) dir.register_codec(c);
+  auto owned = std::make_unique<ChildPump>(dir, spec);
+  ChildPump& pump = *owned;
+  auto link = Link::open(Link::Role::dial, spec.url, link_limits(spec.options), ManagerAccess::shared_waker(manager));
+  if (!link) {
+    std::fprintf(stderr, "sage: group '%s': %s\n", spec.name.c_str(), link.error().message().c_str());
+    return 5;
+  }
+  pump.channel_.attach(std::move(*link), spec.name);
+  dir.set_hub(&pump.channel_);
+  ManagerAccess::attach_child(manager, std::move(owned));
+  Waker& waker = ManagerAccess::waker(manager);
+  auto main_gone = [&] { return !pump.channel_.connection() || pump.channel_.connection()->failure().has_value(); };
+
+  // Reports a failure to the main group and waits (bounded) until it was read, then exits.
+  auto report = [&](proto::ErrorKind kind, const std::string& text, int code) {
+    pump.channel_.append_control(proto::Control::error, proto::encode_error({kind, text}));
+    (void)pump.channel_.flush();
+    const auto deadline = Clock::now() + 5s;
+    while (!pump.error_acked_ && !main_gone() && Clock::now() < deadline) {
+      waker.wait_until(std::min(deadline, Clock::now() + 50ms));
+      try {
+        (void)pump.channel_.receive(manager);
+      } catch (...) {
+      }
+    }
+    return code;
+  };
+
+  std::unique_ptr<ActorBase> actor;
+  try {
+    actor = spec.factory(manager);
+    manager.register_actor(*actor);
+  } catch (const std::exception& e) {
+    return report(proto::ErrorKind::constructor_threw, e.what(), 3);
+  } catch (...) {
+    return report(proto::ErrorKind::constructor_threw, "unknown exception", 3);
+  }
+  // The hello goes out now (with what the constructor queued), even if the actor has nothing to say.
+  (void)pump.channel_.flush();
+
+  for (;;) {
+    try {
+      if (spec.options.max_tick_time.count() > 0)
+        manager.tick(spec.options.max_tick_time);
+      else
+        manager.tick();
+    } catch (const std::exception& e) {
+      return report(proto::ErrorKind::tick_threw, e.what(), 4);
+    } catch (...) {
+      return report(proto::ErrorKind::tick_threw, "unknown exception", 4);
+    }
+    if (pump.bye_received_) {
+      // Everything that arrived before bye was dispatched in this tick; what the actors queued is
+      // flushed. Answer and leave.
+      pump.channel_.append_control(proto::Control::bye_ack);
+      (void)pump.channel_.flush();
+      // nng completes a send once the message is queued, not once the peer has it: leaving now
+      // could lose what is still in nng's buffers. The main group closes the link when it has read
+      // the bye_ack (bounded by shutdown_timeout, after which it kills us anyway).
+      const auto deadline = Clock::now() + spec.options.shutdown_timeout;
+      while (!main_gone() && Clock::now() < deadline) waker.wait_until(std::min(deadline, Clock::now() + 100ms));
+      manager.unregister_actor(*actor);
+      return 0;
+    }
+    if (main_gone()) return 6;  // the main group went away
+    manager.wait_for_next_tick(spec.options.interval);
+  }
+}
+
+}  // namespace sage::detail

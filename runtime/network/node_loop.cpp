@@ -1,0 +1,39 @@
+// The loop of a remote group node (sage/remote_group.hpp, docs/network.md "Remote groups").
+#include <cstdio>
+
+#include "local/manager_access.hpp"
+#include "network/net_pump.hpp"
+#include "sage/remote_group.hpp"
+
+namespace sage::detail {
+
+int run_remote_group_loop(Manager& manager, ActorFactory factory, std::string_view host, std::uint16_t port,
+                          std::string_view name, std::chrono::milliseconds interval) {
+  try {
+    manager.join_as_group(host, port, name);
+  } catch (const network_error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 2;
+  }
+  std::unique_ptr<ActorBase> actor = factory(manager);
+  manager.register_actor(*actor);
+  NetPump& net = ManagerAccess::network(manager);
+  for (;;) {
+    manager.tick();
+    if (net.bye_received()) break;
+    if (auto why = net.main_lost()) {
+      std::fprintf(stderr, "sage: remote group '%.*s': lost the main group: %s\n", static_cast<int>(name.size()),
+                   name.data(), why->c_str());
+      manager.unregister_actor(*actor);
+      return 1;
+    }
+    manager.wait_for_next_tick(interval);
+  }
+  // Everything that arrived before the bye was dispatched and what the actor queued was flushed in
+  // the last tick; bye_ack tells the main group so.
+  net.answer_bye();
+  manager.unregister_actor(*actor);
+  return 0;
+}
+
+}  // namespace sage::detail

@@ -1,0 +1,108 @@
+// runtime/transport/connection.hpp: the one seam under every sage transport.
+//
+// A Connection moves opaque transport messages (byte strings made of wire records, see
+// docs/wire-format.md) between this process and one peer. It knows nothing about records, hellos,
+// peers or actors: runtime/channel does that, once, over any Connection. Implementations: the IPC
+// link of process groups (transport/link.hpp, nng pair0 over ipc://) and the TCP/TLS stream of the
+// network (transport/stream.hpp); a datagram transport implements it too (per-send Delivery,
+// service deadline).
+//
+// Readiness: a Connection is made with its manager's Waker and wakes it when something arrived or
+// the peer went away, either through a readiness fd it watches on the Waker (IPC) or by notify()
+// from a transport callback (TCP). The owner then calls receive() on its own thread.
+// Threads: every member is called by the owning (manager's) thread; transport threads touch only
+// the implementation's own synchronised state and the Waker.
+// Ownership: a Connection is a resource (not copyable); destroying it closes it.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "sage/result.hpp"
+#include "transport/waker.hpp"
+
+namespace sage::detail {
+
+// How one message travels. Stream transports are always reliable and ordered and ignore it; a
+// datagram transport maps each mode to channels of its own (reliable sends never wait behind
+// unreliable ones and the other way round).
+struct Delivery {
+  enum class Mode : std::uint8_t {
+    reliable,              // every message, in order (the default)
+    unreliable_sequenced,  // may be lost; an older message never arrives after a newer one
+    unreliable,            // may be lost or arrive out of order
+  };
+  Mode mode = Mode::reliable;
+  std::uint8_t channel = 0;  // independent streams of one mode do not block each other
+};
+
+struct ConnectionLimits {
+  // Largest transport message sent or accepted. send() refuses a bigger one (too_large) before
+  // anything reaches the transport; a peer announcing a bigger one is dropped before allocation.
+  std::size_t max_message_size = std::size_t{1} << 20;
+  // Bytes given to send() and not yet taken by the transport: past it send() fails with
+  // send_buffer_full and keeps nothing of the refused message.
+  std::size_t max_pending_bytes = std::size_t{8} << 20;
+  // Received bytes not yet taken by receive(): past it the connection stops reading, so a slow
+  // receiver fills the sender's buffers (back-pressure), not its own memory.
+  std::size_t max_inbox_bytes = std::size_t{8} << 20;
+};
+
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Queues one transport message (copies `body`). Never blocks, never drops: fails with
+  // too_large, send_buffer_full or peer_gone and then has queued nothing.
+  virtual Result<void> send(std::span<const std::byte> body, Delivery delivery = {}) = 0;
+  // Bytes accepted by send() and not yet taken by the transport.
+  virtual std::size_t pending_bytes() const = 0;
+  // Blocks until every accepted byte was taken by the transport, the connection failed, or the
+  // deadline passed. Returns whether everything was taken.
+  virtual bool wait_sent(Clock::time_point deadline) = 0;
+
+  // Calls visit(std::span<const std::byte>) for up to `max` received transport messages, oldest
+  // first. Each span starts on an 8-byte boundary and lives until visit returns. Never blocks.
+  template <class Visitor>
+  std::size_t receive(std::size_t max, Visitor&& visit) {
+    return receive_impl(max, [](void* ctx, std::span<const std::byte> b) { (*static_cast<Visitor*>(ctx))(b); },
+                        &visit);
+  }
+
+  // Set once the connection ended: peer_gone (closed, reset, the peer exited), truncated (it ended
+  // inside a message), too_large / malformed (a bad frame header arrived). Messages received
+  // before the failure can still be taken with receive().
+  virtual std::optional<Error> failure() const = 0;
+  // Time since bytes last arrived (a message in progress counts).
+  virtual Clock::duration idle_for() const = 0;
+  // "ip:port" of the other end, or the IPC path.
+  virtual const std::string& remote_address() const noexcept = 0;
+  virtual const ConnectionLimits& limits() const noexcept = 0;
+  // Stops all I/O now (idempotent). What was not yet taken by the transport is lost.
+  virtual void close() = 0;
+
+  // Transports whose timers run only when serviced (ENet): when service() must run next at the
+  // latest; the Manager's wait is bounded by it. Stream and IPC transports have none.
+  virtual Clock::time_point service_deadline() const { return Clock::time_point::max(); }
+  virtual void service() {}
+
+  // Test hook: stop / resume reading (a slow receiver).
+  virtual void pause_receiving(bool paused) = 0;
+
+ protected:
+  Connection() = default;
+  virtual std::size_t receive_impl(std::size_t max, void (*fn)(void*, std::span<const std::byte>), void* ctx) = 0;
+};
+
+// Whether sage started nng in this process (a transport opened nng objects). The fork server must
+// be started before that: nng's threads do not survive fork().
+bool nng_started() noexcept;
+void mark_nng_started() noexcept;
+
+}  // namespace sage::detail
