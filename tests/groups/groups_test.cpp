@@ -511,3 +511,29 @@ TEST_CASE("only wire messages can be sent to a group (compile-time check)") {
   // mgr.queue_message_to_group("g", Local{1}) fails to compile with:
   // "queue_message_to_group: only wire messages cross processes: ..."
 }
+
+namespace {
+// Adds a group from inside its update() and sends to it in the same tick.
+struct Spawner : sage::Actor<Spawner> {
+  bool done = false;
+  void update() override {
+    if (done) return;
+    done = true;
+    manager()->add_process_group<Ponger>("late");
+    manager()->queue_message_to_group("late", test::Ping{5});  // flushed at the end of this tick
+  }
+};
+}  // namespace
+
+TEST_CASE("a group added from inside a tick starts, and a message queued to it in that tick arrives") {
+  Fixture f;
+  Collector<test::Pong> pongs;
+  f.mgr.register_actor(pongs);
+  Spawner spawner;
+  f.mgr.register_actor(spawner);
+  f.mgr.tick();
+  CHECK(f.mgr.has_process_group("late"));
+  REQUIRE(tick_until(f.mgr, [&] { return !pongs.got.empty(); }));
+  CHECK(pongs.got[0].value == 5);
+  CHECK(pongs.from[0] == "late");
+}

@@ -3,7 +3,11 @@
 // uses nng.
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
+
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <functional>
 #include <vector>
 
@@ -123,4 +127,85 @@ TEST_CASE("a local child group and a remote group node reach each other through 
   CHECK(WEXITSTATUS(st) == 0);
   CHECK(main.process_groups() == std::vector<std::string>{"local"});
   main.clear_process_groups();
+}
+
+namespace {
+// Voluntary context switches of the calling thread so far: each time it went to sleep.
+long thread_sleeps() {
+  rusage u{};
+  getrusage(RUSAGE_THREAD, &u);
+  return u.ru_nvcsw;
+}
+
+struct Idle : sage::Actor<Idle> {};
+}  // namespace
+
+TEST_CASE("an idle manager with a process group and a TCP listener sleeps until its interval ends") {
+  sage::Manager mgr;
+  mgr.enable_groups();
+  mgr.add_process_group<Idle>("idle");
+  mgr.listen("127.0.0.1", 0);
+  for (int i = 0; i < 5; ++i) {  // the group's hello arrives and is read
+    mgr.tick();
+    mgr.wait_for_next_tick(50ms);
+  }
+  const long before = thread_sleeps();
+  const auto start = std::chrono::steady_clock::now();
+  int woken_early = 0;
+  for (int i = 0; i < 3; ++i) {
+    mgr.tick();
+    woken_early += mgr.wait_for_next_tick(1s) ? 1 : 0;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const long sleeps = thread_sleeps() - before;
+  INFO("sleeps: " << sleeps << " in " << seconds << " s; woken early: " << woken_early);
+  CHECK(seconds >= 2.9);           // it did wait the intervals out
+  CHECK(sleeps <= 5 * seconds);    // the old per-pump polling slept 1 ms at a time: ~900/s
+  CHECK(woken_early == 0);
+}
+
+TEST_CASE("an idle manager with a connected peer wakes only for heartbeats") {
+  sage::Manager server;
+  server.enable_groups();
+  server.add_process_group<Idle>("idle");
+  sage::NetworkOptions o;
+  o.heartbeat_interval = 200ms;
+  o.heartbeat_timeout = 5s;
+  server.enable_network(o);
+  const auto at = server.listen("127.0.0.1", 0);
+  std::atomic<bool> stop{false};
+  std::atomic<bool> connected{false};
+  std::thread client_thread([&] {
+    sage::Manager client;
+    client.enable_network(o);
+    client.connect("127.0.0.1", at.port);
+    while (!stop) {
+      client.tick();
+      connected = !client.peers().empty() && client.peers().front().connected;
+      client.wait_for_next_tick(1s);
+    }
+  });
+  const auto settle = std::chrono::steady_clock::now() + 10s;
+  while ((!connected || server.peers().empty() || !server.peers().front().connected) &&
+         std::chrono::steady_clock::now() < settle) {
+    server.tick();
+    server.wait_for_next_tick(20ms);
+  }
+  REQUIRE(connected);
+  const long before = thread_sleeps();
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < 2s) {
+    server.tick();
+    server.wait_for_next_tick(1s);
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const long sleeps = thread_sleeps() - before;
+  stop = true;
+  client_thread.join();
+  INFO("sleeps: " << sleeps << " in " << seconds << " s");
+  // Our heartbeat round (5/s at 200 ms) plus the client's heartbeats arriving (5/s), with slack
+  // for a loaded machine: far from one wake-up per millisecond.
+  CHECK(sleeps <= 20 * seconds);
+  CHECK(server.peers().size() == 1);
+  CHECK(server.peers().front().connected);  // heartbeats kept it alive
 }

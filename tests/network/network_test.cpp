@@ -618,3 +618,44 @@ TEST_CASE("a remote group node sending a malformed route is dropped as bad input
   CHECK(main.network_stats().last_bad_input.find("group name declares 5 bytes") != std::string::npos);
   CHECK_FALSE(main.has_remote_group("broken"));
 }
+
+namespace {
+struct Go {
+  std::uint16_t port = 0;
+};
+// Starts networking from inside its handler, as pysage's network test does from an actor: listens
+// (enabling the network on first use), connects and sends in the same dispatch.
+struct Starter : sage::Actor<Starter, sage::subscribes<Go>> {
+  std::uint16_t listening_on = 0;
+  bool handle(const Go& go) {
+    listening_on = manager()->listen("127.0.0.1", 0).port;
+    const sage::Sender server = manager()->connect("127.0.0.1", go.port);
+    manager()->send_message(IntMessage{7}, server);  // flushed with this tick, after our hello
+    return true;
+  }
+};
+}  // namespace
+
+TEST_CASE("listen, connect and send_message work from inside a handler and take effect at the end of its tick") {
+  sage::Manager server, client;
+  server.register_messages(messages{});
+  client.register_messages(messages{});
+  Inbox at_server;
+  server.register_actor(at_server);
+  const auto at = server.listen("127.0.0.1", 0);
+  Starter starter;
+  client.register_actor(starter);
+  CHECK_FALSE(client.network_enabled());
+  client.queue_message(Go{at.port});
+  client.tick();  // the handler runs: the network is enabled, a listener bound, the server dialled
+  CHECK(client.network_enabled());
+  CHECK(starter.listening_on != 0);
+  REQUIRE(tick_until({&server, &client}, [&] { return !at_server.all<IntMessage>().empty(); }));
+  CHECK(at_server.all<IntMessage>().front().value == 7);
+  CHECK(at_server.all<sage::PeerConnected>().size() == 1);
+  // The listener bound inside the handler accepts connections too.
+  sage::Manager third;
+  third.register_messages(messages{});
+  third.connect("127.0.0.1", starter.listening_on);
+  REQUIRE(tick_until({&client, &third}, [&] { return client.peers().size() == 2; }));
+}
