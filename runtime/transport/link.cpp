@@ -179,6 +179,7 @@ Result<void> Link::send(std::span<const std::byte> body, Delivery) {
   {
     std::lock_guard lk(im.mu);
     if (im.send_failed || im.closing) return Error{Errc::peer_gone, "link to " + im.url + " is closed"};
+    if (im.gone.load(std::memory_order_acquire)) return Error{Errc::peer_gone, "the peer at " + im.url + " went away"};
     if (im.pending + body.size() > im.options.max_pending_bytes)
       return Error{Errc::send_buffer_full, std::to_string(im.pending) + " bytes already wait for the peer at " +
                                                im.url + ", the limit is " +

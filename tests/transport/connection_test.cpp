@@ -1,0 +1,218 @@
+// The Connection implementations on their own (runtime/transport): the IPC link and the TCP
+// stream, through the one interface the Channel uses. Real nng sockets on loopback and in a
+// private IPC directory; nng's callback threads run, so this is a `threaded` test (TSan).
+#include <doctest/doctest.h>
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <memory>
+#include <vector>
+
+#include "groups/process.hpp"
+#include "transport/link.hpp"
+#include "transport/stream.hpp"
+
+using namespace sage::detail;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Ends {
+  std::shared_ptr<Waker> wa = std::make_shared<Waker>(), wb = std::make_shared<Waker>();
+  std::unique_ptr<Connection> a, b;
+  std::unique_ptr<StreamListener> listener;  // TCP only
+  std::optional<IpcDir> dir;                 // IPC only
+};
+
+Ends ipc_pair(ConnectionLimits la = {}, ConnectionLimits lb = {}) {
+  Ends e;
+  e.dir.emplace(IpcDir::create().value());
+  const std::string url = "ipc://" + e.dir->path() + "/c.ipc";
+  e.a = Link::open(Link::Role::listen, url, la, e.wa).value();
+  e.b = Link::open(Link::Role::dial, url, lb, e.wb).value();
+  return e;
+}
+
+Ends tcp_pair(ConnectionLimits la = {}, ConnectionLimits lb = {}) {
+  Ends e;
+  e.listener = StreamListener::open("tcp://127.0.0.1:0", {}, la, e.wa).value();
+  auto dialer = StreamDialer::open(stream_url("127.0.0.1", e.listener->port(), false), {}, lb, e.wb).value();
+  dialer->start(5s);
+  const auto deadline = Clock::now() + 10s;
+  std::optional<sage::Result<std::unique_ptr<StreamConn>>> r;
+  while (!(r = dialer->take()) && Clock::now() < deadline) e.wb->wait_until(Clock::now() + 50ms);
+  REQUIRE(r);
+  REQUIRE(r->ok());
+  e.b = std::move(**r);
+  while (!e.a && Clock::now() < deadline) {
+    auto acc = e.listener->take_accepted();
+    if (!acc.empty()) e.a = std::move(acc.front());
+    else e.wa->wait_until(Clock::now() + 50ms);
+  }
+  REQUIRE(e.a);
+  return e;
+}
+
+std::vector<std::byte> bytes(std::size_t n, int seed) {
+  std::vector<std::byte> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = std::byte((i * 7 + seed) & 0xff);
+  return v;
+}
+
+// Receives on `c` until `count` messages arrived or 20 s passed, waiting on `w` in between.
+std::vector<std::vector<std::byte>> receive_n(Connection& c, Waker& w, std::size_t count) {
+  std::vector<std::vector<std::byte>> got;
+  const auto deadline = Clock::now() + 20s;
+  while (got.size() < count && Clock::now() < deadline) {
+    c.receive(SIZE_MAX, [&](std::span<const std::byte> b) {
+      CHECK(reinterpret_cast<std::uintptr_t>(b.data()) % 8 == 0);
+      got.emplace_back(b.begin(), b.end());
+    });
+    if (got.size() < count) w.wait_until(Clock::now() + 100ms);
+  }
+  return got;
+}
+
+void delivers_in_order(Ends e) {
+  for (int i = 0; i < 200; ++i) REQUIRE(e.b->send(bytes(static_cast<std::size_t>(i * 13 + 1), i)).ok());
+  REQUIRE(e.a->send(bytes(5, 42)).ok());
+  auto at_a = receive_n(*e.a, *e.wa, 200);
+  REQUIRE(at_a.size() == 200);
+  for (int i = 0; i < 200; ++i) CHECK(at_a[static_cast<std::size_t>(i)] == bytes(static_cast<std::size_t>(i * 13 + 1), i));
+  auto at_b = receive_n(*e.b, *e.wb, 1);
+  REQUIRE(at_b.size() == 1);
+  CHECK(at_b[0] == bytes(5, 42));
+  CHECK(e.b->wait_sent(Clock::now() + 10s));
+  CHECK(e.b->pending_bytes() == 0);
+  CHECK_FALSE(e.a->failure());
+}
+
+void refuses_oversize(Ends e) {
+  auto r = e.b->send(bytes(e.b->limits().max_message_size + 1, 1));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == sage::Errc::too_large);
+  CHECK(e.b->pending_bytes() == 0);  // nothing of it was kept
+  REQUIRE(e.b->send(bytes(e.b->limits().max_message_size, 2)).ok());  // the limit itself is fine
+  CHECK(receive_n(*e.a, *e.wa, 1).size() == 1);
+}
+
+void reports_peer_gone(Ends e) {
+  REQUIRE(e.b->send(bytes(16, 3)).ok());
+  CHECK(e.b->wait_sent(Clock::now() + 10s));
+  e.b.reset();  // the peer goes away
+  const auto deadline = Clock::now() + 20s;
+  std::size_t got = 0;
+  while (!e.a->failure() && Clock::now() < deadline) {
+    got += e.a->receive(SIZE_MAX, [](std::span<const std::byte>) {});
+    e.wa->wait_until(Clock::now() + 100ms);
+  }
+  got += e.a->receive(SIZE_MAX, [](std::span<const std::byte>) {});
+  REQUIRE(e.a->failure());
+  CHECK(e.a->failure()->code == sage::Errc::peer_gone);
+  CHECK(got == 1);  // what arrived before the loss is still delivered
+  auto r = e.a->send(bytes(8, 4));
+  const auto send_deadline = Clock::now() + 10s;
+  while (r.ok() && Clock::now() < send_deadline) {  // the failure may need a write to show
+    e.wa->wait_until(Clock::now() + 50ms);
+    r = e.a->send(bytes(8, 4));
+  }
+  CHECK_FALSE(r.ok());
+}
+
+void back_pressure_fills_the_senders_buffer(ConnectionLimits sender, ConnectionLimits receiver, bool tcp) {
+  Ends e = tcp ? tcp_pair(receiver, sender) : ipc_pair(receiver, sender);
+  e.a->pause_receiving(true);  // a receiver that does not read
+  std::size_t accepted = 0;
+  sage::Result<void> r;
+  const auto deadline = Clock::now() + 30s;
+  while ((r = e.b->send(bytes(64 * 1024, 5))).ok() && Clock::now() < deadline) {
+    ++accepted;
+    if (accepted % 16 == 0) e.wb->wait_until(Clock::now() + 5ms);  // let the transport take some
+  }
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == sage::Errc::send_buffer_full);
+  CHECK(e.b->pending_bytes() <= sender.max_pending_bytes);
+  e.a->pause_receiving(false);  // reading again drains everything that was accepted
+  CHECK(receive_n(*e.a, *e.wa, accepted).size() == accepted);
+}
+
+}  // namespace
+
+TEST_CASE("an IPC link delivers messages both ways, in order, 8-aligned, and drains on wait_sent") {
+  delivers_in_order(ipc_pair());
+}
+TEST_CASE("a TCP stream delivers messages both ways, in order, 8-aligned, and drains on wait_sent") {
+  delivers_in_order(tcp_pair());
+}
+TEST_CASE("an IPC link refuses a message over its size limit at send and keeps nothing of it") {
+  ConnectionLimits l;
+  l.max_message_size = 4096;
+  refuses_oversize(ipc_pair(l, l));
+}
+TEST_CASE("a TCP stream refuses a message over its size limit at send and keeps nothing of it") {
+  ConnectionLimits l;
+  l.max_message_size = 4096;
+  refuses_oversize(tcp_pair(l, l));
+}
+TEST_CASE("an IPC link reports the peer gone after delivering what arrived before") {
+  reports_peer_gone(ipc_pair());
+}
+TEST_CASE("a TCP stream reports the peer gone after delivering what arrived before") {
+  reports_peer_gone(tcp_pair());
+}
+TEST_CASE("an IPC link whose receiver stops reading fails sends with send_buffer_full, then drains") {
+  ConnectionLimits s, r;
+  s.max_pending_bytes = 1 << 20;
+  r.max_inbox_bytes = 256 * 1024;
+  back_pressure_fills_the_senders_buffer(s, r, false);
+}
+TEST_CASE("a TCP stream whose receiver stops reading fails sends with send_buffer_full, then drains") {
+  ConnectionLimits s, r;
+  s.max_pending_bytes = 1 << 20;
+  r.max_inbox_bytes = 256 * 1024;
+  back_pressure_fills_the_senders_buffer(s, r, true);
+}
+
+TEST_CASE("a TCP stream drops a peer announcing a frame over the limit before allocating it") {
+  ConnectionLimits l;
+  l.max_message_size = 4096;
+  auto waker = std::make_shared<Waker>();
+  auto listener = StreamListener::open("tcp://127.0.0.1:0", {}, l, waker).value();
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(listener->port());
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  std::byte header[frame_header_size];
+  write_frame_header(header, 0x7ffffff0u);
+  REQUIRE(::write(fd, header, sizeof header) == static_cast<ssize_t>(sizeof header));
+  std::unique_ptr<StreamConn> conn;
+  const auto deadline = Clock::now() + 20s;
+  while ((!conn || !conn->failure()) && Clock::now() < deadline) {
+    if (!conn) {
+      auto acc = listener->take_accepted();
+      if (!acc.empty()) conn = std::move(acc.front());
+    }
+    waker->wait_until(Clock::now() + 50ms);
+  }
+  ::close(fd);
+  REQUIRE(conn);
+  REQUIRE(conn->failure());
+  CHECK(conn->failure()->code == sage::Errc::too_large);
+  CHECK(conn->remote_address().find("127.0.0.1") == 0);
+}
+
+TEST_CASE("a TCP listener on an address in use fails with io_error naming it") {
+  auto waker = std::make_shared<Waker>();
+  auto first = StreamListener::open("tcp://127.0.0.1:0", {}, {}, waker).value();
+  const std::string url = stream_url("127.0.0.1", first->port(), false);
+  auto second = StreamListener::open(url, {}, {}, waker);
+  REQUIRE_FALSE(second.ok());
+  CHECK(second.error().code == sage::Errc::io_error);
+  CHECK(second.error().detail.find(url) != std::string::npos);
+}
