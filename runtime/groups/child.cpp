@@ -129,15 +129,12 @@ ChildPump::ChildPump(Directory& directory, const ChildSpec& spec)
                 .options_name = "GroupOptions"},
                directory, *this, counters_) {}
 
-GroupStats ChildPump::stats() const {
-  GroupStats s;
-  s.records_sent = counters_.records_sent;
-  s.transport_messages_sent = counters_.messages_sent;
-  s.records_received = counters_.records_received;
-  s.bad_input = counters_.bad_input;
-  s.last_bad_input = counters_.last_bad_input;
-  return s;
+GroupStats group_stats(const ChannelCounters& c) {
+  return {c.records_sent, c.messages_sent,  c.records_received, c.records_relayed,
+          c.bad_input,    c.undeliverable, c.last_bad_input};
 }
+
+GroupStats ChildPump::stats() const { return group_stats(counters_); }
 
 Result<void> ChildPump::send_raw(std::span<const std::byte> bytes) {
   if (auto r = channel_.flush(); !r) return r;

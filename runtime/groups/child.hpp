@@ -32,6 +32,8 @@ std::vector<std::byte> encode_spec(const ChildSpec& spec);
 ChildSpec decode_spec(std::span<const std::byte> bytes);  // throws std::runtime_error if truncated
 
 ConnectionLimits link_limits(const GroupOptions& options);
+// The GroupStats of a group pump's channel counters.
+GroupStats group_stats(const ChannelCounters& counters);
 
 class ChildPump final : public Pump, private ChannelEvents {
  public:

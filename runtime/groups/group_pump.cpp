@@ -164,17 +164,7 @@ std::string GroupPump::endpoint_of(std::string_view name) const {
   throw no_such_group(name);
 }
 
-GroupStats GroupPump::stats() const {
-  GroupStats s;
-  s.records_sent = counters_.records_sent;
-  s.transport_messages_sent = counters_.messages_sent;
-  s.records_received = counters_.records_received;
-  s.records_relayed = counters_.records_relayed;
-  s.bad_input = counters_.bad_input;
-  s.undeliverable = counters_.undeliverable;
-  s.last_bad_input = counters_.last_bad_input;
-  return s;
-}
+GroupStats GroupPump::stats() const { return group_stats(counters_); }
 
 // ---- starting and stopping children ----
 
