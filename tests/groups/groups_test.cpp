@@ -537,3 +537,17 @@ TEST_CASE("a group added from inside a tick starts, and a message queued to it i
   CHECK(pongs.got[0].value == 5);
   CHECK(pongs.from[0] == "late");
 }
+
+TEST_CASE("groups whose IPC directory cannot be created fail with spawn_error naming the cause") {
+  Manager mgr;
+  sage::GroupsOptions o;
+  o.ipc_parent_dir = "/nonexistent/sage-test-parent";
+  try {
+    mgr.enable_groups(o);
+    FAIL("enable_groups() succeeded");
+  } catch (const sage::spawn_error& e) {
+    CHECK(e.error().code == sage::Errc::io_error);
+    CHECK(std::string(e.what()).find("/nonexistent/sage-test-parent") != std::string::npos);
+  }
+  CHECK_FALSE(mgr.groups_enabled());
+}

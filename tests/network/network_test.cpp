@@ -64,6 +64,11 @@ TEST_CASE("listen on port 0 picks a free port and reports it") {
   CHECK(m.listening()->port == at.port);
   sage::Manager other;
   CHECK_THROWS_AS(other.listen("127.0.0.1", at.port), sage::network_error);
+  try {
+    other.listen("127.0.0.1", at.port);
+  } catch (const sage::network_error& e) {
+    CHECK(e.error().code == sage::Errc::io_error);  // a local failure, not the peer's (peer_gone)
+  }
 }
 
 TEST_CASE("a plain int arrives intact") { CHECK(round_trip(IntMessage{-123456}).value == -123456); }
