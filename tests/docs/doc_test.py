@@ -10,10 +10,12 @@ comment that says what to do with it; docs/README.md is the user's guide to the 
   <!-- doc-test: file NAME -->                the block is written to NAME in the scratch directory
   <!-- doc-test: compile -->                  the block is a C++ translation unit; it must compile
   <!-- doc-test: excerpt PATH -->             every line of the block appears in PATH, in order
+                                              (PATH in the source tree, or build/... in the build tree)
   <!-- doc-test: skip — reason -->            not run; the reason is required
 
 Extra lines inside the comment, after the first: for console/run, shell commands run first
-(hidden setup, output not compared); for compile, a wrapper around the snippet, whose line
+(hidden setup, output not compared); for file, shell commands run after the file was written
+(a check that must exit 0); for compile, a wrapper around the snippet, whose line
 `{{snippet}}` is replaced by the block (the block's `#include` lines are moved to the top).
 
 Output comparison: a line `...` matches any number of lines, `...` inside a line matches any
@@ -226,6 +228,10 @@ class Runner:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
             f.write(block.text)
+        if block.extra:  # a check of the file, e.g. `sagec check NAME`
+            rc, out = self.bash("set -euo pipefail\n" + "\n".join(block.extra) + "\n", 60)
+            if rc != 0:
+                raise DocError(f"the check in the marker exited {rc}:\n{out}")
 
     def do_run(self, block):
         opts = options(block.args)
@@ -307,7 +313,7 @@ class Runner:
             raise DocError(f"does not compile ({shlex.join(cmd)}):\n{proc.stdout.decode(errors='replace')}")
 
     def do_excerpt(self, block):
-        path = os.path.join(self.source, block.args)
+        path = os.path.join(self.scratch, block.args)  # source tree paths, or build/...
         if not os.path.isfile(path):
             raise DocError(f"{block.args} does not exist")
 
@@ -318,7 +324,7 @@ class Runner:
         at = 0
         for line in block.text.split("\n"):
             want = norm(re.sub(r"\s//.*$", "", line))
-            if not want or want in ("...", "// ...", "// ...)"):
+            if not want or want == "..." or want.startswith("// ..."):  # elisions
                 continue
             hit = next((k for k in range(at, len(file_lines)) if want in file_lines[k]), None)
             if hit is None:
