@@ -1,5 +1,5 @@
 // A chat over TCP: the server relays each client's lines to the other clients with the sender's nick.
-//   chat server 5555                 in one terminal
+//   chat server 5555 [ADDRESS]       in one terminal (listens on ADDRESS, default 0.0.0.0; port 0: any)
 //   chat client 127.0.0.1 5555 ann   in others: type lines, Ctrl-D leaves
 //   chat demo                        a scripted server and two clients in one process (the test)
 #include <chrono>
@@ -55,12 +55,12 @@ struct Client : sage::Actor<Client, sage::subscribes<chat::Line>> {
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines show up at once, even through a pipe
   const std::string mode = argc > 1 ? argv[1] : "demo";
-  if (mode == "server" && argc == 3) {
+  if (mode == "server" && (argc == 3 || argc == 4)) {
     sage::Manager mgr;
     mgr.register_messages(chat::chat_wire_messages{});
     Server server(mgr);
     mgr.register_actor(server);
-    std::printf("listening on port %u\n", mgr.listen("0.0.0.0", std::stoi(argv[2])).port);
+    std::printf("listening on port %u\n", mgr.listen(argc == 4 ? argv[3] : "0.0.0.0", std::stoi(argv[2])).port);
     mgr.run(30ms, [] { return false; });
   } else if (mode == "client" && argc == 5) {
     sage::Manager mgr;
@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
     until([&] { return ann.seen == 3; });  // "bob left"
     std::printf("chat demo done\n");
   } else {
-    std::fprintf(stderr, "usage: chat server PORT | chat client HOST PORT NICK | chat demo\n");
+    std::fprintf(stderr, "usage: chat server PORT [ADDRESS] | chat client HOST PORT NICK | chat demo\n");
     return 64;
   }
 }
