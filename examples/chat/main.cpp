@@ -19,9 +19,11 @@ using namespace std::chrono_literals;
 struct Server : sage::Actor<Server, sage::subscribes<chat::Join, chat::Say, sage::PeerDisconnected>> {
   sage::Manager& mgr;
   std::map<std::uint32_t, std::string> nicks;  // by peer index
+  bool log = false;                             // `chat server` prints who comes and goes
   explicit Server(sage::Manager& m) : mgr(m) {}
   bool handle(const chat::Join& j, const sage::Sender& from) {
     nicks[from.index] = j.nick;
+    if (log) std::printf("%s joined\n", j.nick.c_str());
     relay(from, chat::Line{"server", j.nick + " joined"});
     return true;
   }
@@ -31,6 +33,7 @@ struct Server : sage::Actor<Server, sage::subscribes<chat::Join, chat::Say, sage
   }
   bool handle(const sage::PeerDisconnected& d) {
     if (auto it = nicks.find(d.peer.index); it != nicks.end()) {
+      if (log) std::printf("%s left\n", it->second.c_str());
       relay(d.peer, chat::Line{"server", it->second + " left"});
       nicks.erase(it);
     }
@@ -59,6 +62,7 @@ int main(int argc, char** argv) {
     sage::Manager mgr;
     mgr.register_messages(chat::chat_wire_messages{});
     Server server(mgr);
+    server.log = true;
     mgr.register_actor(server);
     std::printf("listening on port %u\n", mgr.listen(argc == 4 ? argv[3] : "0.0.0.0", std::stoi(argv[2])).port);
     mgr.run(30ms, [] { return false; });

@@ -194,21 +194,26 @@ class Runner:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
     def bash(self, script, timeout):
-        """Runs a bash script in its own process group; kills what it left running."""
-        proc = subprocess.Popen(["bash", "-c", script], cwd=self.scratch, env=self.env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
-            raise DocError(f"timed out after {timeout:g} s; output so far:\n{out.decode(errors='replace')}")
-        finally:
+        """Runs a bash script in its own process group; kills what it left running in the background.
+        Output goes to a file, so background processes holding it open do not keep us waiting."""
+        with tempfile.TemporaryFile(dir=self.scratch) as log:
+            proc = subprocess.Popen(["bash", "-c", script], cwd=self.scratch, env=self.env, stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            timed_out = False
             try:
-                os.killpg(proc.pid, signal.SIGKILL)  # background processes the block started
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        return proc.returncode, out.decode(errors="replace")
+            proc.wait()
+            log.seek(0)
+            out = log.read().decode(errors="replace")
+        if timed_out:
+            raise DocError(f"timed out after {timeout:g} s; output so far:\n{out}")
+        return proc.returncode, out
 
     def setup(self, block, timeout):
         if not block.extra:
