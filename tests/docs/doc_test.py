@@ -318,7 +318,8 @@ class Runner:
             raise DocError(f"does not compile ({shlex.join(cmd)}):\n{proc.stdout.decode(errors='replace')}")
 
     def do_excerpt(self, block):
-        path = os.path.join(self.scratch, block.args)  # source tree paths, or build/...
+        rel = block.args
+        path = os.path.join(self.build, rel[6:]) if rel.startswith("build/") else os.path.join(self.source, rel)
         if not os.path.isfile(path):
             raise DocError(f"{block.args} does not exist")
 
