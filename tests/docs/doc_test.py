@@ -30,6 +30,7 @@ to the build tree; `sagec` is on PATH.
 Usage:
   doc_test.py --source DIR --build DIR --cxx-flags FILE DOC.md   run one document
   doc_test.py --source DIR --check-marks                          every block of every doc is marked
+  doc_test.py --source DIR --build DIR --check-test-names CTEST   every ctest the docs name exists
 """
 
 import argparse
@@ -338,6 +339,33 @@ class Runner:
             at = hit + 1
 
 
+def check_test_names(source, build, ctest):
+    """Every ctest a document names in backticks (`network_test:...`, `soak: ...`) exists."""
+    listing = subprocess.run([ctest, "--test-dir", build, "-N"], stdout=subprocess.PIPE, check=True).stdout.decode()
+    names = [m.group(1) for m in re.finditer(r"^\s*Test\s+#\d+: (.*)$", listing, re.M)]
+    suites = {n.split(":", 1)[0] for n in names if re.match(r"^[a-z_]+_test:", n)}
+    errors, checked = [], 0
+    for doc in all_docs(source):
+        for k, line in enumerate(open(os.path.join(source, doc), encoding="utf-8"), 1):
+            for span in re.findall(r"`([^`]+)`", line):
+                m = re.match(r"^([a-z_]+_test):( ?)(.+)$", span)
+                if m and m.group(1) in suites:
+                    if m.group(2):
+                        errors.append(f"{doc}:{k}: `{span}`: ctest names have no space after the colon "
+                                      f"(`{m.group(1)}:{m.group(3)}`)")
+                        continue
+                elif not re.match(r"^(soak|example|docs|bench): ", span):
+                    continue
+                checked += 1
+                pattern = ".*".join(re.escape(part) for part in re.split(r"\.\.\.|\*|…", span))
+                if not any(re.fullmatch(pattern, n) for n in names):
+                    errors.append(f"{doc}:{k}: no ctest is named `{span}` (ctest --test-dir build -N lists them)")
+    for e in errors:
+        print(e)
+    print(f"{checked} test names in the docs checked against {len(names)} ctests, {len(errors)} problems")
+    return 1 if errors else 0
+
+
 def all_docs(source):
     docs = ["README.md"] + sorted("docs/" + f for f in os.listdir(os.path.join(source, "docs")) if f.endswith(".md"))
     return docs
@@ -350,9 +378,14 @@ def main():
     ap.add_argument("--cxx-flags", help="file holding the compiler and flags for compile blocks")
     ap.add_argument("--check-marks", action="store_true", help="only check that every block of every doc is marked")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--check-test-names", metavar="CTEST",
+                    help="only check that every ctest the docs name exists (needs --build)")
     ap.add_argument("doc", nargs="?", help="document relative to --source, e.g. docs/schemas.md")
     a = ap.parse_args()
     source = os.path.abspath(a.source)
+
+    if a.check_test_names:
+        return check_test_names(source, os.path.abspath(a.build), a.check_test_names)
 
     if a.check_marks:
         total, errors = 0, []
