@@ -24,8 +24,8 @@ A command that exits non-zero fails the test unless the next command of the tran
 `echo $?` (which then shows the status).
 
 All blocks of one document run in order in one scratch directory that looks like a checkout:
-`schemas`, `examples`, `tests`, `scripts`, `include`, `cmake` link to the source tree and `build`
-to the build tree; `sagec` is on PATH.
+`schemas`, `examples`, `tests`, `scripts`, `include`, `cmake`, `docs` link to the source tree and
+`build` to the build tree; `sagec` is on PATH. What a block leaves running is killed after it.
 
 Usage:
   doc_test.py --source DIR --build DIR --cxx-flags FILE DOC.md   run one document
@@ -76,7 +76,8 @@ def parse(path, shown):
         start = i
         body = []
         i += 1
-        while i < len(lines) and not lines[i].strip().startswith(fence):
+        closing = re.compile(re.escape(fence[0]) + "{" + str(len(fence)) + r",}\s*")  # only fence characters
+        while i < len(lines) and not closing.fullmatch(lines[i].strip()):
             body.append(lines[i][len(indent):] if lines[i].startswith(indent) else lines[i].lstrip())
             i += 1
         if i == len(lines):
@@ -100,7 +101,7 @@ def parse(path, shown):
         words = head.group(1).split(None, 1)
         mode = words[0] if words else ""
         rest = words[1] if len(words) > 1 else ""
-        extra = [l for l in comment[1:]]
+        extra = comment[1:]
         if extra and extra[-1].strip().endswith("-->"):
             extra[-1] = extra[-1].rstrip()[:-3]
             if not extra[-1].strip():
@@ -124,7 +125,8 @@ def skip_reason(args):
 
 def options(args):
     opts = {"vary": [], "any-order": False, "timeout": 60}
-    for word in shlex.split(args):
+    # Words are separated by whitespace; `\ ` is a space inside a word (other backslashes stay, for regexes).
+    for word in (w.replace("\\ ", " ") for w in re.split(r"(?<!\\)\s+", args.strip()) if w):
         if word.startswith("vary="):
             opts["vary"].append(word[5:])
         elif word == "any-order":
