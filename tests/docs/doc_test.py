@@ -31,6 +31,7 @@ Usage:
   doc_test.py --source DIR --build DIR --cxx-flags FILE DOC.md   run one document
   doc_test.py --source DIR --check-marks                          every block of every doc is marked
   doc_test.py --source DIR --build DIR --check-test-names CTEST   every ctest the docs name exists
+  doc_test.py --source DIR --check-paths                          every source path the docs name exists
 """
 
 import argparse
@@ -368,6 +369,28 @@ def check_test_names(source, build, ctest):
     return 1 if errors else 0
 
 
+def check_paths(source):
+    """Every source path a document names in backticks (`runtime/groups/protocol.cpp`, `sage/wire.hpp`,
+    `tests/fuzz/`) exists: relative to the source tree, include/ (`sage/...`) or docs/."""
+    errors, checked = [], 0
+    for doc in all_docs(source):
+        for k, line in enumerate(open(os.path.join(source, doc), encoding="utf-8"), 1):
+            for span in re.findall(r"`([\w.\-/]+)`", line):
+                if "/" not in span or span.startswith(("build/", "/")) or ".." in span:
+                    continue
+                if re.match(r"^[A-Z_]+/", span):  # a placeholder such as DIR/a.sage.hpp
+                    continue
+                if not (span.endswith("/") or re.search(r"\.(hpp|cpp|h|fbs|cmake|md|txt|py|json|supp|in)$", span)):
+                    continue
+                checked += 1
+                if not any(os.path.exists(os.path.join(source, base, span)) for base in ("", "include", "docs")):
+                    errors.append(f"{doc}:{k}: `{span}` does not exist (relative to the source tree, include/ or docs/)")
+    for e in errors:
+        print(e)
+    print(f"{checked} paths in the docs checked, {len(errors)} problems")
+    return 1 if errors else 0
+
+
 def all_docs(source):
     docs = ["README.md"] + sorted("docs/" + f for f in os.listdir(os.path.join(source, "docs")) if f.endswith(".md"))
     return docs
@@ -380,11 +403,15 @@ def main():
     ap.add_argument("--cxx-flags", help="file holding the compiler and flags for compile blocks")
     ap.add_argument("--check-marks", action="store_true", help="only check that every block of every doc is marked")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--check-paths", action="store_true", help="only check that every path the docs name exists")
     ap.add_argument("--check-test-names", metavar="CTEST",
                     help="only check that every ctest the docs name exists (needs --build)")
     ap.add_argument("doc", nargs="?", help="document relative to --source, e.g. docs/schemas.md")
     a = ap.parse_args()
     source = os.path.abspath(a.source)
+
+    if a.check_paths:
+        return check_paths(source)
 
     if a.check_test_names:
         return check_test_names(source, os.path.abspath(a.build), a.check_test_names)
