@@ -5,7 +5,8 @@ Every fenced block must be preceded (on the line right before its opening fence)
 comment that says what to do with it; docs/README.md is the user's guide to the markers:
 
   <!-- doc-test: console [vary=REGEX]... [any-order] [timeout=S] -->   a transcript: `$ cmd` lines run
-        in bash, the other lines are the output they must print (stdout and stderr together)
+        in bash (continued after a trailing `\` or on lines starting `> `), the other lines are the
+        output they must print (stdout and stderr together)
   <!-- doc-test: run [timeout=S] -->          the block is a bash script; it must exit 0
   <!-- doc-test: file NAME -->                the block is written to NAME in the scratch directory
   <!-- doc-test: compile -->                  the block is a C++ translation unit; it must compile
@@ -258,9 +259,10 @@ class Runner:
             line = lines[k]
             if line.startswith("$ "):
                 cmd = line[2:]
-                while cmd.endswith("\\") and k + 1 < len(lines):
+                # Continuation: after a trailing backslash, or lines shown with bash's `> ` prompt.
+                while k + 1 < len(lines) and (cmd.endswith("\\") or lines[k + 1].startswith("> ")):
                     k += 1
-                    cmd += "\n" + lines[k]
+                    cmd += "\n" + (lines[k][2:] if lines[k].startswith("> ") else lines[k])
                 commands.append([cmd, []])
             elif not commands:
                 raise DocError(f"console block must start with a `$ ` command, not: {line}")
