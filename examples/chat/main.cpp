@@ -1,5 +1,5 @@
 // A chat over TCP: the server relays each client's lines to the other clients with the sender's nick.
-//   chat server 5555                 in one terminal
+//   chat server 5555 [ADDRESS]       in one terminal (listens on ADDRESS, default 0.0.0.0; port 0: any)
 //   chat client 127.0.0.1 5555 ann   in others: type lines, Ctrl-D leaves
 //   chat demo                        a scripted server and two clients in one process (the test)
 #include <chrono>
@@ -19,9 +19,11 @@ using namespace std::chrono_literals;
 struct Server : sage::Actor<Server, sage::subscribes<chat::Join, chat::Say, sage::PeerDisconnected>> {
   sage::Manager& mgr;
   std::map<std::uint32_t, std::string> nicks;  // by peer index
+  bool log = false;                             // `chat server` prints who comes and goes
   explicit Server(sage::Manager& m) : mgr(m) {}
   bool handle(const chat::Join& j, const sage::Sender& from) {
     nicks[from.index] = j.nick;
+    if (log) std::printf("%s joined\n", j.nick.c_str());
     relay(from, chat::Line{"server", j.nick + " joined"});
     return true;
   }
@@ -31,6 +33,7 @@ struct Server : sage::Actor<Server, sage::subscribes<chat::Join, chat::Say, sage
   }
   bool handle(const sage::PeerDisconnected& d) {
     if (auto it = nicks.find(d.peer.index); it != nicks.end()) {
+      if (log) std::printf("%s left\n", it->second.c_str());
       relay(d.peer, chat::Line{"server", it->second + " left"});
       nicks.erase(it);
     }
@@ -55,12 +58,13 @@ struct Client : sage::Actor<Client, sage::subscribes<chat::Line>> {
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines show up at once, even through a pipe
   const std::string mode = argc > 1 ? argv[1] : "demo";
-  if (mode == "server" && argc == 3) {
+  if (mode == "server" && (argc == 3 || argc == 4)) {
     sage::Manager mgr;
     mgr.register_messages(chat::chat_wire_messages{});
     Server server(mgr);
+    server.log = true;
     mgr.register_actor(server);
-    std::printf("listening on port %u\n", mgr.listen("0.0.0.0", std::stoi(argv[2])).port);
+    std::printf("listening on port %u\n", mgr.listen(argc == 4 ? argv[3] : "0.0.0.0", std::stoi(argv[2])).port);
     mgr.run(30ms, [] { return false; });
   } else if (mode == "client" && argc == 5) {
     sage::Manager mgr;
@@ -113,7 +117,7 @@ int main(int argc, char** argv) {
     until([&] { return ann.seen == 3; });  // "bob left"
     std::printf("chat demo done\n");
   } else {
-    std::fprintf(stderr, "usage: chat server PORT | chat client HOST PORT NICK | chat demo\n");
+    std::fprintf(stderr, "usage: chat server PORT [ADDRESS] | chat client HOST PORT NICK | chat demo\n");
     return 64;
   }
 }

@@ -227,7 +227,7 @@ TEST_CASE("a child stopped with SIGSTOP while the main group floods it makes sen
   f.mgr.remove_process_group("stopped");
 }
 
-TEST_CASE("the IPC directory removed under a running group leaves its link working; a new group fails naming "
+TEST_CASE("the IPC directory removed under a running group leaves its link working, a new group fails naming "
           "itself, and removal and teardown still work") {
   Fixture f;
   f.mgr.add_process_group<Ponger>("survivor");

@@ -199,7 +199,7 @@ void expect_dropped(const std::vector<std::byte>& bad, std::string_view why, boo
 }
 }  // namespace
 
-TEST_CASE("a peer sending garbage is dropped and counted; the server keeps serving") {
+TEST_CASE("a peer sending garbage is dropped and counted and the server keeps serving") {
   std::vector<std::byte> junk;
   for (char c : std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n")) junk.push_back(std::byte(c));
   expect_dropped(junk, "not a sage frame header");
