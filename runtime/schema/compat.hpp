@@ -1,0 +1,65 @@
+// compat.hpp: can peers built from two schema descriptions exchange messages? One implementation,
+// called by `sagec check --against` and by the runtime's handshake (docs/schemas.md, "Compatibility",
+// is the table of rules; tests/codegen/compat_table_test.cpp runs every row of it through both).
+//
+// compare(old, new, options) walks every wire message of `old` and what it reaches, matching wire
+// messages by packet_type and qualified name, table fields by id, enum values by name (then value),
+// union members by value, structs field by field. It returns diagnostics in a deterministic order;
+// their `text` is the sentence `sagec check` prints after "file:line:col: error: ". It never throws
+// for valid descriptions (as parse() returns them) and terminates on recursive schemas (each pair of
+// definitions is compared once, with a work list: no recursion over the input).
+//
+// Levels: `wire` judges only what the binary encoding sees (a renamed field or enum value is a note);
+// `json` also judges names, because sagec encode/decode and JSON tools use them (a rename is an error).
+// The runtime uses `wire`. Directions: `both` (sagec check: a rolling upgrade sends both ways);
+// `old_to_new` (old writes, new reads) and `new_to_old` keep only the rules that break that direction
+// (e.g. a field that became required breaks old_to_new only).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "description.hpp"
+
+namespace sage::schema {
+
+enum class Level { wire, json };
+enum class Direction { both, old_to_new, new_to_old };
+enum class Severity { note, error };
+std::string_view to_string(Severity s);  // "note", "error"
+std::string_view to_string(Level l);     // "wire", "json"
+
+struct CompareOptions {
+  Level level = Level::wire;
+  Direction direction = Direction::both;
+  // sagec check: a wire message of `old` missing from `new` is an error (peers built from the old
+  // schemas still send it). A handshake cannot tell an added message from a removed one (neither side
+  // is "old"), so it sets this false and uses Comparison::only_old / only_new instead: sending a
+  // message the peer does not know fails at send_message.
+  bool removed_messages_are_errors = true;
+};
+
+struct Diagnostic {
+  enum class Side { old_schema, new_schema };
+  enum class Anchor { definition, field, packet_type };
+  Severity severity = Severity::error;
+  std::string text;        // "field evo.Order.id changed type from int to long"
+  Side side = Side::new_schema;  // the description `definition` is looked up in for a location
+  std::string definition;  // qualified name of the table/struct/enum/union concerned
+  std::string field;       // field or value name within it, or ""
+  Anchor anchor = Anchor::definition;
+  bool operator==(const Diagnostic&) const = default;
+};
+
+struct Comparison {
+  std::vector<Diagnostic> diagnostics;
+  std::vector<int> only_old;  // packet_types of wire messages only `old` has (by name and packet_type)
+  std::vector<int> only_new;  // packet_types of wire messages only `new` has
+  bool compatible() const;    // no diagnostic of severity error
+  std::string text() const;   // one line per diagnostic: "error: <text>\n"
+};
+
+Comparison compare(const Description& old_desc, const Description& new_desc, const CompareOptions& options = {});
+
+}  // namespace sage::schema
