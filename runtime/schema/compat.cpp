@@ -63,7 +63,7 @@ class Comparer {
         continue;
       }
       out_.only_old.push_back(om.packet_type);
-      if (!opt_.removed_messages_are_errors || !old_writes()) continue;
+      if (!opt_.history || !old_writes()) continue;
       const bool still_table = std::any_of(n_.definitions.begin(), n_.definitions.end(), [&](const Definition& d) {
         return d.kind == Kind::table && d.name == od.name;
       });
@@ -173,7 +173,13 @@ class Comparer {
   void compare_table(const Definition& od, const Definition& nd) {
     const std::string& t = nd.name;
     for (const auto& of : od.fields) {
-      if (of.deprecated) continue;
+      if (of.deprecated) {
+        const Field* nf = by_id(nd, of.id);
+        if (nf != nullptr && nf->required && !nf->deprecated && old_writes())
+          error(Side::new_schema, t, nf->name, Anchor::field,
+                "field " + t + "." + nf->name + " is required but deprecated in the old schemas; peers built from them never write it");
+        continue;
+      }
       const std::string what = "field " + t + "." + of.name;
       const Field* moved = by_name(nd, of.name);
       if (moved != nullptr && moved->id != of.id) {
@@ -184,6 +190,7 @@ class Comparer {
       }
       const Field* nf = by_id(nd, of.id);
       if (nf == nullptr) {
+        if (!opt_.history) continue;  // a peer without the field: FlatBuffers ignores it / uses the default
         error(Side::new_schema, t, "", Anchor::definition,
               what + " (id " + std::to_string(of.id) + ") was removed; mark it (deprecated) instead of deleting it");
         continue;
@@ -252,7 +259,7 @@ class Comparer {
                               std::any_of(od.values.begin(), od.values.end(), [&](const EnumValue& v) { return v.name == same_value->name; });
       if (same_value != nd.values.end() && !name_taken)
         rename(e, same_value->name, Anchor::definition, what + " (" + ov.value + ") was renamed to " + same_value->name);
-      else if (old_writes())
+      else if (opt_.history && old_writes())
         error(Side::new_schema, e, ov.name, Anchor::definition,
               what + " (" + ov.value + ") was removed; peers built from the old schemas still send it");
     }
@@ -271,7 +278,7 @@ class Comparer {
         continue;
       }
       if (nv == nd.values.end() || nv->table < 0) {
-        if (old_writes())
+        if (opt_.history && old_writes())
           error(Side::new_schema, u, ov.name, Anchor::definition,
                 what + " (" + ov.value + ") was removed; peers built from the old schemas still send it");
         continue;

@@ -13,7 +13,8 @@
 // `json` also judges names, because sagec encode/decode and JSON tools use them (a rename is an error).
 // The runtime uses `wire`. Directions: `both` (sagec check: a rolling upgrade sends both ways);
 // `old_to_new` (old writes, new reads) and `new_to_old` keep only the rules that break that direction
-// (e.g. a field that became required breaks old_to_new only).
+// (e.g. a field that became required breaks old_to_new only). `history` (below) says whether `old`
+// is an earlier version of `new` (sagec check) or just another peer (the handshake).
 #pragma once
 
 #include <string>
@@ -33,11 +34,16 @@ std::string_view to_string(Level l);     // "wire", "json"
 struct CompareOptions {
   Level level = Level::wire;
   Direction direction = Direction::both;
-  // sagec check: a wire message of `old` missing from `new` is an error (peers built from the old
-  // schemas still send it). A handshake cannot tell an added message from a removed one (neither side
-  // is "old"), so it sets this false and uses Comparison::only_old / only_new instead: sending a
-  // message the peer does not know fails at send_message.
-  bool removed_messages_are_errors = true;
+  // true (sagec check): `old` is an earlier version of `new`, so removing a field that was not
+  // deprecated, a wire message, an enum value or a union member is an error (peers built from the
+  // old schemas still send it; a later field would reuse the id). false (the handshake): two peers,
+  // neither known to be older, so only conflicts are errors (the same id, value or packet_type meaning
+  // different things; a required field the other side may omit; a struct layout) and what only one
+  // side has is not: messages only one side has are listed in Comparison::only_old / only_new (sending
+  // one to a peer that does not know it fails at send_message), fields and enum values only one side
+  // has are ignored or defaulted by FlatBuffers. compare(a, b) and compare(b, a) then agree on
+  // compatible().
+  bool history = true;
 };
 
 struct Diagnostic {
