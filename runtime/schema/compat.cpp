@@ -79,11 +79,22 @@ class Comparer {
 
  private:
   // Compares everything reachable from the pairs enqueued so far (one wire message at a time).
+  // Bounded: a hostile pair of descriptions could pair one large definition with thousands of others.
   void drain() {
-    while (!work_.empty()) {
+    while (!work_.empty() && !over_budget_) {
       const auto [oi, ni] = work_.back();
       work_.pop_back();
-      compare_definition(o_.definitions[oi], n_.definitions[ni]);
+      const auto& od = o_.definitions[oi];
+      const auto& nd = n_.definitions[ni];
+      steps_ += 1 + od.fields.size() + nd.fields.size() + od.values.size() + nd.values.size();
+      if (steps_ > max_compare_steps) {
+        over_budget_ = true;
+        error(Side::new_schema, nd.name, "", Anchor::definition,
+              "the descriptions are too large to compare (more than " + std::to_string(max_compare_steps) +
+                  " fields and values visited)");
+        return;
+      }
+      compare_definition(od, nd);
     }
   }
 
@@ -91,11 +102,17 @@ class Comparer {
   bool new_writes() const { return opt_.direction != Direction::old_to_new; }
 
   void add(Severity s, Side side, const std::string& def, const std::string& field, Anchor a, std::string text) {
+    if (over_budget_) return;
+    if (out_.diagnostics.size() == max_compare_diagnostics) {
+      over_budget_ = true;
+      s = Severity::error;
+      text = "more than " + std::to_string(max_compare_diagnostics) + " differences; the comparison stopped here";
+    }
     Diagnostic d;
     d.severity = s;
     d.side = side;
     d.definition = def;
-    d.field = field;
+    d.field = over_budget_ ? std::string() : field;
     d.anchor = a;
     d.text = std::move(text);
     out_.diagnostics.push_back(std::move(d));
@@ -159,63 +176,98 @@ class Comparer {
     flush_pending();
   }
 
-  static const Field* by_id(const Definition& d, std::uint32_t id) {
-    for (const auto& f : d.fields)
-      if (f.id == id) return &f;
-    return nullptr;
-  }
-  static const Field* by_name(const Definition& d, const std::string& name) {
-    for (const auto& f : d.fields)
-      if (f.name == name) return &f;
-    return nullptr;
+  // Fields of one table by id and by name (maps: a hostile description may have thousands).
+  struct FieldIndex {
+    std::map<std::uint32_t, const Field*> ids;
+    std::map<std::string_view, const Field*> names;
+    explicit FieldIndex(const Definition& d) {
+      for (const auto& f : d.fields) {
+        ids.emplace(f.id, &f);
+        names.emplace(f.name, &f);
+      }
+    }
+    const Field* id(std::uint32_t i) const {
+      const auto it = ids.find(i);
+      return it == ids.end() ? nullptr : it->second;
+    }
+    const Field* name(std::string_view n) const {
+      const auto it = names.find(n);
+      return it == names.end() ? nullptr : it->second;
+    }
+  };
+  struct ValueIndex {
+    std::map<std::string_view, const EnumValue*> names, values;
+    explicit ValueIndex(const Definition& d) {
+      for (const auto& v : d.values) {
+        names.emplace(v.name, &v);
+        values.emplace(v.value, &v);
+      }
+    }
+    const EnumValue* name(std::string_view n) const {
+      const auto it = names.find(n);
+      return it == names.end() ? nullptr : it->second;
+    }
+    const EnumValue* value(std::string_view v) const {
+      const auto it = values.find(v);
+      return it == values.end() ? nullptr : it->second;
+    }
+  };
+
+  // Built once per definition: a definition can be paired with many others.
+  static const FieldIndex& index_of(std::map<const Definition*, FieldIndex>& cache, const Definition& d) {
+    auto it = cache.find(&d);
+    if (it == cache.end()) it = cache.emplace(&d, FieldIndex(d)).first;
+    return it->second;
   }
 
   void compare_table(const Definition& od, const Definition& nd) {
     const std::string& t = nd.name;
+    const FieldIndex& olds = index_of(old_fields_, od);
+    const FieldIndex& news = index_of(new_fields_, nd);
     for (const auto& of : od.fields) {
       if (of.deprecated) {
-        const Field* nf = by_id(nd, of.id);
+        const Field* nf = news.id(of.id);
         if (nf != nullptr && nf->required && !nf->deprecated && old_writes())
           error(Side::new_schema, t, nf->name, Anchor::field,
                 "field " + t + "." + nf->name + " is required but deprecated in the old schemas; peers built from them never write it");
         continue;
       }
-      const std::string what = "field " + t + "." + of.name;
-      const Field* moved = by_name(nd, of.name);
+      auto what = [&] { return "field " + t + "." + of.name; };  // built only for a diagnostic
+      const Field* moved = news.name(of.name);
       if (moved != nullptr && moved->id != of.id) {
         error(Side::new_schema, t, of.name, Anchor::field,
-              what + " moved from id " + std::to_string(of.id) + " to id " + std::to_string(moved->id) +
+              what() + " moved from id " + std::to_string(of.id) + " to id " + std::to_string(moved->id) +
                   " (fields reordered or inserted); add new fields at the end");
         continue;
       }
-      const Field* nf = by_id(nd, of.id);
+      const Field* nf = news.id(of.id);
       if (nf == nullptr) {
         if (!opt_.history) continue;  // a peer without the field: FlatBuffers ignores it / uses the default
         error(Side::new_schema, t, "", Anchor::definition,
-              what + " (id " + std::to_string(of.id) + ") was removed; mark it (deprecated) instead of deleting it");
+              what() + " (id " + std::to_string(of.id) + ") was removed; mark it (deprecated) instead of deleting it");
         continue;
       }
       if (nf->name != of.name) {
-        const Field* elsewhere = by_name(od, nf->name);
+        const Field* elsewhere = olds.name(nf->name);
         if (elsewhere != nullptr && elsewhere->id != nf->id) continue;  // reported as that field's move
         rename(t, nf->name, Anchor::field,
-               what + " (id " + std::to_string(of.id) + ") was renamed to " + nf->name);
+               what() + " (id " + std::to_string(of.id) + ") was renamed to " + nf->name);
       }
-      const std::string now = "field " + t + "." + nf->name;
+      auto now = [&] { return "field " + t + "." + nf->name; };
       if (!same_type(of.type, nf->type)) {
         error(Side::new_schema, t, nf->name, Anchor::field,
-              now + " changed type from " + type_name(o_, of.type) + " to " + type_name(n_, nf->type));
+              now() + " changed type from " + type_name(o_, of.type) + " to " + type_name(n_, nf->type));
         continue;
       }
       follow(of.type, nf->type);
       if (of.default_value != nf->default_value)
         error(Side::new_schema, t, nf->name, Anchor::field,
-              now + " changed its default from " + of.default_value + " to " + nf->default_value);
+              now() + " changed its default from " + of.default_value + " to " + nf->default_value);
       if (nf->required && !of.required && old_writes())
-        error(Side::new_schema, t, nf->name, Anchor::field, now + " became required; peers built from the old schemas may omit it");
+        error(Side::new_schema, t, nf->name, Anchor::field, now() + " became required; peers built from the old schemas may omit it");
       if (of.required && !nf->required && new_writes())
         error(Side::new_schema, t, nf->name, Anchor::field,
-              now + (nf->deprecated ? " was deprecated" : " is no longer required") +
+              now() + (nf->deprecated ? " was deprecated" : " is no longer required") +
                   "; peers built from the old schemas reject messages without it");
     }
   }
@@ -246,18 +298,18 @@ class Comparer {
                 std::string(to_string(nd.underlying)));
       return;
     }
+    const ValueIndex olds(od), news(nd);
     for (const auto& ov : od.values) {
       const std::string what = "enum value " + e + "." + ov.name;
-      const auto same_name = std::find_if(nd.values.begin(), nd.values.end(), [&](const EnumValue& v) { return v.name == ov.name; });
-      if (same_name != nd.values.end()) {
+      const EnumValue* same_name = news.name(ov.name);
+      if (same_name != nullptr) {
         if (same_name->value != ov.value)
           error(Side::new_schema, e, ov.name, Anchor::definition, what + " changed from " + ov.value + " to " + same_name->value);
         continue;
       }
-      const auto same_value = std::find_if(nd.values.begin(), nd.values.end(), [&](const EnumValue& v) { return v.value == ov.value; });
-      const bool name_taken = same_value != nd.values.end() &&
-                              std::any_of(od.values.begin(), od.values.end(), [&](const EnumValue& v) { return v.name == same_value->name; });
-      if (same_value != nd.values.end() && !name_taken)
+      const EnumValue* same_value = news.value(ov.value);
+      const bool name_taken = same_value != nullptr && olds.name(same_value->name) != nullptr;
+      if (same_value != nullptr && !name_taken)
         rename(e, same_value->name, Anchor::definition, what + " (" + ov.value + ") was renamed to " + same_value->name);
       else if (opt_.history && old_writes())
         error(Side::new_schema, e, ov.name, Anchor::definition,
@@ -267,17 +319,18 @@ class Comparer {
 
   void compare_union(const Definition& od, const Definition& nd) {
     const std::string& u = nd.name;
+    const ValueIndex news(nd);
     for (const auto& ov : od.values) {
       if (ov.table < 0) continue;  // NONE
       const std::string what = "union member " + u + "." + ov.name;
-      const auto nv = std::find_if(nd.values.begin(), nd.values.end(), [&](const EnumValue& v) { return v.value == ov.value; });
-      const auto named = std::find_if(nd.values.begin(), nd.values.end(), [&](const EnumValue& v) { return v.name == ov.name; });
-      if (named != nd.values.end() && named->value != ov.value) {
+      const EnumValue* nv = news.value(ov.value);
+      const EnumValue* named = news.name(ov.name);
+      if (named != nullptr && named->value != ov.value) {
         error(Side::new_schema, u, ov.name, Anchor::definition,
               what + " moved from " + ov.value + " to " + named->value + " (members reordered or inserted); add new members at the end");
         continue;
       }
-      if (nv == nd.values.end() || nv->table < 0) {
+      if (nv == nullptr || nv->table < 0) {
         if (opt_.history && old_writes())
           error(Side::new_schema, u, ov.name, Anchor::definition,
                 what + " (" + ov.value + ") was removed; peers built from the old schemas still send it");
@@ -301,6 +354,9 @@ class Comparer {
   const CompareOptions& opt_;
   Comparison& out_;
   std::set<std::pair<std::uint32_t, std::uint32_t>> done_;
+  std::map<const Definition*, FieldIndex> old_fields_, new_fields_;
+  std::size_t steps_ = 0;
+  bool over_budget_ = false;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> work_, pending_;
 };
 

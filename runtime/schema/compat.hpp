@@ -17,6 +17,7 @@
 // is an earlier version of `new` (sagec check) or just another peer (the handshake).
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,12 @@
 #include "description.hpp"
 
 namespace sage::schema {
+
+// compare() visits at most this many fields and enum values (over all pairs of definitions); past it,
+// it reports one error and stops. Descriptions sagec accepts stay far below it.
+inline constexpr std::size_t max_compare_steps = std::size_t{1} << 21;
+// compare() reports at most this many diagnostics; one more error says that it stopped there.
+inline constexpr std::size_t max_compare_diagnostics = 256;
 
 enum class Level { wire, json };
 enum class Direction { both, old_to_new, new_to_old };
