@@ -109,7 +109,7 @@ std::unique_ptr<GitTree> GitTree::checkout(const std::string& ref, std::string& 
     return nullptr;
   }
   const std::string sha = trim(commit.out);
-  auto files = git({"ls-tree", "-r", "-z", "--name-only", "--full-tree", sha});
+  auto files = git({"ls-tree", "-r", "-z", "--full-tree", sha});
   if (files.code != 0) {
     error = "--against-git: git ls-tree " + ref + " failed: " + files.err;
     return nullptr;
@@ -120,17 +120,33 @@ std::unique_ptr<GitTree> GitTree::checkout(const std::string& ref, std::string& 
     return nullptr;
   }
   t->dir_ = tmpl;
+  // Entries are "<mode> <type> <object>\t<path>\0". Regular files are copied; a symbolic link is
+  // recreated when it points inside the repository by a relative path; anything else is skipped.
   std::size_t pos = 0;
   while (pos < files.out.size()) {
     auto end = files.out.find('\0', pos);
     if (end == std::string::npos) end = files.out.size();
-    const std::string path = files.out.substr(pos, end - pos);
+    const std::string entry = files.out.substr(pos, end - pos);
     pos = end + 1;
+    const auto tab = entry.find('\t');
+    if (tab == std::string::npos) continue;
+    const std::string mode = entry.substr(0, entry.find(' '));
+    const std::string path = entry.substr(tab + 1);
     if (path.size() < 4 || path.compare(path.size() - 4, 4, ".fbs") != 0) continue;
+    const fs::path rel = fs::path(path).lexically_normal();
+    if (rel.is_absolute() || rel.empty() || *rel.begin() == "..") continue;
+    if (mode != "100644" && mode != "100755" && mode != "120000") continue;
     auto blob = git({"cat-file", "blob", sha + ":" + path});
-    if (blob.code != 0) continue;  // a submodule or an odd entry: not a schema of this repository
-    const fs::path target = fs::path(t->dir_) / path;
+    if (blob.code != 0) continue;
+    const fs::path target = fs::path(t->dir_) / rel;
     fs::create_directories(target.parent_path(), ec);
+    if (mode == "120000") {
+      const fs::path link = fs::path(blob.out);
+      const fs::path resolved = (rel.parent_path() / link).lexically_normal();
+      if (link.is_absolute() || resolved.empty() || *resolved.begin() == "..") continue;
+      fs::create_symlink(link, target, ec);
+      continue;
+    }
     std::ofstream out(target, std::ios::binary | std::ios::trunc);
     out.write(blob.out.data(), static_cast<std::streamsize>(blob.out.size()));
     if (!out.flush()) {
