@@ -420,6 +420,24 @@ std::string merge(Description& into, const Description& from) {
   return {};
 }
 
+ParseResult combine(const std::vector<std::string_view>& texts) {
+  ParseResult out;
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    auto one = parse(texts[i]);
+    if (!one) {
+      out.description = Description{};
+      out.error = "description " + std::to_string(i + 1) + ": " + one.error;
+      return out;
+    }
+    if (auto why = merge(out.description, one.description); !why.empty()) {
+      out.description = Description{};
+      out.error = "description " + std::to_string(i + 1) + ": " + why;
+      return out;
+    }
+  }
+  return out;
+}
+
 std::uint64_t fnv1a64(std::string_view bytes) {
   std::uint64_t h = 0xcbf29ce484222325ULL;
   for (unsigned char c : bytes) {

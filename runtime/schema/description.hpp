@@ -133,6 +133,11 @@ ParseResult parse(std::string_view text);
 // the message types it links into the one it sends; sagec merges per-message descriptions.
 std::string merge(Description& into, const Description& from);
 
+// Parses and merges several descriptions (e.g. the `T::schema_description` of every wire message type
+// a node links) into one: what a node sends in its hello. An error names the first text that does not
+// parse or conflicts with the others.
+ParseResult combine(const std::vector<std::string_view>& texts);
+
 // FNV-1a 64 of to_text(d): the exact-match fingerprint (process groups; generated `fingerprint`).
 std::uint64_t fingerprint(const Description& d);
 std::uint64_t fnv1a64(std::string_view bytes);

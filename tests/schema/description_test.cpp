@@ -255,3 +255,19 @@ TEST_CASE("compare stops with an error when hostile descriptions would take too 
   CHECK(p.diagnostics.front().severity == sd::Severity::note);
   CHECK(p.diagnostics.back().text == "more than 256 differences; the comparison stopped here");
 }
+
+TEST_CASE("combine parses and merges per-message descriptions into the one a node sends") {
+  const std::string a = header_plus("message 101 0\ntable 0 a.A\nfield 0 p @1 -\nstruct 1 a.P size 4 align 4\nfield 0 x int -\n");
+  const std::string b = header_plus("message 102 0\ntable 0 a.B\nfield 0 p @1 -\nstruct 1 a.P size 4 align 4\nfield 0 x int -\n");
+  const auto both = sd::combine({b, a});
+  REQUIRE_MESSAGE(both, both.error);
+  CHECK(sd::to_text(both.description) == header_plus("message 101 2\nmessage 102 0\ntable 0 a.B\nfield 0 p @1 -\n"
+                                                     "struct 1 a.P size 4 align 4\nfield 0 x int -\ntable 2 a.A\nfield 0 p @1 -\n"));
+  const auto bad = sd::combine({a, "sage-schema 1\nnonsense\n"});
+  CHECK_FALSE(bad);
+  CHECK(bad.error == "description 2: line 2: unknown keyword \"nonsense\"");
+  CHECK(bad.description == sd::Description{});
+  const auto conflict = sd::combine({a, header_plus("message 101 0\ntable 0 a.Other\n")});
+  CHECK(conflict.error == "description 2: packet_type 101 is a.A and a.Other");
+  CHECK(sd::combine({}).description == sd::Description{});
+}
