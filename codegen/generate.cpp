@@ -65,9 +65,9 @@ const std::set<std::string>& cpp_keywords() {
 
 // Names the generated classes use for themselves; a field with such a name gets a trailing '_'.
 const std::set<std::string>& member_names() {
-  static const std::set<std::string> m = {"packet_type", "message_name", "fingerprint", "schema_description",
-                                          "encode", "decode", "to_bytes", "pack", "verify", "unpack", "Field", "Layout",
-                                          "to_layout", "from_layout", "operator"};
+  static const std::set<std::string> m = {"packet_type", "message_name", "fingerprint", "encode", "decode",
+                                          "to_bytes", "pack", "verify", "unpack", "Field", "Layout",
+                                          "to_layout", "from_layout", "operator", "schema_description"};
   return m;
 }
 

@@ -402,3 +402,16 @@ TEST_CASE("--level chooses wire (the default: a rename is a note) or json (a ren
   CHECK(json.out.find("field_renamed.fbs:17:3: error: field evo.Order.extra (id 5) was renamed to bonus") != std::string::npos);
   CHECK(sagec_in(fixtures / "compat", "check --level binary --against base.fbs field_renamed.fbs").code == 2);
 }
+
+TEST_CASE("a field named schema_description gets a trailing underscore beside the generated constant") {
+  TempDir d("schema_description_field");
+  write_file(d.path / "notes.fbs",
+             "include \"sage.fbs\";\nnamespace notes;\ntable Note (packet_type: 150) { schema_description: string; }\n");
+  const auto r = sagec_in(d.path, "generate -o out notes.fbs");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  const auto header = read_file(d.path / "out" / "notes.sage.hpp");
+  CHECK(header.find("std::string schema_description_") != std::string::npos);
+  CHECK(header.find("static constexpr std::string_view schema_description =\n      \"sage-schema 1\\n\"\n"
+                    "      \"message 150 0\\n\"\n      \"table 0 notes.Note\\n\"\n"
+                    "      \"field 0 schema_description string -\\n\";") != std::string::npos);
+}
