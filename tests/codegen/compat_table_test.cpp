@@ -196,3 +196,36 @@ TEST_CASE("sagec check --against, compare() and the handshake agree with every r
     REQUIRE((row.handshake == "connects" || row.handshake == "refused"));
   }
 }
+
+TEST_CASE("sagec's description builder already carries unions, vectors of unions and fixed-size arrays (for issue 11)") {
+  sagec::Diagnostics diags;
+  const auto dirs = sagec::default_include_dirs(nullptr, {});
+  const std::string text =
+      "include \"sage.fbs\";\nnamespace fx;\ntable Pancake { size: int; }\ntable Waffle { grid: int; }\n"
+      "union Food { Pancake, Waffle }\nstruct Grid { cells: [int:9]; }\n"
+      "table Serve (packet_type: 150) { food: Food; menu: [Food]; board: Grid; }\n";
+  std::vector<std::unique_ptr<sagec::Schema>> loaded;
+  loaded.push_back(sagec::load_schema_text((cases_dir / "union_builder.fbs").string(), text, dirs, diags));
+  REQUIRE_MESSAGE(loaded.back() != nullptr, diags.text());
+  sd::Description d;
+  REQUIRE_MESSAGE(sagec::describe_schemas(loaded, d, diags), diags.text());
+  CHECK(sd::to_text(d) ==
+        "sage-schema 1\n"
+        "message 150 0\n"
+        "table 0 fx.Serve\n"
+        "field 0 food_type utype@1 0\n"
+        "field 1 food @1 -\n"
+        "field 2 menu_type [utype@1] -\n"
+        "field 3 menu [@1] -\n"
+        "field 4 board @4 -\n"
+        "union 1 fx.Food\n"
+        "value NONE 0 -\n"
+        "value Pancake 1 @2\n"
+        "value Waffle 2 @3\n"
+        "table 2 fx.Pancake\n"
+        "field 0 size int 0\n"
+        "table 3 fx.Waffle\n"
+        "field 0 grid int 0\n"
+        "struct 4 fx.Grid size 36 align 4\n"
+        "field 0 cells [int:9] -\n");
+}
