@@ -73,8 +73,21 @@ class Comparer {
         error(Side::old_schema, od.name, "", Anchor::definition,
               "message " + od.name + " (packet_type " + pt + ") was removed; peers built from the old schemas still send it");
     }
-    for (const auto& nm : n_.messages)
-      if (!matched_new.count(nm.packet_type)) out_.only_new.push_back(nm.packet_type);
+    std::map<int, const Message*> old_by_pt;
+    for (const auto& om : o_.messages) old_by_pt.emplace(om.packet_type, &om);
+    for (const auto& nm : n_.messages) {
+      if (matched_new.count(nm.packet_type)) continue;
+      const auto it = old_by_pt.find(nm.packet_type);
+      if (it == old_by_pt.end()) {
+        out_.only_new.push_back(nm.packet_type);
+        continue;
+      }
+      // The old message of this packet_type moved to another one (reported above); this is a third.
+      const auto& nd = n_.definitions[nm.definition];
+      error(Side::new_schema, nd.name, "", Anchor::packet_type,
+            "packet_type " + std::to_string(nm.packet_type) + " of " + nd.name + " was used by " +
+                o_.definitions[it->second->definition].name + " in the old schemas; peers would decode one as the other");
+    }
   }
 
  private:

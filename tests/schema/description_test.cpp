@@ -271,3 +271,18 @@ TEST_CASE("combine parses and merges per-message descriptions into the one a nod
   CHECK(conflict.error == "description 2: packet_type 101 is a.A and a.Other");
   CHECK(sd::combine({}).description == sd::Description{});
 }
+
+TEST_CASE("a packet_type freed by a moved message and taken by another one is reported as reuse") {
+  const auto old_d = parsed(header_plus("message 121 0\ntable 0 t.X\n"));
+  const auto new_d = parsed(header_plus("message 121 0\nmessage 125 1\ntable 0 t.Y\ntable 1 t.X\n"));
+  for (const bool history : {true, false}) {
+    sd::CompareOptions o;
+    o.history = history;
+    const auto c = sd::compare(old_d, new_d, o);
+    CHECK(c.text() ==
+          "error: packet_type of t.X changed from 121 to 125; peers built from the old schemas use 121\n"
+          "error: packet_type 121 of t.Y was used by t.X in the old schemas; peers would decode one as the other\n");
+    CHECK(c.only_new.empty());
+    CHECK_FALSE(sd::compare(new_d, old_d, o).compatible());
+  }
+}
