@@ -1,5 +1,7 @@
 #include "generate.hpp"
 
+#include "describe.hpp"
+
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
@@ -65,7 +67,7 @@ const std::set<std::string>& cpp_keywords() {
 const std::set<std::string>& member_names() {
   static const std::set<std::string> m = {"packet_type", "message_name", "fingerprint", "encode", "decode",
                                           "to_bytes", "pack", "verify", "unpack", "Field", "Layout",
-                                          "to_layout", "from_layout", "operator"};
+                                          "to_layout", "from_layout", "operator", "schema_description"};
   return m;
 }
 
@@ -199,6 +201,18 @@ std::size_t pack_order_size(const FieldDef& f) {
   if (flatbuffers::IsStruct(t)) return t.struct_def->bytesize;
   if (flatbuffers::IsScalar(t.base_type)) return flatbuffers::SizeOf(t.base_type);
   return sizeof(flatbuffers::uoffset_t);
+}
+
+// A description (letters, digits, spaces and @[]:.+- only) as C++ string literals, one per line.
+std::string description_literal(const std::string& text) {
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const auto end = text.find('\n', pos);
+    out += "\n      \"" + text.substr(pos, end - pos) + "\\n\"";
+    pos = end + 1;
+  }
+  return out;
 }
 
 std::string hex64(std::uint64_t v) {
@@ -433,10 +447,14 @@ std::string emit_table(const StructDef& s) {
   std::string head;
   if (pt.present) {
     vars["packet_type"] = std::to_string(pt.value);
-    vars["fingerprint"] = hex64(fnv1a64(layout_description(s)));
+    const auto described = message_description(s);
+    vars["fingerprint"] = hex64(described.fingerprint);
+    vars["description"] = description_literal(described.text);
     head = fill(R"(  static constexpr std::uint8_t packet_type = {{packet_type}};
   static constexpr std::string_view message_name = "{{qualified}}";
-  static constexpr std::uint64_t fingerprint = {{fingerprint}};
+  // What the handshake sends about this message (docs/schemas.md, "Schema descriptions").
+  static constexpr std::string_view schema_description ={{description}};
+  static constexpr std::uint64_t fingerprint = {{fingerprint}};  // FNV-1a 64 of schema_description
 
 )",
                 vars);

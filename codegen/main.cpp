@@ -3,6 +3,8 @@
 //   sagec generate -o DIR schemas...        C++ headers, one <stem>.sage.hpp per schema
 //   sagec check [--format json] schemas...  CI checks: packet_type range and uniqueness, names, constructs
 //   sagec check --against OLD.fbs ... NEW.fbs ...   also: can NEW talk to peers built from OLD?
+//   sagec check --against-git REF schemas...         the same, OLD = the schemas as they were at REF
+//   sagec describe [--format json] schemas...        per wire message: what the handshake sends
 //   sagec encode --type T schemas... < message.json > record.bin
 //   sagec decode schemas... < record.bin
 //
@@ -15,9 +17,12 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <set>
 
+#include "describe.hpp"
 #include "generate.hpp"
+#include "git_tree.hpp"
 #include "schema.hpp"
 #include "wire_text.hpp"
 
@@ -56,6 +61,100 @@ int finish(const sagec::Diagnostics& diags, bool json = false) {
   return diags.has_errors() ? exit_errors : exit_ok;
 }
 
+// `sagec describe`: per wire message (ascending packet_type) its name, fingerprint and description;
+// then, for JSON, the merged description of all of them (what a node linking them all sends).
+std::string describe_output(const std::vector<std::unique_ptr<sagec::Schema>>& loaded,
+                            const sage::schema::Description& all, bool json) {
+  std::map<int, const flatbuffers::StructDef*> wire;
+  for (const auto& schema : loaded)
+    for (const auto* s : schema->parser->structs_.vec) {
+      if (s->predecl || s->fixed) continue;
+      const auto pt = sagec::packet_type_of(*s);
+      if (pt.present && pt.error.empty()) wire.emplace(pt.value, s);
+    }
+  char hex[24];
+  auto hex64 = [&](std::uint64_t v) {
+    std::snprintf(hex, sizeof hex, "0x%016llx", static_cast<unsigned long long>(v));
+    return std::string(hex);
+  };
+  std::string out;
+  if (json) {
+    out = "{\n  \"format\": \"" + std::string(sage::schema::format_line) + "\",\n  \"messages\": [";
+    bool first = true;
+    for (const auto& [pt, s] : wire) {
+      const auto d = sagec::message_description(*s);
+      out += std::string(first ? "\n" : ",\n") + "    {\"packet_type\": " + std::to_string(pt) + ", \"name\": \"" +
+             sagec::json_escape(sagec::qualified_name(*s)) + "\", \"fingerprint\": \"" + hex64(d.fingerprint) +
+             "\", \"description\": \"" + sagec::json_escape(d.text) + "\"}";
+      first = false;
+    }
+    out += std::string(first ? "" : "\n  ") + "],\n  \"description\": \"" +
+           sagec::json_escape(sage::schema::to_text(all)) + "\",\n  \"fingerprint\": \"" +
+           hex64(sage::schema::fingerprint(all)) + "\"\n}\n";
+    return out;
+  }
+  for (const auto& [pt, s] : wire) {
+    const auto d = sagec::message_description(*s);
+    out += "packet_type " + std::to_string(pt) + "  " + sagec::qualified_name(*s) + "  fingerprint " +
+           hex64(d.fingerprint) + "\n";
+    std::size_t pos = 0;
+    while (pos < d.text.size()) {
+      const auto end = d.text.find('\n', pos);
+      out += "    " + d.text.substr(pos, end - pos) + "\n";
+      pos = end + 1;
+    }
+  }
+  return out;
+}
+
+// `sagec check --against-git REF`: each listed schema and everything it includes, as at REF, against
+// the working tree. Diagnostics name files by their repository paths (CI annotations).
+int check_against_git(const std::string& ref, const std::vector<std::string>& schemas, const sagec::IncludeDirs& dirs,
+                      sage::schema::Level level, bool json) {
+  sagec::Diagnostics diags;
+  std::string error;
+  const auto tree = sagec::GitTree::checkout(ref, error);
+  if (!tree) {
+    std::cerr << "sagec check: " << error << "\n";
+    return exit_usage;
+  }
+  std::vector<std::string> old_paths;
+  for (const auto& p : schemas) {
+    const auto rel = tree->repo_path(p);
+    if (rel.empty()) {
+      diags.error(sagec::Position{p, 0, 0}, "is outside the git repository " + tree->root() + "; --against-git compares files of the repository");
+      continue;
+    }
+    const auto copy = (fs::path(tree->dir()) / rel).string();
+    if (fs::is_regular_file(copy))
+      old_paths.push_back(copy);
+    else
+      diags.add(sagec::Diagnostic{p, 0, 0, "note", "not in " + ref + ": a new schema, all its messages are new"});
+  }
+  // -I directories inside the repository are read as at REF too; others (and sage's own) as they are.
+  sagec::IncludeDirs old_dirs = dirs;
+  for (auto& d : old_dirs.user)
+    if (const auto rel = tree->repo_path(d); !rel.empty()) d = (fs::path(tree->dir()) / rel).string();
+  const auto now = load_all(schemas, dirs, diags);
+  if (!diags.has_errors()) sagec::check_schemas(now, diags);
+  if (sage::schema::Description all; !diags.has_errors()) sagec::describe_schemas(now, all, diags);
+  if (!diags.has_errors()) {
+    const auto before = load_all(old_paths, old_dirs, diags);
+    if (!diags.has_errors()) sagec::check_compatible(before, now, level, diags);
+  }
+  // Files of the copy, and of the working tree, by their repository paths.
+  sagec::Diagnostics out;
+  for (auto d : diags.items()) {
+    const auto copy = tree->from_copy(d.file);
+    if (copy != d.file)
+      d.file = copy;
+    else if (const auto rel = tree->repo_path(d.file); !rel.empty())
+      d.file = rel;
+    out.add(std::move(d));
+  }
+  return finish(out, json);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -76,8 +175,22 @@ int main(int argc, char** argv) {
   check->add_option("--format", format, "Diagnostics format")->check(CLI::IsMember({"text", "json"}));
   check->add_option("--against", against, "Old schema that peers may still run (repeat for several)")
       ->allow_extra_args(false);
+  std::string against_git;
+  check->add_option("--against-git", against_git,
+                    "Git revision whose schemas peers may still run (each listed schema and its includes as at REF)")
+      ->excludes(check->get_option("--against"));
+  std::string level = "wire";
+  check->add_option("--level", level,
+                    "Compatibility level: wire (the binary encoding; the runtime's rule) or json (also names)")
+      ->check(CLI::IsMember({"wire", "json"}))
+      ->capture_default_str();
   check->add_option("-I,--include", include_dirs, "Directory to search for included schemas");
   check->add_option("schemas", schemas, "Schema files (.fbs)")->required();
+
+  auto* describe = app.add_subcommand("describe", "Print each wire message's packet_type, name and schema description");
+  describe->add_option("--format", format, "Output format")->check(CLI::IsMember({"text", "json"}));
+  describe->add_option("-I,--include", include_dirs, "Directory to search for included schemas");
+  describe->add_option("schemas", schemas, "Schema files (.fbs)")->required();
 
   auto* encode = app.add_subcommand("encode", "JSON message -> wire record (or a bare FlatBuffer with --raw)");
   std::string type, input, output;
@@ -115,6 +228,7 @@ int main(int argc, char** argv) {
       }
     const auto loaded = load_all(schemas, dirs, diags);
     if (diags.has_errors() || !sagec::check_schemas(loaded, diags)) return finish(diags);
+    if (sage::schema::Description all; !sagec::describe_schemas(loaded, all, diags)) return finish(diags);
     std::error_code ec;
     fs::create_directories(out_dir, ec);
     for (const auto& s : loaded) {
@@ -128,13 +242,25 @@ int main(int argc, char** argv) {
 
   if (check->parsed()) {
     const bool json = format == "json";
+    const auto compat_level = level == "json" ? sage::schema::Level::json : sage::schema::Level::wire;
+    if (!against_git.empty()) return check_against_git(against_git, schemas, dirs, compat_level, json);
     const auto now = load_all(schemas, dirs, diags);
     if (!diags.has_errors()) sagec::check_schemas(now, diags);
+    if (sage::schema::Description all; !diags.has_errors()) sagec::describe_schemas(now, all, diags);
     if (!against.empty() && !diags.has_errors()) {
       const auto before = load_all(against, dirs, diags);
-      if (!diags.has_errors()) sagec::check_compatible(before, now, diags);
+      if (!diags.has_errors()) sagec::check_compatible(before, now, compat_level, diags);
     }
     return finish(diags, json);
+  }
+
+  if (describe->parsed()) {
+    const auto loaded = load_all(schemas, dirs, diags);
+    if (diags.has_errors() || !sagec::check_schemas(loaded, diags)) return finish(diags);
+    sage::schema::Description all;
+    if (!sagec::describe_schemas(loaded, all, diags)) return finish(diags);
+    std::cout << describe_output(loaded, all, format == "json");
+    return finish(diags);
   }
 
   if (encode->parsed()) {

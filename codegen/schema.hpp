@@ -96,20 +96,10 @@ struct PacketType {
 };
 PacketType packet_type_of(const flatbuffers::StructDef& s);
 
-// Canonical spelling of a field type for comparisons and fingerprints: "int", "[string]",
-// "struct pancakes.Vec3", "enum pancakes.Color:byte", "table pancakes.Plate".
-std::string type_name(const flatbuffers::Type& t);
-
-// Layout description hashed into a wire message's fingerprint (see docs/schemas.md).
-std::string layout_description(const flatbuffers::StructDef& table);
-std::uint64_t fnv1a64(const std::string& s);
-
 // Checks one call's schemas: packet_type values, uniqueness across all schemas, unsupported
 // constructs. Adds diagnostics; returns true when clean.
 bool check_schemas(const std::vector<std::unique_ptr<Schema>>& schemas, Diagnostics& diags);
 
-// Checks that `now` can talk to peers built from `before`; adds diagnostics for each break.
-bool check_compatible(const std::vector<std::unique_ptr<Schema>>& before,
-                      const std::vector<std::unique_ptr<Schema>>& now, Diagnostics& diags);
+// sagec check --against (compatibility with older schemas) is in describe.hpp.
 
 }  // namespace sagec

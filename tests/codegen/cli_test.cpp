@@ -198,7 +198,7 @@ TEST_CASE("--against: a changed packet_type breaks peers") {
 
 TEST_CASE("--against: a packet_type reused by another message breaks peers") {
   expect_break("packet_type_reused.fbs", "packet_type_reused.fbs:19:17: error: packet_type 121 of evo.Gratuity was used by "
-                                         "evo.Tip in the old schemas (base.fbs:19)");
+                                         "evo.Tip in the old schemas; peers would decode one as the other");
 }
 
 TEST_CASE("--against: a removed message breaks peers") {
@@ -350,4 +350,68 @@ TEST_CASE("generated code for golden.fbs matches the golden file") {
     MESSAGE("updated " << golden);
   }
   CHECK(fresh == read_file(golden));
+}
+
+TEST_CASE("sagec describe prints each wire message's packet_type, name, fingerprint and the generated schema_description") {
+  const auto r = sagec_in(schema_dir, "describe pancakes.fbs");
+  CHECK(r.code == 0);
+  char fp[32];
+  std::snprintf(fp, sizeof fp, "0x%016llx", static_cast<unsigned long long>(pancakes::FoodAvailableMessage::fingerprint));
+  CHECK_MESSAGE(r.out.find("packet_type 101  pancakes.FoodAvailableMessage  fingerprint " + std::string(fp) + "\n") !=
+                    std::string::npos,
+                r.out);
+  std::string indented;
+  const std::string text(pancakes::FoodAvailableMessage::schema_description);
+  for (std::size_t pos = 0; pos < text.size();) {
+    const auto end = text.find('\n', pos);
+    indented += "    " + text.substr(pos, end - pos) + "\n";
+    pos = end + 1;
+  }
+  CHECK_MESSAGE(r.out.find(indented) != std::string::npos, r.out);
+  CHECK(r.out.find("packet_type 102  pancakes.FoodOnTableMessage") != std::string::npos);
+}
+
+TEST_CASE("sagec describe --format json gives tools the description text the handshake sends") {
+  const auto r = sagec_in(schema_dir, "describe --format json pancakes.fbs");
+  CHECK(r.code == 0);
+  CHECK(r.out.find("\"format\": \"sage-schema 1\"") != std::string::npos);
+  std::string escaped;
+  for (char c : std::string(pancakes::FoodAvailableMessage::schema_description)) escaped += c == '\n' ? std::string("\\n") : std::string(1, c);
+  CHECK_MESSAGE(r.out.find("{\"packet_type\": 101, \"name\": \"pancakes.FoodAvailableMessage\", \"fingerprint\": \"0x") !=
+                    std::string::npos,
+                r.out);
+  CHECK_MESSAGE(r.out.find("\"description\": \"" + escaped + "\"}") != std::string::npos, r.out);
+  CHECK(r.out.find("\"description\": \"sage-schema 1\\nmessage 101 ") != std::string::npos);
+}
+
+TEST_CASE("sagec describe refuses schemas that fail the checks") {
+  const auto r = sagec_in(fixtures, "describe duplicate_packet_type.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out.find("error: packet_type") != std::string::npos);
+}
+
+TEST_CASE("--level chooses wire (the default: a rename is a note) or json (a rename is an error)") {
+  const auto wire = sagec_in(fixtures / "compat", "check --against base.fbs field_renamed.fbs");
+  CHECK(wire.code == 0);
+  CHECK_MESSAGE(wire.out.find("field_renamed.fbs:17:3: note: field evo.Order.extra (id 5) was renamed to bonus") !=
+                    std::string::npos,
+                wire.out);
+  CHECK(wire.out.find("removed") == std::string::npos);
+  const auto json = sagec_in(fixtures / "compat", "check --level json --against base.fbs field_renamed.fbs");
+  CHECK(json.code == 1);
+  CHECK(json.out.find("field_renamed.fbs:17:3: error: field evo.Order.extra (id 5) was renamed to bonus") != std::string::npos);
+  CHECK(sagec_in(fixtures / "compat", "check --level binary --against base.fbs field_renamed.fbs").code == 2);
+}
+
+TEST_CASE("a field named schema_description gets a trailing underscore beside the generated constant") {
+  TempDir d("schema_description_field");
+  write_file(d.path / "notes.fbs",
+             "include \"sage.fbs\";\nnamespace notes;\ntable Note (packet_type: 150) { schema_description: string; }\n");
+  const auto r = sagec_in(d.path, "generate -o out notes.fbs");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  const auto header = read_file(d.path / "out" / "notes.sage.hpp");
+  CHECK(header.find("std::string schema_description_") != std::string::npos);
+  CHECK(header.find("static constexpr std::string_view schema_description =\n      \"sage-schema 1\\n\"\n"
+                    "      \"message 150 0\\n\"\n      \"table 0 notes.Note\\n\"\n"
+                    "      \"field 0 schema_description string -\\n\";") != std::string::npos);
 }

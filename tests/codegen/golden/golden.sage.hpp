@@ -111,7 +111,27 @@ inline Plate Plate::unpack(const flatbuffers::Table& table) {
 struct OrderMessage {
   static constexpr std::uint8_t packet_type = 180;
   static constexpr std::string_view message_name = "kitchen.orders.OrderMessage";
-  static constexpr std::uint64_t fingerprint = 0x12725b09c3bb1f35ULL;
+  // What the handshake sends about this message (docs/schemas.md, "Schema descriptions").
+  static constexpr std::string_view schema_description =
+      "sage-schema 1\n"
+      "message 180 0\n"
+      "table 0 kitchen.orders.OrderMessage\n"
+      "field 0 guest string - required\n"
+      "field 1 appetite @1 1\n"
+      "field 2 seat @2 -\n"
+      "field 3 plate @3 -\n"
+      "field 4 tip float null\n"
+      "enum 1 kitchen.orders.Appetite ubyte\n"
+      "value peckish 0\n"
+      "value hungry 1\n"
+      "value starving 2\n"
+      "struct 2 kitchen.orders.Seat size 4 align 2\n"
+      "field 0 table_no ushort -\n"
+      "field 2 chair ubyte -\n"
+      "table 3 kitchen.orders.Plate\n"
+      "field 0 count int 3\n"
+      "field 1 toppings [string] -\n";
+  static constexpr std::uint64_t fingerprint = 0xdacde899745b3c4fULL;  // FNV-1a 64 of schema_description
 
   std::string guest{};
   Appetite appetite = Appetite::hungry;
