@@ -63,6 +63,7 @@
 #include "sage/errors.hpp"
 #include "sage/groups.hpp"
 #include "sage/message.hpp"
+#include "sage/datagram.hpp"
 #include "sage/network.hpp"
 #include "sage/sender.hpp"
 #include "sage/task.hpp"
@@ -76,6 +77,7 @@ class Directory;
 class GroupPump;
 class ChildPump;
 class NetPump;
+class DatagramPump;
 struct ManagerAccess;
 }  // namespace detail
 
@@ -333,17 +335,52 @@ class Manager {
   Result<void> try_send_message(const M& msg, Sender peer) {
     return queue_net_record(peer, detail::wire_codec_v<M>, encode_for_network(msg));
   }
-  // Queues `msg` for every connected peer (not remote groups); returns how many accepted it. A
-  // peer whose buffer is full is handled by NetworkOptions::on_send_buffer_full, the others still
-  // get the message. Throws send_error(too_large).
+  // Queues `msg` for every connected peer (not remote groups; datagram peers reliably); returns how
+  // many accepted it. A TCP peer whose buffer is full is handled by NetworkOptions::on_send_buffer_full,
+  // the others still get the message. Throws send_error(too_large).
   template <class M>
   std::size_t broadcast_message(const M& msg) {
     return broadcast_net_record(detail::wire_codec_v<M>, encode_for_network(msg));
   }
-  // Connected and reconnecting peers.
+  // Connected and reconnecting peers (TCP and datagram).
   std::vector<PeerInfo> peers() const;
   // Throws usage_error if the network is not enabled.
   NetworkStats network_stats() const;
+
+  // ---- datagrams (sage/datagram.hpp, docs/network.md "Datagrams") ----
+  // Peers over UDP (ENet) with a Delivery per send. Their Senders are peers like TCP ones:
+  // send_message(msg, peer), disconnect(peer), peers(), PeerConnected / PeerDisconnected.
+
+  // Sets the datagram options; optional (listen_datagram/connect_datagram enable the defaults).
+  // Throws usage_error if datagrams are already enabled or an option is out of range.
+  void enable_datagrams(const DatagramOptions& options = {});
+  bool datagrams_enabled() const noexcept { return dgram_ != nullptr; }
+  // Listens on enet://host:port (IPv4; port 0 picks a free port). Throws network_error.
+  Endpoint listen_datagram(std::string_view host, std::uint16_t port);
+  // Starts connecting to a listening manager and returns its peer at once (a name is resolved
+  // first, blocking). PeerConnected follows once both ends ticked and the handshake arrived; if it
+  // never completes (no answer within DatagramOptions::connect_timeout, the server is full, the
+  // schemas are incompatible) PeerDisconnected follows instead. Throws network_error.
+  Sender connect_datagram(std::string_view host, std::uint16_t port);
+  // send_message with a Delivery (datagram peers; a TCP peer is always reliable and ordered).
+  // Throws usage_error when delivery.channel is not below DatagramOptions::channels.
+  template <class M>
+  void send_message(const M& msg, Sender peer, Delivery delivery) {
+    if (auto r = try_send_message(msg, peer, delivery); !r) throw send_error(r.error());
+  }
+  template <class M>
+  Result<void> try_send_message(const M& msg, Sender peer, Delivery delivery) {
+    return queue_net_record(peer, detail::wire_codec_v<M>, encode_for_network(msg), delivery);
+  }
+  // The same with `delivery` for the datagram peers (TCP peers still get it, reliably).
+  template <class M>
+  std::size_t broadcast_message(const M& msg, Delivery delivery) {
+    return broadcast_datagram_record(detail::wire_codec_v<M>, encode_for_network(msg), delivery);
+  }
+  // Throws usage_error if datagrams are not enabled.
+  DatagramStats datagram_stats() const;
+  // ENet's round-trip estimate to a datagram peer in ms (0 before the first acknowledgement).
+  std::uint32_t datagram_round_trip_ms(Sender peer) const;
 
   // ---- remote groups (docs/network.md "Remote groups") ----
   // This manager becomes group `name` of the application whose main group listens at host:port:
@@ -466,6 +503,7 @@ class Manager {
   detail::GroupPump* groups_ = nullptr;  // main group with process groups; owned by pumps_
   detail::ChildPump* child_ = nullptr;   // inside a group's child process; owned by pumps_
   detail::NetPump* net_ = nullptr;       // owned by pumps_
+  detail::DatagramPump* dgram_ = nullptr;  // owned by pumps_
   bool pumping_ = false;                 // pumps are being polled or flushed
   DeadLetterHandler dead_letter_;
   ManagerStats stats_;
@@ -497,7 +535,11 @@ class Manager {
   detail::NetPump& network();  // enables the network with default options if needed
   flatbuffers::FlatBufferBuilder& network_builder() noexcept { return wire_builder_; }
   Sender network_server() const;
-  Result<void> queue_net_record(Sender peer, const detail::WireCodec& codec, std::span<const std::byte> payload);
+  Result<void> queue_net_record(Sender peer, const detail::WireCodec& codec, std::span<const std::byte> payload,
+                               Delivery delivery = {});
+  std::size_t broadcast_datagram_record(const detail::WireCodec& codec, std::span<const std::byte> payload,
+                                        Delivery delivery);
+  detail::DatagramPump& datagrams();  // enables datagrams with default options if needed
   std::size_t broadcast_net_record(const detail::WireCodec& codec, std::span<const std::byte> payload);
   flatbuffers::FlatBufferBuilder wire_builder_{1024};  // encodes every wire message sent from here
   bool resort_ = false;     // a priority changed during a dispatch

@@ -1,6 +1,7 @@
 // The Channel (runtime/channel/channel.hpp): batching, hello, route/from, decode and relay.
 #include "channel/channel.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "runtime_assert.hpp"
@@ -23,6 +24,7 @@ void Channel::attach(std::unique_ptr<Connection> connection, std::string hello_n
   conn_ = std::move(connection);
   batch_.clear();
   batch_tag_.clear();
+  lanes_.clear();
   hello_name_ = std::move(hello_name);
   hello_pending_ = true;
   hello_received_ = false;
@@ -34,10 +36,22 @@ void Channel::detach() noexcept {
   conn_.reset();
   batch_.clear();
   batch_tag_.clear();
+  lanes_.clear();
   hello_pending_ = false;
 }
 
-std::size_t Channel::pending_bytes() const noexcept { return batch_.size() + (conn_ ? conn_->pending_bytes() : 0); }
+std::size_t Channel::pending_bytes() const noexcept {
+  std::size_t n = batch_.size() + (conn_ ? conn_->pending_bytes() : 0);
+  for (const Lane& l : lanes_) n += l.batch.size();
+  return n;
+}
+
+bool Channel::has_batch() const noexcept {
+  if (!batch_.empty() || hello_pending_) return true;
+  for (const Lane& l : lanes_)
+    if (!l.batch.empty()) return true;
+  return false;
+}
 
 // ---- sending ----
 
@@ -57,9 +71,7 @@ Result<void> Channel::append(std::uint8_t packet_type, std::span<const std::byte
   // accepted here can also be relayed by the main group.
   const std::size_t tag_room = config_.position == Position::peer ? 0 : max_tag_record;
   if (rec + tag_room > limit)
-    return Error{Errc::too_large, "a message of " + std::to_string(payload.size()) +
-                                      " bytes does not fit the transport message limit of " + std::to_string(limit) +
-                                      " bytes (" + std::string(config_.options_name) + "::max_message_size)"};
+    return too_large(payload.size(), limit);
   if (batch_.size() + rec + tag_room > limit) {
     if (auto r = flush(); !r) return r;
   }
@@ -67,9 +79,7 @@ Result<void> Channel::append(std::uint8_t packet_type, std::span<const std::byte
   const std::size_t tag_bytes = tag != batch_tag_ ? wire::record_size(2 + tag_name.size()) : 0;
   const std::size_t waiting = pending_bytes();
   if (waiting + rec + tag_bytes > config_.send_buffer_limit)
-    return Error{Errc::send_buffer_full, config_.label + " has not taken " + std::to_string(waiting) +
-                                             " bytes yet; the limit is " + std::to_string(config_.send_buffer_limit) +
-                                             " (" + std::string(config_.options_name) + "::send_buffer_limit)"};
+    return buffer_full(waiting);
   if (tag != batch_tag_) {
     proto::append_control(batch_, config_.position == Position::spoke ? proto::Control::route : proto::Control::from,
                           proto::encode_name(tag_name));
@@ -79,7 +89,60 @@ Result<void> Channel::append(std::uint8_t packet_type, std::span<const std::byte
   return {};
 }
 
+Error Channel::too_large(std::size_t payload_size, std::size_t limit) const {
+  return Error{Errc::too_large, "a message of " + std::to_string(payload_size) +
+                                    " bytes does not fit the transport message limit of " + std::to_string(limit) +
+                                    " bytes (" + std::string(config_.options_name) + "::max_message_size)"};
+}
+
+Error Channel::buffer_full(std::size_t waiting) const {
+  return Error{Errc::send_buffer_full, config_.label + " has not taken " + std::to_string(waiting) +
+                                           " bytes yet; the limit is " + std::to_string(config_.send_buffer_limit) +
+                                           " (" + std::string(config_.options_name) + "::send_buffer_limit)"};
+}
+
+Result<void> Channel::send(std::uint8_t packet_type, std::span<const std::byte> payload, Delivery delivery) {
+  if (delivery == Delivery{}) return send(packet_type, payload);
+  SAGE_ASSERT(packet_type >= min_user_packet_type);
+  SAGE_ASSERT(config_.position == Position::peer);
+  if (!conn_) return Error{Errc::peer_gone, config_.label + " is not connected"};
+  const ConnectionLimits& lim = conn_->limits();
+  const std::size_t rec = wire::record_size(payload.size());
+  if (rec > lim.max_message_size) return too_large(payload.size(), lim.max_message_size);
+  auto it = std::find_if(lanes_.begin(), lanes_.end(), [&](const Lane& l) { return l.delivery == delivery; });
+  if (it == lanes_.end()) it = lanes_.insert(lanes_.end(), Lane{delivery, {}});
+  const std::size_t batch_limit =
+      delivery.mode == Delivery::Mode::reliable ? lim.max_message_size : std::min(lim.max_message_size, lim.unreliable_batch_size);
+  if (!it->batch.empty() && it->batch.size() + rec > batch_limit) {
+    if (auto r = flush_lane(*it); !r) return r;
+  }
+  if (const std::size_t waiting = pending_bytes(); waiting + rec > config_.send_buffer_limit) return buffer_full(waiting);
+  wire::append_record(it->batch, packet_type, payload);
+  ++counters_.records_sent;
+  return {};
+}
+
+Result<void> Channel::flush_lane(Lane& lane) {
+  if (lane.batch.empty()) return {};
+  // The hello goes first, on the default lane.
+  if (hello_pending_) {
+    if (auto r = flush_default(); !r) return r;
+  }
+  if (auto r = conn_->send(lane.batch, lane.delivery); !r) return r;
+  ++counters_.messages_sent;
+  lane.batch.clear();
+  last_sent_ = Clock::now();
+  return {};
+}
+
 Result<void> Channel::flush() {
+  if (auto r = flush_default(); !r) return r;
+  for (Lane& l : lanes_)
+    if (auto r = flush_lane(l); !r) return r;
+  return {};
+}
+
+Result<void> Channel::flush_default() {
   if (!hello_pending_ && batch_.empty()) return {};
   if (!conn_) return Error{Errc::peer_gone, config_.label + " is not connected"};
   if (hello_pending_) {

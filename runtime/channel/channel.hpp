@@ -109,11 +109,18 @@ class Channel {
     if (r) ++counters_.records_sent;
     return r;
   }
+  // Datagram peers: a record for another delivery mode or channel than the default (reliable,
+  // channel 0) goes into a batch of its own (a lane), sent with that Delivery; unreliable lanes
+  // are split at the connection's unreliable_batch_size. Control records and the hello always
+  // travel reliable on channel 0, so a lane's records can arrive before the peer's hello: the
+  // transport drops unreliable ones that do (their loss is allowed). Peer position only.
+  Result<void> send(std::uint8_t packet_type, std::span<const std::byte> payload, Delivery delivery);
   // Appends a control record (no limit checks beyond the message size; a full batch is flushed).
   void append_control(protocol::Control control, std::span<const std::byte> payload = {});
-  // Hands the batch to the connection as one transport message (our hello first, if pending).
+  // Hands the batch to the connection as one transport message (our hello first, if pending),
+  // then each lane's batch with its Delivery.
   Result<void> flush();
-  bool has_batch() const noexcept { return !batch_.empty() || hello_pending_; }
+  bool has_batch() const noexcept;
   Clock::time_point last_sent() const noexcept { return last_sent_; }
   // Bytes appended and not yet taken by the transport.
   std::size_t pending_bytes() const noexcept;
@@ -136,6 +143,14 @@ class Channel {
   void note_bad_input(const Error& e);
 
  private:
+  struct Lane {
+    Delivery delivery;
+    std::vector<std::byte> batch;
+  };
+  Error too_large(std::size_t payload_size, std::size_t limit) const;
+  Error buffer_full(std::size_t waiting) const;
+  Result<void> flush_lane(Lane& lane);
+  Result<void> flush_default();
   Verdict handle(Manager& manager, std::span<const std::byte> body);
   Verdict on_record(Manager& manager, const wire::Record& rec, std::string& tag);
   Verdict bad(Error e);
@@ -148,6 +163,7 @@ class Channel {
   std::unique_ptr<Connection> conn_;
   std::vector<std::byte> batch_;
   std::string batch_tag_;  // the tag in force at the batch's end ("" = the main group)
+  std::vector<Lane> lanes_;  // datagram peers: batches of other deliveries than the default
   std::string hello_name_;
   bool hello_pending_ = false;
   bool hello_received_ = false;

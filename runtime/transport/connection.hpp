@@ -22,23 +22,15 @@
 #include <span>
 #include <string>
 
+#include "sage/datagram.hpp"
 #include "sage/result.hpp"
 #include "transport/waker.hpp"
 
 namespace sage::detail {
 
-// How one message travels. Stream transports are always reliable and ordered and ignore it; a
-// datagram transport maps each mode to channels of its own (reliable sends never wait behind
-// unreliable ones and the other way round).
-struct Delivery {
-  enum class Mode : std::uint8_t {
-    reliable,              // every message, in order (the default)
-    unreliable_sequenced,  // may be lost; an older message never arrives after a newer one
-    unreliable,            // may be lost or arrive out of order
-  };
-  Mode mode = Mode::reliable;
-  std::uint8_t channel = 0;  // independent streams of one mode do not block each other
-};
+// How one message travels (sage/datagram.hpp). Stream transports are always reliable and ordered
+// and ignore it; the datagram transport maps each mode to ENet channels of its own.
+using Delivery = sage::Delivery;
 
 struct ConnectionLimits {
   // Largest transport message sent or accepted. send() refuses a bigger one (too_large) before
@@ -50,6 +42,9 @@ struct ConnectionLimits {
   // Received bytes not yet taken by receive(): past it the connection stops reading, so a slow
   // receiver fills the sender's buffers (back-pressure), not its own memory.
   std::size_t max_inbox_bytes = std::size_t{8} << 20;
+  // Datagram transports: the Channel batches unreliable records into transport messages of at
+  // most this size (one lost datagram loses one batch); a single larger record still goes alone.
+  std::size_t unreliable_batch_size = SIZE_MAX;
 };
 
 class Connection {

@@ -1,0 +1,336 @@
+// The datagram transport over ENet (runtime/transport/datagram.hpp).
+#include "transport/datagram.hpp"
+
+#include <enet/enet.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "runtime_assert.hpp"
+
+namespace sage::detail {
+
+struct HostAccess {
+  static void count_bad(DatagramHost& h) { ++h.bad_datagrams_; }
+};
+
+namespace {
+
+void init_enet() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (enet_initialize() != 0) throw std::runtime_error("sage: enet_initialize failed");
+  });
+}
+
+std::string ip_port(const ENetAddress& a) {
+  char ip[64] = "?";
+  enet_address_get_host_ip(&a, ip, sizeof ip);
+  return std::string(ip) + ":" + std::to_string(a.port);
+}
+
+// The host service() runs for: ENet's intercept hook has no user pointer.
+thread_local DatagramHost* servicing = nullptr;
+
+int intercept_hook(ENetHost* host, ENetEvent*) {
+  DatagramHost* self = servicing;
+  if (!self || self->raw() != host) return 0;
+  if (self->plausible(host->receivedData, host->receivedDataLength, host->receivedAddress.host,
+                      host->receivedAddress.port))
+    return 0;
+  HostAccess::count_bad(*self);
+  return 1;  // consumed here (dropped): ENet does not look at it
+}
+
+constexpr std::uint8_t mode_index(Delivery::Mode m) { return static_cast<std::uint8_t>(m); }
+
+}  // namespace
+
+// ---- DatagramHost ----
+
+DatagramHost::DatagramHost(ENetHost* host, const DatagramSettings& settings, std::shared_ptr<Waker> waker)
+    : host_(host), settings_(settings), waker_(std::move(waker)), fd_(static_cast<int>(host->socket)) {
+  host_->maximumPacketSize = settings_.limits.max_message_size;
+  host_->intercept = &intercept_hook;
+  waker_->watch(fd_);
+}
+
+DatagramHost::~DatagramHost() {
+  waker_->unwatch(fd_);
+  for (std::size_t i = 0; i < host_->peerCount; ++i) {
+    ENetPeer* p = &host_->peers[i];
+    if (p->data) static_cast<DatagramConn*>(p->data)->fail(Error{Errc::peer_gone, "the host was closed"});
+    p->data = nullptr;
+  }
+  enet_host_destroy(host_);
+}
+
+Result<std::unique_ptr<DatagramHost>> DatagramHost::open(bool bind, const std::string& host, std::uint16_t port,
+                                                         const DatagramSettings& settings, std::shared_ptr<Waker> waker) {
+  init_enet();
+  ENetAddress addr{};
+  addr.port = port;
+  if (bind) {
+    if (host.empty() || host == "0.0.0.0") addr.host = ENET_HOST_ANY;
+    else if (enet_address_set_host_ip(&addr, host.c_str()) != 0 && enet_address_set_host(&addr, host.c_str()) != 0)
+      return Error{Errc::malformed, "cannot resolve '" + host + "' (ENet is IPv4 only)"};
+  }
+  const std::size_t channels = std::size_t{3} * settings.channels_per_mode;
+  ENetHost* h = enet_host_create(bind ? &addr : nullptr, settings.peer_slots, channels, 0, 0);
+  if (!h)
+    return Error{Errc::io_error, bind ? "cannot bind enet://" + host + ":" + std::to_string(port) +
+                                            " (address in use, or not an IPv4 address of this machine)"
+                                      : std::string("cannot create a UDP socket for ENet")};
+  return std::unique_ptr<DatagramHost>(new DatagramHost(h, settings, std::move(waker)));
+}
+
+std::uint16_t DatagramHost::port() const noexcept { return host_->address.port; }
+
+std::string DatagramHost::address_of(const ENetPeer* peer) { return ip_port(peer->address); }
+
+Result<ENetPeer*> DatagramHost::dial(const std::string& host, std::uint16_t port) {
+  ENetAddress addr{};
+  addr.port = port;
+  if (enet_address_set_host_ip(&addr, host.c_str()) != 0 && enet_address_set_host(&addr, host.c_str()) != 0)
+    return Error{Errc::malformed, "cannot resolve '" + host + "' (ENet is IPv4 only)"};
+  ENetPeer* p = enet_host_connect(host_, &addr, std::size_t{3} * settings_.channels_per_mode, datagram_code::connect);
+  if (!p) return Error{Errc::io_error, "no free ENet peer slot to connect to " + ip_port(addr)};
+  const auto t = static_cast<enet_uint32>(settings_.peer_timeout.count());
+  enet_peer_timeout(p, 0, t, t);
+  enet_peer_ping_interval(p, static_cast<enet_uint32>(settings_.ping_interval.count()));
+  p->data = nullptr;
+  return p;
+}
+
+bool DatagramHost::plausible(const std::uint8_t* data, std::size_t size, std::uint32_t from_host,
+                             std::uint16_t from_port) const {
+  // The checks ENet 1.3.17 makes before it silently drops a datagram (protocol.c,
+  // enet_protocol_handle_incoming_commands), made here first so that the drop is counted.
+  if (size < 2) return false;
+  std::uint16_t word;
+  std::memcpy(&word, data, 2);
+  word = ENET_NET_TO_HOST_16(word);
+  const std::uint16_t flags = word & ENET_PROTOCOL_HEADER_FLAG_MASK;
+  const std::uint8_t session = (word & ENET_PROTOCOL_HEADER_SESSION_MASK) >> ENET_PROTOCOL_HEADER_SESSION_SHIFT;
+  const std::uint16_t peer_id = word & ~(ENET_PROTOCOL_HEADER_FLAG_MASK | ENET_PROTOCOL_HEADER_SESSION_MASK);
+  const std::size_t header = (flags & ENET_PROTOCOL_HEADER_FLAG_SENT_TIME) ? 4 : 2;
+  if ((flags & ENET_PROTOCOL_HEADER_FLAG_COMPRESSED) && host_->compressor.context == nullptr) return false;
+  if (size < header + sizeof(ENetProtocolCommandHeader)) return false;
+  const std::uint8_t command = data[header] & ENET_PROTOCOL_COMMAND_MASK;
+  if (command == ENET_PROTOCOL_COMMAND_NONE || command >= ENET_PROTOCOL_COMMAND_COUNT) return false;
+  if (peer_id == ENET_PROTOCOL_MAXIMUM_PEER_ID) return command == ENET_PROTOCOL_COMMAND_CONNECT;
+  if (peer_id >= host_->peerCount) return false;
+  const ENetPeer& p = host_->peers[peer_id];
+  if (p.state == ENET_PEER_STATE_DISCONNECTED || p.state == ENET_PEER_STATE_ZOMBIE) return false;
+  if ((from_host != p.address.host || from_port != p.address.port) && p.address.host != ENET_HOST_BROADCAST)
+    return false;
+  if (p.outgoingPeerID < ENET_PROTOCOL_MAXIMUM_PEER_ID && session != p.incomingSessionID) return false;
+  return true;
+}
+
+void DatagramHost::service() {
+  auto emit = [&](const HostEvent& e) {
+    if (events_) events_->on_host_event(*this, e);
+    else if (e.kind == HostEvent::Kind::connected) drop_now(e.peer, datagram_code::shutdown);
+  };
+  servicing = this;
+  ENetEvent ev;
+  int r;
+  // Bounded: a flood cannot keep the manager's thread here forever (the fd stays readable).
+  for (int n = 0; n < 10000 && (r = enet_host_service(host_, &ev, 0)) != 0; ++n) {
+    if (r < 0) {
+      // ENet reports a failed socket receive/send; nothing to deliver. Counted as a bad datagram.
+      HostAccess::count_bad(*this);
+      break;
+    }
+    switch (ev.type) {
+      case ENET_EVENT_TYPE_CONNECT: {
+        const auto t = static_cast<enet_uint32>(settings_.peer_timeout.count());
+        enet_peer_timeout(ev.peer, 0, t, t);
+        enet_peer_ping_interval(ev.peer, static_cast<enet_uint32>(settings_.ping_interval.count()));
+        emit({HostEvent::Kind::connected, ev.peer, ev.data, false});
+        break;
+      }
+      case ENET_EVENT_TYPE_DISCONNECT: {
+        auto* conn = static_cast<DatagramConn*>(ev.peer->data);
+        ev.peer->data = nullptr;
+        if (conn)
+          conn->fail(ev.data == datagram_code::timeout
+                         ? Error{Errc::peer_gone, "timed out (nothing acknowledged within DatagramOptions::peer_timeout)"}
+                     : ev.data == datagram_code::full ? Error{Errc::peer_gone, "refused: the server has max_peers peers"}
+                                                      : Error{Errc::peer_gone, "disconnected by the peer"});
+        emit({HostEvent::Kind::disconnected, ev.peer, ev.data, conn != nullptr});
+        break;
+      }
+      case ENET_EVENT_TYPE_RECEIVE: {
+        if (auto* conn = static_cast<DatagramConn*>(ev.peer->data)) conn->deliver(ev.packet, ev.channelID);
+        else enet_packet_destroy(ev.packet);  // a peer we are dropping
+        break;
+      }
+      case ENET_EVENT_TYPE_NONE:
+        break;
+    }
+  }
+  servicing = nullptr;
+  waker_->rearm(fd_);
+}
+
+void DatagramHost::flush() { enet_host_flush(host_); }
+
+Clock::time_point DatagramHost::next_deadline() const {
+  const enet_uint32 now = enet_time_get();
+  bool any = false;
+  std::int32_t soonest = INT32_MAX;
+  for (std::size_t i = 0; i < host_->peerCount; ++i) {
+    const ENetPeer& p = host_->peers[i];
+    if (p.state == ENET_PEER_STATE_DISCONNECTED || p.state == ENET_PEER_STATE_ZOMBIE) continue;
+    any = true;
+    const bool in_flight = !enet_list_empty(&const_cast<ENetPeer&>(p).sentReliableCommands);
+    const enet_uint32 due = in_flight ? p.nextTimeout : p.lastReceiveTime + p.pingInterval;
+    soonest = std::min(soonest, static_cast<std::int32_t>(due - now));
+    // Queued but not yet sent (window full, acknowledgements): the next service sends them.
+    if (!enet_list_empty(&const_cast<ENetPeer&>(p).acknowledgements)) soonest = std::min(soonest, 0);
+  }
+  if (!any) return Clock::time_point::max();
+  return Clock::now() + std::chrono::milliseconds(std::max<std::int32_t>(soonest, 1));
+}
+
+void DatagramHost::drop_now(ENetPeer* peer, std::uint32_t code) noexcept {
+  if (auto* conn = static_cast<DatagramConn*>(peer->data)) conn->fail(Error{Errc::peer_gone, "closed"});
+  peer->data = nullptr;
+  enet_peer_disconnect_now(peer, code);
+}
+
+void DatagramHost::disconnect_later(ENetPeer* peer, std::uint32_t code) noexcept {
+  enet_peer_disconnect_later(peer, code);
+}
+
+// ---- DatagramConn ----
+
+struct DatagramConn::Pending {
+  std::size_t bytes = 0;
+  std::size_t packets = 0;
+  bool orphan = false;  // the connection is gone; the last packet frees this
+};
+
+DatagramConn::DatagramConn(DatagramHost& host, ENetPeer* peer)
+    : host_(host), peer_(peer), address_(DatagramHost::address_of(peer)), pending_(new Pending) {
+  peer_->data = this;
+}
+
+DatagramConn::~DatagramConn() {
+  close();
+  for (ENetPacket* p : inbox_) enet_packet_destroy(p);
+  if (pending_->packets == 0) delete pending_;
+  else pending_->orphan = true;
+}
+
+void DatagramConn::close() {
+  if (!peer_) return;
+  if (peer_->data == this) host_.drop_now(peer_, datagram_code::closed);
+  peer_ = nullptr;
+  if (!failure_) failure_ = Error{Errc::peer_gone, "closed"};
+}
+
+void DatagramConn::disconnect_later(std::uint32_t code) {
+  if (peer_ && peer_->data == this) host_.disconnect_later(peer_, code);
+}
+
+void DatagramConn::fail(Error e) noexcept {
+  if (!failure_) failure_ = std::move(e);
+  peer_ = nullptr;  // ENet resets or has reset the peer; never touch it again
+}
+
+std::uint32_t DatagramConn::round_trip_ms() const noexcept { return peer_ ? peer_->roundTripTime : 0; }
+
+Result<void> DatagramConn::send(std::span<const std::byte> body, Delivery delivery) {
+  if (!peer_ || failure_) return Error{Errc::peer_gone, address_ + " is disconnected"};
+  const auto& lim = limits();
+  if (body.size() > lim.max_message_size)
+    return Error{Errc::too_large, "a transport message of " + std::to_string(body.size()) +
+                                      " bytes is over the limit of " + std::to_string(lim.max_message_size)};
+  if (pending_->bytes + body.size() > lim.max_pending_bytes)
+    return Error{Errc::send_buffer_full, address_ + " has not acknowledged " + std::to_string(pending_->bytes) + " bytes"};
+  const std::uint8_t per_mode = host_.settings().channels_per_mode;
+  if (delivery.channel >= per_mode)
+    return Error{Errc::malformed, "Delivery::channel " + std::to_string(delivery.channel) +
+                                      " is not below DatagramOptions::channels (" + std::to_string(per_mode) + ")"};
+  enet_uint32 flags = 0;
+  switch (delivery.mode) {
+    case Delivery::Mode::reliable: flags = ENET_PACKET_FLAG_RELIABLE; break;
+    // Never upgraded to reliable: oversize unreliable packets travel as unreliable fragments.
+    case Delivery::Mode::unreliable_sequenced: flags = ENET_PACKET_FLAG_UNRELIABLE_FRAGMENT; break;
+    case Delivery::Mode::unreliable: flags = ENET_PACKET_FLAG_UNSEQUENCED | ENET_PACKET_FLAG_UNRELIABLE_FRAGMENT; break;
+  }
+  ENetPacket* packet = enet_packet_create(body.data(), body.size(), flags);
+  if (!packet) return Error{Errc::io_error, "out of memory for an ENet packet"};
+  const auto channel = static_cast<enet_uint8>(mode_index(delivery.mode) * per_mode + delivery.channel);
+  if (enet_peer_send(peer_, channel, packet) != 0) {
+    enet_packet_destroy(packet);
+    return Error{Errc::peer_gone, address_ + " does not accept packets (disconnecting)"};
+  }
+  packet->userData = pending_;
+  packet->freeCallback = [](ENetPacket* pk) {
+    auto* p = static_cast<Pending*>(pk->userData);
+    p->bytes -= pk->dataLength;
+    if (--p->packets == 0 && p->orphan) delete p;
+  };
+  pending_->bytes += body.size();
+  ++pending_->packets;
+  return {};
+}
+
+std::size_t DatagramConn::pending_bytes() const { return pending_->bytes; }
+
+bool DatagramConn::wait_sent(Clock::time_point deadline) {
+  return host_.serve_until(deadline, [&] { return pending_->bytes == 0 || failure_.has_value(); }) &&
+         pending_->bytes == 0;
+}
+
+void DatagramConn::deliver(ENetPacket* packet, std::uint8_t channel) {
+  last_receive_ = Clock::now();
+  const bool reliable = channel < host_.settings().channels_per_mode;
+  // The peer's hello is its first reliable packet; an unreliable one can overtake it. Unreliable
+  // delivery allows dropping it, and the Channel would otherwise take it for bad input.
+  if (!reliable && !reliable_seen_) {
+    host_.note_early_unreliable();
+    enet_packet_destroy(packet);
+    return;
+  }
+  if (reliable) reliable_seen_ = true;
+  if (packet->dataLength > limits().max_message_size) {
+    enet_packet_destroy(packet);
+    fail(Error{Errc::too_large, "a packet over DatagramOptions::max_message_size arrived"});
+    return;
+  }
+  inbox_.push_back(packet);
+}
+
+std::size_t DatagramConn::receive_impl(std::size_t max, void (*fn)(void*, std::span<const std::byte>), void* ctx) {
+  if (paused_) return 0;
+  std::size_t n = 0;
+  std::vector<std::uint64_t> aligned;
+  while (n < max && !inbox_.empty()) {
+    ENetPacket* p = inbox_.front();
+    inbox_.pop_front();
+    std::span<const std::byte> body{reinterpret_cast<const std::byte*>(p->data), p->dataLength};
+    if (reinterpret_cast<std::uintptr_t>(p->data) % 8 != 0) {
+      aligned.assign((p->dataLength + 7) / 8, 0);
+      std::memcpy(aligned.data(), p->data, p->dataLength);
+      body = {reinterpret_cast<const std::byte*>(aligned.data()), p->dataLength};
+    }
+    try {
+      fn(ctx, body);
+    } catch (...) {
+      enet_packet_destroy(p);
+      throw;
+    }
+    enet_packet_destroy(p);
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace sage::detail

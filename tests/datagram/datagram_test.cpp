@@ -1,0 +1,331 @@
+// Datagram peers over ENet (docs/network.md "Datagrams"): delivery modes through a lossy link,
+// timeouts, reconnects, the handshake, bad datagrams and max_peers. Every test is "datagram: ...".
+#include <doctest/doctest.h>
+#include <enet/enet.h>
+
+#include <cstring>
+#include <random>
+
+#include "lossy_relay.hpp"
+#include "net_util.hpp"
+#include "sage/datagram.hpp"
+#include "transport/datagram.hpp"
+
+using namespace nt;
+using namespace nettest;
+
+namespace {
+
+using Inbox = Recorder<IntMessage, StringMessage, Seq, sage::PeerConnected, sage::PeerDisconnected>;
+
+sage::DatagramOptions quick(std::chrono::milliseconds timeout = 5s) {
+  sage::DatagramOptions o;
+  o.peer_timeout = timeout;
+  o.ping_interval = 100ms;
+  o.connect_timeout = 3s;
+  return o;
+}
+
+// A server and one client; the client dials `port` (the server's, or a relay's in front of it).
+struct Duo {
+  sage::Manager server, client;
+  Inbox at_server, at_client;
+  sage::Sender to_server{};
+  std::uint16_t server_port = 0;
+  Duo(const sage::DatagramOptions& so = quick(), const sage::DatagramOptions& co = quick()) {
+    server.register_messages(messages{});
+    client.register_messages(messages{});
+    server.enable_datagrams(so);
+    client.enable_datagrams(co);
+    server.register_actor(at_server);
+    client.register_actor(at_client);
+    server_port = server.listen_datagram("127.0.0.1", 0).port;
+  }
+  void connect(std::uint16_t port) {
+    to_server = client.connect_datagram("127.0.0.1", port);
+    REQUIRE(tick_until({&server, &client}, [&] {
+      return at_server.all<sage::PeerConnected>().size() == 1 && at_client.all<sage::PeerConnected>().size() == 1;
+    }));
+  }
+  sage::Sender client_at_server() { return at_server.all<sage::PeerConnected>().front().peer; }
+  bool tick(const std::function<bool()>& pred, std::chrono::milliseconds limit = 20s) {
+    return tick_until({&server, &client}, pred, limit);
+  }
+};
+
+Seq numbered(std::uint64_t n, std::size_t blob = 24) {
+  Seq s;
+  s.client = 1;
+  s.n = n;
+  for (std::size_t i = 0; i < blob; ++i) s.blob.push_back(static_cast<std::uint8_t>(n * 31 + i));
+  return s;
+}
+bool intact(const Seq& s) {
+  for (std::size_t i = 0; i < s.blob.size(); ++i)
+    if (s.blob[i] != static_cast<std::uint8_t>(s.n * 31 + i)) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("datagram: listen_datagram on port 0 reports the bound port and an enet:// url") {
+  sage::Manager m;
+  const auto at = m.listen_datagram("127.0.0.1", 0);
+  CHECK(at.port != 0);
+  CHECK(at.url == "enet://127.0.0.1:" + std::to_string(at.port));
+  sage::Manager other;
+  CHECK_THROWS_AS(other.listen_datagram("127.0.0.1", at.port), sage::network_error);
+  CHECK_THROWS_AS(other.listen_datagram("::1", 0), sage::network_error);  // ENet is IPv4 only
+}
+
+TEST_CASE("datagram: a message arrives with the peer as Sender, replies go back, peers() and stats agree") {
+  Duo d;
+  d.connect(d.server_port);
+  CHECK(sage::is_datagram_peer(d.to_server));
+  CHECK(d.at_client.all<sage::PeerConnected>().front().outgoing);
+  CHECK_FALSE(d.at_server.all<sage::PeerConnected>().front().outgoing);
+  d.client.send_message(IntMessage{7});  // the one server: reliable by default
+  REQUIRE(d.tick([&] { return !d.at_server.all<IntMessage>().empty(); }));
+  CHECK(d.at_server.all<IntMessage>().front().value == 7);
+  CHECK(d.at_server.from.back() == d.client_at_server());
+  d.server.send_message(StringMessage{"pong"}, d.client_at_server(), sage::Delivery::unsequenced());
+  REQUIRE(d.tick([&] { return !d.at_client.all<StringMessage>().empty(); }));
+  CHECK(d.at_client.from.back() == d.to_server);
+  REQUIRE(d.server.peers().size() == 1);
+  CHECK(d.server.peers().front().connected);
+  const auto s = d.server.datagram_stats();
+  CHECK(s.connections_accepted == 1);
+  CHECK(s.peers_connected == 1);
+  CHECK(s.records_received == 1);
+  CHECK(s.records_sent == 1);
+  CHECK_THROWS_AS(d.client.send_message(IntMessage{1}, d.to_server, sage::Delivery::sequenced(4)), sage::usage_error);
+}
+
+TEST_CASE("datagram: disconnect() is reported on both ends with the reason") {
+  Duo d;
+  d.connect(d.server_port);
+  d.client.disconnect(d.to_server);
+  REQUIRE(d.tick([&] {
+    return d.at_server.all<sage::PeerDisconnected>().size() == 1 && d.at_client.all<sage::PeerDisconnected>().size() == 1;
+  }));
+  CHECK(d.at_server.all<sage::PeerDisconnected>().front().reason.detail.find("closed by the peer") != std::string::npos);
+  CHECK(d.server.peers().empty());
+  CHECK_THROWS_AS(d.server.send_message(IntMessage{1}, d.client_at_server()), sage::send_error);
+}
+
+TEST_CASE("datagram: a reliable channel delivers everything in order at 20% loss") {
+  Duo d;
+  lossy::Relay relay(d.server_port, {.drop = 0.2, .duplicate = 0.1, .reorder = 0.2, .delay_ms = 2});
+  d.connect(relay.port());
+  constexpr std::uint64_t total = 300;
+  std::uint64_t sent = 0;
+  REQUIRE(d.tick([&] {
+    for (int i = 0; i < 5 && sent < total; ++i) d.client.send_message(numbered(sent++), d.to_server, sage::Delivery::reliable_on(1));
+    return d.at_server.all<Seq>().size() == total;
+  }, 60s));
+  for (std::uint64_t i = 0; i < total; ++i) {
+    REQUIRE(d.at_server.all<Seq>()[i].n == i);
+    REQUIRE(intact(d.at_server.all<Seq>()[i]));
+  }
+  CHECK(relay.dropped() > 0);
+}
+
+TEST_CASE("datagram: unreliable-sequenced never delivers an older message after a newer one") {
+  Duo d;
+  lossy::Relay relay(d.server_port, {.drop = 0.2, .duplicate = 0.2, .reorder = 0.3, .delay_ms = 1});
+  d.connect(relay.port());
+  std::uint64_t sent = 0;
+  REQUIRE(d.tick([&] {
+    if (sent < 400) d.client.send_message(numbered(sent++), d.to_server, sage::Delivery::sequenced(2));
+    return sent == 400;
+  }, 60s));
+  d.client.send_message(IntMessage{1}, d.to_server);  // reliable marker: everything before it was sent
+  REQUIRE(d.tick([&] { return !d.at_server.all<IntMessage>().empty(); }, 30s));
+  const auto& got = d.at_server.all<Seq>();
+  CHECK(got.size() > 100);   // most arrive
+  CHECK(got.size() < 400);   // some were lost (20% loss, no retransmits)
+  for (std::size_t i = 1; i < got.size(); ++i) REQUIRE(got[i].n > got[i - 1].n);
+}
+
+TEST_CASE("datagram: unsequenced messages may be lost but never arrive corrupted") {
+  Duo d;
+  lossy::Relay relay(d.server_port, {.drop = 0.2, .duplicate = 0.2, .reorder = 0.3, .delay_ms = 1});
+  d.connect(relay.port());
+  std::uint64_t sent = 0;
+  REQUIRE(d.tick([&] {
+    // Three per tick: they share a datagram batch; some are larger than one datagram (fragments).
+    for (int i = 0; i < 3 && sent < 300; ++i, ++sent)
+      d.client.send_message(numbered(sent, sent % 50 == 0 ? 3000 : 40), d.to_server, sage::Delivery::unsequenced(1));
+    return sent == 300;
+  }, 60s));
+  d.client.send_message(IntMessage{1}, d.to_server);
+  REQUIRE(d.tick([&] { return !d.at_server.all<IntMessage>().empty(); }, 30s));
+  const auto& got = d.at_server.all<Seq>();
+  CHECK(got.size() > 100);
+  CHECK(got.size() < 300);
+  for (const Seq& s : got) REQUIRE(intact(s));
+  CHECK(d.server.datagram_stats().bad_input == 0);
+}
+
+TEST_CASE("datagram: a blackholed peer times out with PeerDisconnected on both ends") {
+  Duo d(quick(800ms), quick(800ms));
+  lossy::Relay relay(d.server_port, {});
+  d.connect(relay.port());
+  relay.blackhole(true);
+  REQUIRE(d.tick([&] {
+    return d.at_server.all<sage::PeerDisconnected>().size() == 1 && d.at_client.all<sage::PeerDisconnected>().size() == 1;
+  }));
+  CHECK(d.at_server.all<sage::PeerDisconnected>().front().reason.detail.find("timed out") != std::string::npos);
+  CHECK(d.server.datagram_stats().timeouts == 1);
+  CHECK(d.client.datagram_stats().timeouts == 1);
+  CHECK(d.server.peers().empty());
+}
+
+TEST_CASE("datagram: a client reconnects after the link heals and keeps its Sender") {
+  auto co = quick(800ms);
+  co.reconnect.enabled = true;
+  co.reconnect.initial_delay = 100ms;
+  co.reconnect.max_delay = 400ms;
+  Duo d(quick(800ms), co);
+  lossy::Relay relay(d.server_port, {});
+  d.connect(relay.port());
+  relay.blackhole(true);
+  REQUIRE(d.tick([&] { return d.at_client.all<sage::PeerDisconnected>().size() == 1; }));
+  CHECK(d.at_client.all<sage::PeerDisconnected>().front().reconnecting);
+  relay.blackhole(false);
+  REQUIRE(d.tick([&] { return d.at_client.all<sage::PeerConnected>().size() == 2; }));
+  CHECK(d.at_client.all<sage::PeerConnected>().back().peer == d.to_server);
+  d.client.send_message(IntMessage{99}, d.to_server);
+  REQUIRE(d.tick([&] { return !d.at_server.all<IntMessage>().empty(); }));
+  CHECK(d.at_server.all<IntMessage>().back().value == 99);
+}
+
+TEST_CASE("datagram: connecting to nothing ends in PeerDisconnected after connect_timeout") {
+  sage::Manager client;
+  Inbox in;
+  client.register_actor(in);
+  auto o = quick();
+  o.connect_timeout = 300ms;
+  client.enable_datagrams(o);
+  std::uint16_t port = 0;
+  {
+    sage::Manager gone;  // a port nobody listens on any more
+    port = gone.listen_datagram("127.0.0.1", 0).port;
+  }
+  const auto peer = client.connect_datagram("127.0.0.1", port);
+  REQUIRE(tick_until({&client}, [&] { return in.all<sage::PeerDisconnected>().size() == 1; }));
+  CHECK(in.all<sage::PeerDisconnected>().front().peer == peer);
+  CHECK(client.peers().empty());
+}
+
+namespace {
+
+// A raw ENet client (no sage): for bad input inside valid ENet packets.
+struct RawEnet {
+  ENetHost* host = enet_host_create(nullptr, 1, 12, 0, 0);
+  ENetPeer* peer = nullptr;
+  bool connected = false, disconnected = false;
+  std::uint32_t disconnect_data = 0;
+  ~RawEnet() { enet_host_destroy(host); }
+  void dial(std::uint16_t port, std::uint32_t data) {
+    ENetAddress a{};
+    enet_address_set_host_ip(&a, "127.0.0.1");
+    a.port = port;
+    peer = enet_host_connect(host, &a, 12, data);
+  }
+  void service() {
+    ENetEvent ev;
+    while (enet_host_service(host, &ev, 0) > 0) {
+      if (ev.type == ENET_EVENT_TYPE_CONNECT) connected = true;
+      if (ev.type == ENET_EVENT_TYPE_DISCONNECT) disconnected = true, disconnect_data = ev.data;
+      if (ev.type == ENET_EVENT_TYPE_RECEIVE) enet_packet_destroy(ev.packet);
+    }
+  }
+  void send(std::span<const std::byte> b, std::uint8_t channel = 0) {
+    enet_peer_send(peer, channel, enet_packet_create(b.data(), b.size(), ENET_PACKET_FLAG_RELIABLE));
+    enet_host_flush(host);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("datagram: random datagrams are counted and dropped, and the server keeps serving") {
+  Duo d;
+  d.connect(d.server_port);
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  to.sin_port = htons(d.server_port);
+  std::mt19937 rng(7);
+  for (int i = 0; i < 50; ++i) {
+    std::vector<std::uint8_t> junk(1 + rng() % 200);
+    for (auto& b : junk) b = static_cast<std::uint8_t>(rng());
+    junk[0] = 0x0f;  // peer id 0xf.. (no such peer): ENet would drop it silently
+    REQUIRE(::sendto(fd, junk.data(), junk.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) > 0);
+  }
+  ::close(fd);
+  REQUIRE(d.tick([&] { return d.server.datagram_stats().bad_datagrams == 50; }));
+  d.client.send_message(IntMessage{5}, d.to_server);
+  REQUIRE(d.tick([&] { return !d.at_server.all<IntMessage>().empty(); }));
+  CHECK(d.server.peers().size() == 1);
+}
+
+TEST_CASE("datagram: corrupt sage records inside valid ENet packets drop that peer as bad input") {
+  Duo d;
+  d.connect(d.server_port);
+  RawEnet raw;
+  raw.dial(d.server_port, sage::detail::datagram_code::connect);
+  REQUIRE(d.tick([&] { raw.service(); return raw.connected; }));
+  std::vector<std::byte> body = hello_record({}, "raw");
+  std::vector<std::byte> junk(16, std::byte{0xff});
+  sage::wire::append_record(body, IntMessage::packet_type, junk);
+  raw.send(body);
+  REQUIRE(d.tick([&] { raw.service(); return d.server.datagram_stats().bad_input == 1; }));
+  CHECK(d.server.datagram_stats().last_bad_input.find("verify") != std::string::npos);
+  REQUIRE(d.tick([&] { raw.service(); return raw.disconnected; }));
+  d.client.send_message(IntMessage{5}, d.to_server);
+  REQUIRE(d.tick([&] { return !d.at_server.all<IntMessage>().empty(); }));
+}
+
+TEST_CASE("datagram: a connect that is not from a sage peer is refused") {
+  Duo d;
+  RawEnet raw;
+  raw.dial(d.server_port, 0);
+  REQUIRE(d.tick([&] { raw.service(); return raw.disconnected; }));
+  CHECK(raw.disconnect_data == sage::detail::datagram_code::not_sage);
+  CHECK(d.server.datagram_stats().connections_refused == 1);
+}
+
+TEST_CASE("datagram: a peer built from other schemas is refused at the handshake") {
+  Duo d;
+  RawEnet raw;
+  raw.dial(d.server_port, sage::detail::datagram_code::connect);
+  REQUIRE(d.tick([&] { raw.service(); return raw.connected; }));
+  raw.send(hello_record({{IntMessage::packet_type, 0xdeadbeef}}, "old"));
+  REQUIRE(d.tick([&] { raw.service(); return d.server.datagram_stats().bad_input == 1; }));
+  CHECK(d.server.datagram_stats().last_bad_input.find("fingerprint") != std::string::npos);
+  REQUIRE(d.tick([&] { raw.service(); return raw.disconnected; }));
+  CHECK(d.at_server.all<sage::PeerConnected>().empty());
+}
+
+TEST_CASE("datagram: max_peers is enforced and the refused client is told") {
+  auto so = quick();
+  so.max_peers = 2;
+  Duo d(so);
+  d.connect(d.server_port);
+  sage::Manager b, c;
+  Inbox in_b, in_c;
+  for (auto [m, in] : {std::pair{&b, &in_b}, std::pair{&c, &in_c}}) {
+    m->register_messages(messages{});
+    m->register_actor(*in);
+    m->enable_datagrams(quick());
+  }
+  b.connect_datagram("127.0.0.1", d.server_port);
+  REQUIRE(tick_until({&d.server, &d.client, &b}, [&] { return in_b.all<sage::PeerConnected>().size() == 1; }));
+  c.connect_datagram("127.0.0.1", d.server_port);
+  REQUIRE(tick_until({&d.server, &d.client, &b, &c}, [&] { return in_c.all<sage::PeerDisconnected>().size() == 1; }));
+  CHECK(in_c.all<sage::PeerDisconnected>().front().reason.detail.find("max_peers") != std::string::npos);
+  CHECK(d.server.datagram_stats().connections_refused == 1);
+  CHECK(d.server.peers().size() == 2);
+}
