@@ -1,0 +1,155 @@
+// Game-style state over datagrams (ENet): a server moves three entities and sends their positions
+// to every client 30 times a second, unreliable-sequenced (a lost update is not resent, an old one
+// never replaces a newer one), plus chat lines reliable and in order on a channel of their own.
+//   positions server 5556            in one terminal (listens on enet://0.0.0.0:5556)
+//   positions client 127.0.0.1 5556  in another: prints the latest positions and every chat line
+//   positions demo                   server + client in one process through a lossy UDP relay
+//                                    (20% loss, duplicates, reordering; the ctest)
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include "lossy_relay.hpp"
+#include "positions.sage.hpp"
+#include "sage/manager.hpp"
+
+using namespace std::chrono_literals;
+
+constexpr auto positions_channel = sage::Delivery::sequenced(0);
+constexpr auto chat_channel = sage::Delivery::reliable_on(1);
+
+struct Server : sage::Actor<Server, sage::subscribes<sage::PeerConnected>> {
+  sage::Manager& mgr;
+  std::uint32_t tick = 0;
+  int chat_sent = 0;
+  int chat_total = 10;
+  explicit Server(sage::Manager& m) : mgr(m) {}
+  bool handle(const sage::PeerConnected& p) {
+    std::printf("server: %s connected\n", p.address.c_str());
+    return true;
+  }
+  // 30 Hz: every entity's position to every peer; a chat line every 6th tick.
+  void step() {
+    ++tick;
+    for (int e = 0; e < 3; ++e) {
+      const float a = static_cast<float>(tick) * 0.05f + static_cast<float>(e) * 2.1f;
+      mgr.broadcast_message(positions::Position{e, tick, 10 * std::cos(a), 10 * std::sin(a)}, positions_channel);
+    }
+    if (tick % 6 == 0 && chat_sent < chat_total && !mgr.peers().empty()) {
+      ++chat_sent;
+      mgr.broadcast_message(positions::Chat{chat_sent, "line " + std::to_string(chat_sent)}, chat_channel);
+    }
+  }
+};
+
+struct Client : sage::Actor<Client, sage::subscribes<positions::Position, positions::Chat, sage::PeerDisconnected>> {
+  std::map<int, positions::Position> latest;
+  int chat_seen = 0;
+  bool chat_in_order = true;
+  int updates = 0;
+  bool older = false;
+  bool quiet = false;
+  bool handle(const positions::Position& p) {
+    auto it = latest.find(p.entity);
+    if (it != latest.end() && it->second.tick >= p.tick) older = true;  // never happens: sequenced
+    latest[p.entity] = p;
+    ++updates;
+    return true;
+  }
+  bool handle(const positions::Chat& c) {
+    if (c.n != chat_seen + 1) chat_in_order = false;
+    chat_seen = c.n;
+    std::printf("chat #%d: %s\n", c.n, c.text.c_str());
+    return true;
+  }
+  bool handle(const sage::PeerDisconnected& d) {
+    std::printf("disconnected: %s\n", d.reason.message().c_str());
+    return true;
+  }
+  void show() {
+    if (quiet) return;
+    std::printf("positions:");
+    for (auto& [e, p] : latest) std::printf("  #%d@%u (%.1f, %.1f)", e, p.tick, p.x, p.y);
+    std::printf("\n");
+  }
+};
+
+int run_server(std::uint16_t port) {
+  sage::Manager mgr;
+  mgr.register_messages(positions::positions_wire_messages{});
+  Server server(mgr);
+  server.chat_total = 1 << 30;
+  mgr.register_actor(server);
+  std::printf("listening on %s\n", mgr.listen_datagram("0.0.0.0", port).url.c_str());
+  for (;;) {
+    mgr.tick();
+    server.step();
+    mgr.wait_for_next_tick(33ms);
+  }
+}
+
+int run_client(const std::string& host, std::uint16_t port) {
+  sage::Manager mgr;
+  mgr.register_messages(positions::positions_wire_messages{});
+  Client client;
+  mgr.register_actor(client);
+  mgr.connect_datagram(host, port);
+  auto next_show = std::chrono::steady_clock::now();
+  for (;;) {
+    mgr.tick();
+    if (std::chrono::steady_clock::now() >= next_show) {
+      client.show();
+      next_show += 500ms;
+    }
+    mgr.wait_for_next_tick(10ms);
+  }
+}
+
+int run_demo() {
+  sage::Manager smgr, cmgr;
+  for (auto* m : {&smgr, &cmgr}) m->register_messages(positions::positions_wire_messages{});
+  Server server(smgr);
+  Client client;
+  smgr.register_actor(server);
+  cmgr.register_actor(client);
+  const auto at = smgr.listen_datagram("127.0.0.1", 0);
+  lossy::Relay relay(at.port, {.drop = 0.2, .duplicate = 0.1, .reorder = 0.2, .delay_ms = 5});
+  cmgr.connect_datagram("127.0.0.1", relay.port());
+  const auto start = std::chrono::steady_clock::now();
+  auto next_step = start;
+  auto next_show = start;
+  // Until every chat line arrived (at most 20 s), stepping the server at 30 Hz.
+  while (client.chat_seen < server.chat_total && std::chrono::steady_clock::now() - start < 20s) {
+    smgr.tick();
+    cmgr.tick();
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_step) {
+      server.step();
+      next_step += 33ms;
+    }
+    if (now >= next_show) {
+      client.show();
+      next_show += 500ms;
+    }
+    cmgr.wait_for_next_tick(1ms);
+  }
+  std::printf("chat: %d of %d lines, %s\n", client.chat_seen, server.chat_total,
+              client.chat_in_order ? "in order" : "OUT OF ORDER");
+  std::printf("positions: %d of %u updates arrived, %s\n", client.updates, server.tick * 3,
+              client.older ? "SOME OLDER than one already shown" : "none older than one already shown");
+  const bool ok = client.chat_seen == server.chat_total && client.chat_in_order && !client.older && client.updates > 0;
+  if (ok) std::printf("positions demo done\n");
+  return ok ? 0 : 1;
+}
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  const std::string mode = argc > 1 ? argv[1] : "demo";
+  if (mode == "server" && argc == 3) return run_server(static_cast<std::uint16_t>(std::stoi(argv[2])));
+  if (mode == "client" && argc == 4) return run_client(argv[2], static_cast<std::uint16_t>(std::stoi(argv[3])));
+  if (mode == "demo") return run_demo();
+  std::fprintf(stderr, "usage: positions server PORT | positions client HOST PORT | positions demo\n");
+  return 2;
+}
