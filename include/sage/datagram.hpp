@@ -84,6 +84,9 @@ struct DatagramOptions {
   // Unreliable messages of one tick are batched into packets of at most this many bytes, so that
   // one lost datagram loses few messages (a larger single message is still sent, fragmented).
   std::size_t unreliable_batch_size = 1200;
+  // Reliable messages of one tick are batched into packets of at most this many bytes (ENet cuts
+  // a packet into ~1,400-byte reliable fragments; all must arrive before any of its messages).
+  std::size_t reliable_batch_size = 16 * 1024;
   // Bytes queued for one peer and not yet acknowledged (reliable) or sent (unreliable).
   std::size_t send_buffer_limit = std::size_t{8} << 20;
   // A peer that acknowledges nothing for peer_timeout is disconnected (ENet's timeout: PeerDisconnected

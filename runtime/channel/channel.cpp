@@ -72,7 +72,7 @@ Result<void> Channel::append(std::uint8_t packet_type, std::span<const std::byte
   const std::size_t tag_room = config_.position == Position::peer ? 0 : max_tag_record;
   if (rec + tag_room > limit)
     return too_large(payload.size(), limit);
-  if (batch_.size() + rec + tag_room > limit) {
+  if (!batch_.empty() && batch_.size() + rec + tag_room > std::min(limit, conn_->limits().batch_size)) {
     if (auto r = flush(); !r) return r;
   }
   const std::string_view tag_name = tag.empty() ? main_group : tag;
@@ -111,8 +111,8 @@ Result<void> Channel::send(std::uint8_t packet_type, std::span<const std::byte> 
   if (rec > lim.max_message_size) return too_large(payload.size(), lim.max_message_size);
   auto it = std::find_if(lanes_.begin(), lanes_.end(), [&](const Lane& l) { return l.delivery == delivery; });
   if (it == lanes_.end()) it = lanes_.insert(lanes_.end(), Lane{delivery, {}});
-  const std::size_t batch_limit =
-      delivery.mode == Delivery::Mode::reliable ? lim.max_message_size : std::min(lim.max_message_size, lim.unreliable_batch_size);
+  const std::size_t batch_limit = std::min({lim.max_message_size, lim.batch_size,
+                                            delivery.mode == Delivery::Mode::reliable ? SIZE_MAX : lim.unreliable_batch_size});
   if (!it->batch.empty() && it->batch.size() + rec > batch_limit) {
     if (auto r = flush_lane(*it); !r) return r;
   }

@@ -143,6 +143,7 @@ DatagramSettings DatagramPump::settings() const {
   s.limits.max_message_size = options_.max_message_size;
   s.limits.max_pending_bytes = options_.send_buffer_limit + options_.max_message_size;
   s.limits.unreliable_batch_size = options_.unreliable_batch_size;
+  s.limits.batch_size = options_.reliable_batch_size;
   s.peer_timeout = options_.peer_timeout;
   s.ping_interval = options_.ping_interval;
   return s;

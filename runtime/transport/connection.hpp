@@ -42,6 +42,10 @@ struct ConnectionLimits {
   // Received bytes not yet taken by receive(): past it the connection stops reading, so a slow
   // receiver fills the sender's buffers (back-pressure), not its own memory.
   std::size_t max_inbox_bytes = std::size_t{8} << 20;
+  // The Channel starts a new transport message once a batch would pass this size (a single larger
+  // record still goes alone, up to max_message_size). Datagram transports keep reliable batches
+  // to a few datagrams, so that one retransmit holds back few records.
+  std::size_t batch_size = SIZE_MAX;
   // Datagram transports: the Channel batches unreliable records into transport messages of at
   // most this size (one lost datagram loses one batch); a single larger record still goes alone.
   std::size_t unreliable_batch_size = SIZE_MAX;
