@@ -138,7 +138,10 @@ GroupPump::~GroupPump() {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     c->exit_status = ForkServer::instance().take_exit(c->pid, static_cast<int>(std::max<long long>(left, 1)));
   }
-  for (auto& c : children_) teardown(*c, true);
+  for (auto& c : children_) {
+    teardown(*c, true);
+    directory_.remove_group(c->name);  // no route may outlive its channel
+  }
   waker_.unwatch(ForkServer::instance().fd());
 }
 
