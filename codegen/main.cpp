@@ -61,13 +61,17 @@ int finish(const sagec::Diagnostics& diags, bool json = false) {
 int main(int argc, char** argv) {
   CLI::App app{"sagec: the sage schema compiler (FlatBuffers schemas -> typed C++ messages)"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("sagec ") + SAGE_VERSION_STRING);
+  // One directory per -I (`-I a -I b`): CLI11 2.1.2 would otherwise take every following argument,
+  // schemas included, as a directory.
+  const std::string include_help = "Directory to search for included schemas (repeat -I for several)";
   std::vector<std::string> include_dirs;
   std::vector<std::string> schemas;
 
   auto* generate = app.add_subcommand("generate", "Generate one <stem>.sage.hpp per schema");
   std::string out_dir;
   generate->add_option("-o,--output", out_dir, "Directory for the generated headers")->required();
-  generate->add_option("-I,--include", include_dirs, "Directory to search for included schemas");
+  generate->add_option("-I,--include", include_dirs, include_help)->allow_extra_args(false);
   generate->add_option("schemas", schemas, "Schema files (.fbs)")->required()->check(CLI::ExistingFile);
 
   auto* check = app.add_subcommand("check", "Check schemas for CI (exit 0 clean, 1 errors)");
@@ -76,7 +80,7 @@ int main(int argc, char** argv) {
   check->add_option("--format", format, "Diagnostics format")->check(CLI::IsMember({"text", "json"}));
   check->add_option("--against", against, "Old schema that peers may still run (repeat for several)")
       ->allow_extra_args(false);
-  check->add_option("-I,--include", include_dirs, "Directory to search for included schemas");
+  check->add_option("-I,--include", include_dirs, include_help)->allow_extra_args(false);
   check->add_option("schemas", schemas, "Schema files (.fbs)")->required();
 
   auto* encode = app.add_subcommand("encode", "JSON message -> wire record (or a bare FlatBuffer with --raw)");
@@ -86,14 +90,14 @@ int main(int argc, char** argv) {
   encode->add_flag("--raw", raw, "Write a bare FlatBuffer instead of a sage wire record");
   encode->add_option("-i,--input", input, "JSON file (default: stdin)");
   encode->add_option("-o,--output", output, "Output file (default: stdout)");
-  encode->add_option("-I,--include", include_dirs, "Directory to search for included schemas");
+  encode->add_option("-I,--include", include_dirs, include_help)->allow_extra_args(false);
   encode->add_option("schemas", schemas, "Schema files (.fbs)")->required();
 
   auto* decode = app.add_subcommand("decode", "Wire records (or a bare FlatBuffer with --raw) -> JSON lines");
   decode->add_option("-t,--type", type, "Message (table) name; required with --raw");
   decode->add_flag("--raw", raw, "Input is a bare FlatBuffer instead of sage wire records");
   decode->add_option("-i,--input", input, "Input file (default: stdin)");
-  decode->add_option("-I,--include", include_dirs, "Directory to search for included schemas");
+  decode->add_option("-I,--include", include_dirs, include_help)->allow_extra_args(false);
   decode->add_option("schemas", schemas, "Schema files (.fbs)")->required();
 
   try {

@@ -138,6 +138,24 @@ Diagnostic parser_diagnostic(const std::string& error, const std::string& given_
     d.message = error.empty() ? "schema does not parse" : error;
     while (!d.message.empty() && std::isspace(static_cast<unsigned char>(d.message.back()))) d.message.pop_back();
   }
+  // The lexer's words for a character it does not take: "illegal character: code: -61" (a byte
+  // >= 0x80, printed as a signed char) or "illegal character: $".
+  const std::string illegal = "illegal character: ";
+  if (d.message.rfind(illegal, 0) == 0) {
+    const std::string rest = d.message.substr(illegal.size());
+    int code = 0;
+    if (rest.rfind("code: ", 0) == 0 && std::from_chars(rest.data() + 6, rest.data() + rest.size(), code).ec == std::errc()) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(code) & 0xFFu);
+      d.message = (code < 0 || code > 127)
+                      ? std::string("non-ASCII character (byte ") + hex +
+                            "): names in a schema are ASCII letters, digits and _ (other text belongs in strings "
+                            "and comments)"
+                      : std::string("unexpected control character (byte ") + hex + ")";
+    } else {
+      d.message = "unexpected character '" + rest + "' (not part of the schema language)";
+    }
+  }
   if (d.message.find("to value of <> type") != std::string::npos)
     d.message += " (attribute values are integers or strings; packet_type is an integer 101..255)";
   if (d.message.find("user define attributes must be declared before use: packet_type") != std::string::npos)

@@ -351,3 +351,55 @@ TEST_CASE("generated code for golden.fbs matches the golden file") {
   }
   CHECK(fresh == read_file(golden));
 }
+
+namespace {
+// top.fbs includes common.fbs from dir/lib; both use packet_type 150.
+void write_dup_across_include(const fs::path& dir) {
+  fs::create_directories(dir / "lib");
+  write_file(dir / "lib" / "common.fbs", "include \"sage.fbs\";\nnamespace inc;\ntable A (packet_type: 150) { x: int; }\n");
+  write_file(dir / "top.fbs", "include \"common.fbs\";\nnamespace inc;\ntable B (packet_type: 150) { a: A; }\n");
+}
+}  // namespace
+
+TEST_CASE("-I takes one directory per occurrence, before, between or after the schemas") {
+  TempDir dir("include_positions");
+  write_dup_across_include(dir.path);
+  for (const std::string args : {"-I lib top.fbs lib/common.fbs", "top.fbs -I lib lib/common.fbs",
+                                 "top.fbs lib/common.fbs -I lib", "--include lib top.fbs lib/common.fbs",
+                                 "-I lib -I . top.fbs lib/common.fbs"}) {
+    INFO("sagec check " << args);
+    const auto r = sagec_in(dir.path, "check " + args);
+    CHECK(r.code == 1);
+    CHECK(r.out == "top.fbs:3:10: error: packet_type 150 of B already used by A (lib/common.fbs:3)\n");
+  }
+  // generate writes a header for each schema given, whatever the position of -I.
+  write_file(dir.path / "top.fbs", "include \"common.fbs\";\nnamespace inc;\ntable B (packet_type: 151) { a: A; }\n");
+  for (const std::string args : {"-I lib -o out1 top.fbs lib/common.fbs", "-o out2 top.fbs -I lib lib/common.fbs"}) {
+    INFO("sagec generate " << args);
+    const auto r = sagec_in(dir.path, "generate " + args);
+    CHECK_MESSAGE(r.code == 0, r.out);
+    const fs::path out = dir.path / args.substr(args.find("out"), 4);
+    CHECK(fs::exists(out / "top.sage.hpp"));
+    CHECK(fs::exists(out / "common.sage.hpp"));
+  }
+}
+
+TEST_CASE("sagec --version prints the version and exits 0") {
+  const auto r = sagec_in(fixtures, "--version");
+  CHECK(r.code == 0);
+  CHECK(r.out.rfind("sagec ", 0) == 0);
+  CHECK(r.out.find('.') != std::string::npos);
+}
+
+TEST_CASE("a non-ASCII or stray character in a schema is named in words at its position") {
+  TempDir dir("lexer");
+  write_file(dir.path / "na.fbs", "include \"sage.fbs\";\ntable Caf\xc3\xa9 { x: int; }\n");
+  auto r = sagec_in(dir.path, "check na.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out == "na.fbs:2:11: error: non-ASCII character (byte 0xC3): names in a schema are ASCII letters, digits "
+                 "and _ (other text belongs in strings and comments)\n");
+  write_file(dir.path / "stray.fbs", "include \"sage.fbs\";\ntable T { x: int; } $\n");
+  r = sagec_in(dir.path, "check stray.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out == "stray.fbs:2:22: error: unexpected character '$' (not part of the schema language)\n");
+}
