@@ -8,6 +8,7 @@
 #include <functional>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
 #include <flatbuffers/util.h>
 
@@ -223,10 +224,19 @@ struct Token {
   int column;
 };
 
-// Identifiers, numbers, strings and punctuation of an .fbs file, comments skipped. Positions are
-// 1-based. The parser does not record where definitions are, so sagec finds them here.
-std::map<std::string, std::vector<Token>>& token_cache() {
-  static std::map<std::string, std::vector<Token>> cache;
+// The tokens of one .fbs file (identifiers, numbers, strings and punctuation, comments skipped;
+// positions 1-based) and an index of its declarations. The parser does not record where
+// definitions are, so sagec finds them here; the indexes keep lookups O(1), so that positions for
+// 100k tables or fields cost linear time (issue 11).
+struct SourceTokens {
+  std::vector<Token> toks;
+  std::unordered_map<std::string, std::vector<std::size_t>> decls;  // name -> indexes of `keyword name`
+  // Field name -> index of the name token, per table/struct (by its keyword index); filled lazily.
+  std::unordered_map<std::size_t, std::unordered_map<std::string, std::size_t>> fields;
+};
+
+std::map<std::string, SourceTokens>& token_cache() {
+  static std::map<std::string, SourceTokens> cache;
   return cache;
 }
 
@@ -273,35 +283,49 @@ std::vector<Token> tokenize(const std::string& text) {
   return out;
 }
 
+bool is_declaration_keyword(const std::string& t) {
+  return t == "table" || t == "struct" || t == "enum" || t == "union" || t == "rpc_service";
+}
+
+SourceTokens index_tokens(std::vector<Token> toks) {
+  SourceTokens out;
+  out.toks = std::move(toks);
+  for (std::size_t i = 0; i + 1 < out.toks.size(); ++i)
+    if (is_declaration_keyword(out.toks[i].text)) out.decls[out.toks[i + 1].text].push_back(i);
+  return out;
+}
+
 // Tokens of `file`: those of the text load_schema_text() parsed under that name, else read from disk.
-const std::vector<Token>& tokens_of(const std::string& file) {
+SourceTokens& tokens_of(const std::string& file) {
   auto& cache = token_cache();
   auto it = cache.find(file);
   if (it != cache.end()) return it->second;
   std::string text;
   flatbuffers::LoadFile(file.c_str(), false, &text);
-  return cache.emplace(file, tokenize(text)).first->second;
+  return cache.emplace(file, index_tokens(tokenize(text))).first->second;
 }
 
-// Index of the name token of the declaration `keyword name`, or npos.
-std::size_t find_declaration(const std::vector<Token>& toks, std::initializer_list<const char*> keywords,
+// Index of the keyword token of the first declaration `keyword name`, or npos.
+std::size_t find_declaration(const SourceTokens& src, std::initializer_list<const char*> keywords,
                              const std::string& name) {
-  for (std::size_t i = 0; i + 1 < toks.size(); ++i) {
-    if (toks[i + 1].text != name) continue;
+  const auto it = src.decls.find(name);
+  if (it == src.decls.end()) return std::string::npos;
+  for (const std::size_t i : it->second)
     for (const char* k : keywords)
-      if (toks[i].text == k) return i;
-  }
+      if (src.toks[i].text == k) return i;
   return std::string::npos;
 }
 
-Position position_at(const std::string& file, const std::vector<Token>& toks, std::size_t i) {
-  if (i >= toks.size()) return Position{file, 0, 0};
-  return Position{file, toks[i].line, toks[i].column};
+Position position_at(const std::string& file, const SourceTokens& src, std::size_t i) {
+  if (i >= src.toks.size()) return Position{file, 0, 0};
+  return Position{file, src.toks[i].line, src.toks[i].column};
 }
 
 }  // namespace
 
-void remember_source(const std::string& file, const std::string& text) { token_cache()[file] = tokenize(text); }
+void remember_source(const std::string& file, const std::string& text) {
+  token_cache()[file] = index_tokens(tokenize(text));
+}
 
 Position position_of(const flatbuffers::StructDef& s) {
   const auto& toks = tokens_of(s.file);
@@ -314,26 +338,33 @@ Position position_of(const flatbuffers::EnumDef& e) {
 }
 
 Position position_of(const flatbuffers::StructDef& s, const flatbuffers::FieldDef& f) {
-  const auto& toks = tokens_of(s.file);
-  std::size_t i = find_declaration(toks, {"table", "struct"}, s.name);
-  if (i == std::string::npos) return Position{s.file, 0, 0};
-  while (i < toks.size() && toks[i].text != "{") ++i;
-  int depth = 0;
-  for (; i < toks.size(); ++i) {
-    if (toks[i].text == "{") ++depth;
-    if (toks[i].text == "}" && --depth == 0) break;
-    if (depth == 1 && toks[i].text == f.name && i + 1 < toks.size() && toks[i + 1].text == ":")
-      return position_at(s.file, toks, i);
+  auto& src = tokens_of(s.file);
+  const std::size_t decl = find_declaration(src, {"table", "struct"}, s.name);
+  if (decl == std::string::npos) return Position{s.file, 0, 0};
+  auto [fields, fresh] = src.fields.try_emplace(decl);
+  if (fresh) {  // one pass over the body: `name :` at depth 1, first occurrence wins
+    const auto& toks = src.toks;
+    std::size_t i = decl;
+    while (i < toks.size() && toks[i].text != "{") ++i;
+    int depth = 0;
+    for (; i < toks.size(); ++i) {
+      if (toks[i].text == "{") ++depth;
+      if (toks[i].text == "}" && --depth == 0) break;
+      if (depth == 1 && i + 1 < toks.size() && toks[i + 1].text == ":") fields->second.try_emplace(toks[i].text, i);
+    }
   }
-  return position_of(s);
+  const auto it = fields->second.find(f.name);
+  if (it == fields->second.end()) return position_of(s);
+  return position_at(s.file, src, it->second);
 }
 
 Position attribute_position(const flatbuffers::StructDef& s, const std::string& attribute) {
-  const auto& toks = tokens_of(s.file);
-  std::size_t i = find_declaration(toks, {"table", "struct"}, s.name);
+  const auto& src = tokens_of(s.file);
+  std::size_t i = find_declaration(src, {"table", "struct"}, s.name);
   if (i == std::string::npos) return Position{s.file, 0, 0};
-  for (; i < toks.size() && toks[i].text != "{"; ++i)
-    if (toks[i].text == attribute || toks[i].text == "\"" + attribute + "\"") return position_at(s.file, toks, i);
+  for (; i < src.toks.size() && src.toks[i].text != "{"; ++i)
+    if (src.toks[i].text == attribute || src.toks[i].text == "\"" + attribute + "\"")
+      return position_at(s.file, src, i);
   return position_of(s);
 }
 
