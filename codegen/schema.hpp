@@ -104,6 +104,10 @@ std::string type_name(const flatbuffers::Type& t);
 std::string layout_description(const flatbuffers::StructDef& table);
 std::uint64_t fnv1a64(const std::string& s);
 
+// True when a table field path (fields, vectors, union members) leads from `from` to `target`
+// (`from` == `target` counts only through a field: a table that contains itself).
+bool reaches_table(const flatbuffers::StructDef& from, const flatbuffers::StructDef& target);
+
 // Checks one call's schemas: packet_type values, uniqueness across all schemas, unsupported
 // constructs. Adds diagnostics; returns true when clean.
 bool check_schemas(const std::vector<std::unique_ptr<Schema>>& schemas, Diagnostics& diags);

@@ -2,6 +2,7 @@
 // Change golden.fbs instead; sage_generate() reruns sagec when it changes.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -36,6 +37,10 @@ constexpr std::string_view to_string(Appetite value) noexcept {
   return {};
 }
 
+struct Plate;
+struct OrderMessage;
+struct StockChecked;
+
 // Where the plate goes.
 struct Seat {
   std::uint16_t table_no{};
@@ -50,20 +55,6 @@ struct Seat {
   Layout to_layout() const;
   static Seat from_layout(const std::uint8_t* bytes);
 };
-
-inline Seat::Layout Seat::to_layout() const {
-  Layout out{};
-  sage::detail::store(out.bytes + 0, table_no);
-  sage::detail::store(out.bytes + 2, chair);
-  return out;
-}
-
-inline Seat Seat::from_layout(const std::uint8_t* bytes) {
-  Seat out;
-  out.table_no = sage::detail::load<std::uint16_t>(bytes + 0);
-  out.chair = sage::detail::load<std::uint8_t>(bytes + 2);
-  return out;
-}
 
 // A plate of pancakes; only ever part of other messages.
 struct Plate {
@@ -85,28 +76,6 @@ struct Plate {
   static Plate unpack(const flatbuffers::Table& table);
 };
 
-inline flatbuffers::Offset<flatbuffers::Table> Plate::pack(flatbuffers::FlatBufferBuilder& fbb) const {
-  const auto toppings_ref = sage::detail::write_strings(fbb, toppings);
-  const auto start = fbb.StartTable();
-  fbb.AddElement<std::int32_t>(Field::count, count, 3);
-  fbb.AddOffset(Field::toppings, toppings_ref);
-  return flatbuffers::Offset<flatbuffers::Table>(fbb.EndTable(start));
-}
-
-inline bool Plate::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
-  return table.VerifyTableStart(verifier) &&
-         sage::detail::verify_scalar<std::int32_t>(verifier, table, Field::count) &&
-         sage::detail::verify_strings(verifier, table, Field::toppings, false) &&
-         verifier.EndTable();
-}
-
-inline Plate Plate::unpack(const flatbuffers::Table& table) {
-  Plate out;
-  out.count = table.GetField<std::int32_t>(Field::count, 3);
-  out.toppings = sage::detail::read_strings(table, Field::toppings);
-  return out;
-}
-
 // A guest orders pancakes.
 struct OrderMessage {
   static constexpr std::uint8_t packet_type = 180;
@@ -114,9 +83,9 @@ struct OrderMessage {
   static constexpr std::uint64_t fingerprint = 0x12725b09c3bb1f35ULL;
 
   std::string guest{};
-  Appetite appetite = Appetite::hungry;
-  Seat seat{};
-  std::optional<Plate> plate{};
+  ::kitchen::orders::Appetite appetite = ::kitchen::orders::Appetite::hungry;
+  ::kitchen::orders::Seat seat{};
+  std::optional<::kitchen::orders::Plate> plate{};
   std::optional<float> tip{};
 
   bool operator==(const OrderMessage&) const = default;
@@ -147,39 +116,6 @@ struct OrderMessage {
   static OrderMessage unpack(const flatbuffers::Table& table);
 };
 
-inline flatbuffers::Offset<flatbuffers::Table> OrderMessage::pack(flatbuffers::FlatBufferBuilder& fbb) const {
-  const auto guest_ref = fbb.CreateString(guest);
-  const auto seat_layout = seat.to_layout();
-  const auto plate_ref = plate ? plate->pack(fbb) : flatbuffers::Offset<flatbuffers::Table>();
-  const auto start = fbb.StartTable();
-  fbb.AddOffset(Field::guest, guest_ref);
-  fbb.AddStruct(Field::seat, &seat_layout);
-  fbb.AddOffset(Field::plate, plate_ref);
-  if (tip) fbb.AddElement<float>(Field::tip, *tip);
-  fbb.AddElement<std::uint8_t>(Field::appetite, static_cast<std::uint8_t>(appetite), 1);
-  return flatbuffers::Offset<flatbuffers::Table>(fbb.EndTable(start));
-}
-
-inline bool OrderMessage::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
-  return table.VerifyTableStart(verifier) &&
-         sage::detail::verify_string(verifier, table, Field::guest, true) &&
-         sage::detail::verify_scalar<std::uint8_t>(verifier, table, Field::appetite) &&
-         sage::detail::verify_struct<Seat>(verifier, table, Field::seat, false) &&
-         sage::detail::verify_table<Plate>(verifier, table, Field::plate, false) &&
-         sage::detail::verify_scalar<float>(verifier, table, Field::tip) &&
-         verifier.EndTable();
-}
-
-inline OrderMessage OrderMessage::unpack(const flatbuffers::Table& table) {
-  OrderMessage out;
-  out.guest = sage::detail::read_string(table, Field::guest);
-  out.appetite = static_cast<Appetite>(table.GetField<std::uint8_t>(Field::appetite, 1));
-  out.seat = sage::detail::read_struct<Seat>(table, Field::seat);
-  out.plate = sage::detail::read_table<Plate>(table, Field::plate);
-  if (table.CheckField(Field::tip)) out.tip = table.GetField<float>(Field::tip, 0);
-  return out;
-}
-
 // The kitchen's own bookkeeping; never leaves the process.
 struct StockChecked {
   // Local-only message (no packet_type): it cannot be sent to another process.
@@ -197,6 +133,75 @@ struct StockChecked {
   static bool verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table);
   static StockChecked unpack(const flatbuffers::Table& table);
 };
+
+inline Seat::Layout Seat::to_layout() const {
+  Layout out{};
+  sage::detail::store(out.bytes + 0, table_no);
+  sage::detail::store(out.bytes + 2, chair);
+  return out;
+}
+
+inline Seat Seat::from_layout(const std::uint8_t* bytes) {
+  Seat out;
+  out.table_no = sage::detail::load<std::uint16_t>(bytes + 0);
+  out.chair = sage::detail::load<std::uint8_t>(bytes + 2);
+  return out;
+}
+
+inline flatbuffers::Offset<flatbuffers::Table> Plate::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+  const auto toppings_ref = sage::detail::write_strings(fbb, toppings);
+  const auto start = fbb.StartTable();
+  fbb.AddElement<std::int32_t>(Field::count, count, 3);
+  fbb.AddOffset(Field::toppings, toppings_ref);
+  return flatbuffers::Offset<flatbuffers::Table>(fbb.EndTable(start));
+}
+
+inline bool Plate::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+  return table.VerifyTableStart(verifier) &&
+         sage::detail::verify_scalar<std::int32_t>(verifier, table, Field::count) &&
+         sage::detail::verify_strings(verifier, table, Field::toppings, false) &&
+         verifier.EndTable();
+}
+
+inline Plate Plate::unpack(const flatbuffers::Table& table) {
+  Plate out;
+  out.count = table.GetField<std::int32_t>(Field::count, 3);
+  out.toppings = sage::detail::read_strings(table, Field::toppings);
+  return out;
+}
+
+inline flatbuffers::Offset<flatbuffers::Table> OrderMessage::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+  const auto guest_ref = fbb.CreateString(guest);
+  const auto seat_layout = seat.to_layout();
+  const auto plate_ref = plate ? plate->pack(fbb) : flatbuffers::Offset<flatbuffers::Table>();
+  const auto start = fbb.StartTable();
+  fbb.AddOffset(Field::guest, guest_ref);
+  fbb.AddStruct(Field::seat, &seat_layout);
+  fbb.AddOffset(Field::plate, plate_ref);
+  if (tip) fbb.AddElement<float>(Field::tip, *tip);
+  fbb.AddElement<std::uint8_t>(Field::appetite, static_cast<std::uint8_t>(appetite), 1);
+  return flatbuffers::Offset<flatbuffers::Table>(fbb.EndTable(start));
+}
+
+inline bool OrderMessage::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+  return table.VerifyTableStart(verifier) &&
+         sage::detail::verify_string(verifier, table, Field::guest, true) &&
+         sage::detail::verify_scalar<std::uint8_t>(verifier, table, Field::appetite) &&
+         sage::detail::verify_struct<::kitchen::orders::Seat>(verifier, table, Field::seat, false) &&
+         sage::detail::verify_table<::kitchen::orders::Plate>(verifier, table, Field::plate, false) &&
+         sage::detail::verify_scalar<float>(verifier, table, Field::tip) &&
+         verifier.EndTable();
+}
+
+inline OrderMessage OrderMessage::unpack(const flatbuffers::Table& table) {
+  OrderMessage out;
+  out.guest = sage::detail::read_string(table, Field::guest);
+  out.appetite = static_cast<::kitchen::orders::Appetite>(table.GetField<std::uint8_t>(Field::appetite, 1));
+  out.seat = sage::detail::read_struct<::kitchen::orders::Seat>(table, Field::seat);
+  out.plate = sage::detail::read_table<::kitchen::orders::Plate>(table, Field::plate);
+  if (table.CheckField(Field::tip)) out.tip = table.GetField<float>(Field::tip, 0);
+  return out;
+}
 
 inline flatbuffers::Offset<flatbuffers::Table> StockChecked::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto start = fbb.StartTable();
@@ -217,6 +222,6 @@ inline StockChecked StockChecked::unpack(const flatbuffers::Table& table) {
 }
 
 // The wire messages of golden.fbs, for sage::decode_packet() and the runtime's packet_type table.
-using golden_wire_messages = sage::type_list<OrderMessage>;
+using golden_wire_messages = sage::type_list<::kitchen::orders::OrderMessage>;
 
 }  // namespace kitchen::orders
