@@ -434,3 +434,70 @@ TEST_CASE("a non-ASCII or stray character in a schema is named in words at its p
   CHECK(r.code == 1);
   CHECK(r.out == "stray.fbs:2:22: error: unexpected character '$' (not part of the schema language)\n");
 }
+
+TEST_CASE("two fields that escape to one C++ name are refused with file:line") {
+  TempDir dir("collide");
+  write_file(dir.path / "c.fbs", "include \"sage.fbs\";\ntable T {\n  class: int;\n  class_: int;\n}\n");
+  const auto r = sagec_in(dir.path, "check c.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out == "c.fbs:4:3: error: field T.class_ and field T.class both become the C++ member `class_` (see \"Names\" "
+                 "in docs/schemas.md); rename one\n");
+  write_file(dir.path / "e.fbs", "include \"sage.fbs\";\nenum E : byte { EOF, EOF_ }\n");
+  const auto e = sagec_in(dir.path, "check e.fbs");
+  CHECK(e.code == 1);
+  CHECK(e.out == "e.fbs:2:1: error: enum E: values EOF and EOF_ both become the C++ name `EOF_`; rename one\n");
+  write_file(dir.path / "t.fbs", "include \"sage.fbs\";\ntable Field { a: int; }\ntable Field_ { b: int; }\n");
+  const auto t = sagec_in(dir.path, "check t.fbs");
+  CHECK(t.code == 1);
+  CHECK(t.out == "t.fbs:3:1: error: Field_ and Field both become the C++ type ::Field_; rename one\n");
+}
+
+TEST_CASE("an include cycle is refused, naming the cycle at the include that closes it") {
+  TempDir dir("cycle");
+  write_file(dir.path / "a.fbs", "include \"sage.fbs\";\ninclude \"b.fbs\";\ntable A { b: B; }\n");
+  write_file(dir.path / "b.fbs", "include \"sage.fbs\";\n\ninclude \"a.fbs\";\ntable B { x: int; }\n");
+  const auto r = sagec_in(dir.path, "check a.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out == "b.fbs:3:1: error: include cycle: a.fbs -> b.fbs -> a.fbs; each schema gets its own header and "
+                 "headers cannot include each other in a circle (move what the schemas share into a schema that both "
+                 "include)\n");
+  CHECK(sagec_in(dir.path, "generate -o out a.fbs").code == 1);
+  CHECK_FALSE(fs::exists(dir.path / "out" / "a.sage.hpp"));
+}
+
+TEST_CASE("a table with more than 32,765 fields is refused where the first field too many is") {
+  TempDir dir("many_fields");
+  std::string text = "include \"sage.fbs\";\ntable Wide {\n";
+  for (int i = 0; i < 40000; ++i) text += "  f" + std::to_string(i) + ": byte;\n";
+  write_file(dir.path / "wide.fbs", text + "}\n");
+  const auto r = sagec_in(dir.path, "check wide.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out == "wide.fbs:32768:3: error: table Wide has 40000 fields (a union counts 2); a FlatBuffers table holds "
+                 "at most 32765 (16-bit vtable offsets: from field f32765 on they would wrap)\n");
+  std::string fits = "include \"sage.fbs\";\ntable Wide {\n";
+  for (int i = 0; i < 32765; ++i) fits += "  f" + std::to_string(i) + ": byte;\n";
+  write_file(dir.path / "fits.fbs", fits + "}\n");
+  CHECK(sagec_in(dir.path, "check fits.fbs").code == 0);
+}
+
+TEST_CASE("a message nested deeper than decoders accept gets a warning; recursive ones do not") {
+  TempDir dir("deep");
+  std::string text = "include \"sage.fbs\";\n";
+  for (int i = 0; i < 70; ++i) text += "table L" + std::to_string(i) + " { next: L" + std::to_string(i + 1) + "; }\n";
+  text += "table L70 { x: int; }\ntable Top (packet_type: 150) { first: L0; }\n";
+  text += "table Tree (packet_type: 151) { kids: [Tree]; }\n";
+  write_file(dir.path / "deep.fbs", text);
+  const auto r = sagec_in(dir.path, "check deep.fbs");
+  CHECK(r.code == 0);  // a warning, not an error
+  CHECK(r.out.find("deep.fbs:73:1: warning: message Top nests 72 tables deep (Top.first -> L0.next -> L1.next") == 0);
+  CHECK(r.out.find("decoders refuse messages deeper than 64 tables, so it can never be received\n") != std::string::npos);
+  CHECK(r.out.find("Tree") == std::string::npos);
+}
+
+TEST_CASE("a union that lists one table twice is refused") {
+  TempDir dir("union_dup");
+  write_file(dir.path / "u.fbs", "include \"sage.fbs\";\ntable A { x: int; }\nunion U { a1: A, a2: A }\ntable T { u: U; }\n");
+  const auto r = sagec_in(dir.path, "check u.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out.find("u.fbs:4:11: error: field T.u: union U lists table A twice") != std::string::npos);
+}
