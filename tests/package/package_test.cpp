@@ -151,3 +151,40 @@ TEST_CASE("with the Unix Makefiles generator an edited included schema rebuilds 
   REQUIRE(configure.code == 0);
   build_run_and_rebuild(src, build_dir, prefix / "bin" / "sagec");
 }
+
+TEST_CASE("a plain Makefile builds the consumer through pkg-config and reruns sagec when an included schema changes") {
+  TempDir tmp("pkgconfig");
+  const auto prefix = tmp.path / "prefix";
+  install_sage(prefix);
+  fs::path pc;
+  for (const auto& e : fs::recursive_directory_iterator(prefix))
+    if (e.path().filename() == "sage.pc") pc = e.path();
+  REQUIRE_MESSAGE(!pc.empty(), "no sage.pc installed");
+  CHECK(pc.parent_path().filename() == "pkgconfig");
+  const auto src = tmp.path / "src";
+  fs::copy(SAGE_CONSUMER_DIR, src, fs::copy_options::recursive);
+  const std::string make = "cd " + q(src) + " && PKG_CONFIG_PATH=" + q(pc.parent_path()) + " make CXX='" SAGE_CXX_COMPILER "' 2>&1";
+  const auto first = shell(make);
+  INFO(first.out);
+  REQUIRE(first.code == 0);
+  CHECK(first.out.find(" generate -o gen ") != std::string::npos);
+  CHECK(shell(q(src / "consumer")).out == "consumer ok: 3 pancakes at 250 cents, packet_type 200, sage 0.1.0\n");
+  // The paths in sage.pc are relative to where it is (a moved prefix still works).
+  const auto moved = tmp.path / "moved";
+  fs::rename(prefix, moved);
+  const auto pc_moved = moved / fs::relative(pc, prefix);
+  const auto cflags = shell("PKG_CONFIG_PATH=" + q(pc_moved.parent_path()) + " pkg-config --cflags --libs sage");
+  CHECK(cflags.code == 0);
+  CHECK_MESSAGE(cflags.out.find("-I" + moved.string() + "/") != std::string::npos, cflags.out);
+  CHECK_MESSAGE(cflags.out.find("-L" + moved.string() + "/") != std::string::npos, cflags.out);
+  fs::rename(moved, prefix);
+
+  const auto common = src / "messages" / "common.fbs";
+  auto text = read_text(common);
+  write_text(common, text.replace(text.find("= 250;"), 6, "= 300;"));
+  const auto again = shell(make);
+  INFO(again.out);
+  REQUIRE(again.code == 0);
+  CHECK(again.out.find(" generate -o gen ") != std::string::npos);
+  CHECK(shell(q(src / "consumer")).out == "consumer ok: 3 pancakes at 300 cents, packet_type 200, sage 0.1.0\n");
+}
