@@ -12,6 +12,7 @@
 // 2 usage errors (bad command line).
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -54,12 +55,19 @@ bool read_input(const std::string& path, std::string& out) {
 // Writes `text` to `path` unless the file already holds exactly that (so that an unchanged header
 // keeps its time stamp and nothing that includes it recompiles). False if it cannot be written.
 bool write_if_changed(const fs::path& path, const std::string& text) {
-  {
+  std::error_code ec;
+  if (fs::file_size(path, ec) == text.size() && !ec) {  // compare in chunks: headers can be large
     std::ifstream in(path, std::ios::binary);
-    if (in) {
-      std::string old((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (old == text) return true;
+    std::string chunk(1 << 20, '\0');
+    std::size_t at = 0;
+    bool same = static_cast<bool>(in);
+    while (same && at < text.size()) {
+      in.read(chunk.data(), static_cast<std::streamsize>(std::min(chunk.size(), text.size() - at)));
+      const auto got = static_cast<std::size_t>(in.gcount());
+      same = got > 0 && text.compare(at, got, chunk, 0, got) == 0;
+      at += got;
     }
+    if (same) return true;
   }
   const auto tmp = fs::path(path.string() + ".tmp");
   {
@@ -67,7 +75,6 @@ bool write_if_changed(const fs::path& path, const std::string& text) {
     out << text;
     if (!out.flush()) return false;
   }
-  std::error_code ec;
   fs::rename(tmp, path, ec);
   return !ec;
 }

@@ -497,7 +497,7 @@ std::string layout_description(const flatbuffers::StructDef& table) {
   return out;
 }
 
-std::uint64_t fnv1a64(const std::string& s) {
+std::uint64_t fnv1a64(std::string_view s) {
   std::uint64_t h = 0xcbf29ce484222325ULL;
   for (unsigned char c : s) {
     h ^= c;

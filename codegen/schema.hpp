@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <flatbuffers/idl.h>
@@ -102,7 +103,7 @@ std::string type_name(const flatbuffers::Type& t);
 
 // Layout description hashed into a wire message's fingerprint (see docs/schemas.md).
 std::string layout_description(const flatbuffers::StructDef& table);
-std::uint64_t fnv1a64(const std::string& s);
+std::uint64_t fnv1a64(std::string_view s);
 
 // True when a table field path (fields, vectors, union members) leads from `from` to `target`
 // (`from` == `target` counts only through a field: a table that contains itself).
