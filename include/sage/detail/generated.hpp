@@ -342,7 +342,12 @@ flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>
     flatbuffers::FlatBufferBuilder& fbb, const std::vector<V>& values) {
   std::vector<flatbuffers::Offset<flatbuffers::Table>> offsets;
   offsets.reserve(values.size());
-  for (const auto& v : values) offsets.push_back(pack_union(fbb, v));
+  for (const auto& v : values) {
+    // A none element gets tag 0 and, in place of the null offset FlatBuffers cannot put in a
+    // vector, an empty table that nobody reads.
+    offsets.push_back(v.index() == 0 ? flatbuffers::Offset<flatbuffers::Table>(fbb.EndTable(fbb.StartTable()))
+                                     : pack_union(fbb, v));
+  }
   return fbb.CreateVector(offsets);
 }
 
@@ -357,7 +362,7 @@ bool verify_unions(flatbuffers::Verifier& v, const flatbuffers::Table& t, flatbu
   if (types == nullptr) return true;
   if (types->size() != values->size()) return false;
   for (flatbuffers::uoffset_t i = 0; i < types->size(); ++i) {
-    // A none element (tag 0) has an offset that points nowhere useful (as flatc writes it): never read.
+    // A none element (tag 0): its table is never read (sage writes an empty one; flatc a bad offset).
     if (!verify_union_value<V, Tags...>(v, types->Get(i), types->Get(i) == 0 ? nullptr : values->Get(i)))
       return false;
   }
