@@ -535,13 +535,7 @@ void check_field(const flatbuffers::StructDef& s, const flatbuffers::FieldDef& f
   if (f.deprecated || flatbuffers::IsUnionType(t)) return;  // the hidden `<field>_type` of a union
   if (flatbuffers::IsArray(t) && !s.fixed)
     diags.error(at, what + ": fixed-size arrays belong in structs (use a vector in a table)");
-  if (flatbuffers::IsUnion(t) || (flatbuffers::IsVector(t) && flatbuffers::IsUnion(t.VectorType()))) {
-    std::set<const flatbuffers::StructDef*> members;
-    for (const auto* v : t.enum_def->Vals())
-      if (v->union_type.struct_def != nullptr && !members.insert(v->union_type.struct_def).second)
-        diags.error(at, what + ": union " + t.enum_def->name + " lists table " + v->union_type.struct_def->name +
-                            " twice; sagec maps a union to a std::variant of its tables, which must differ");
-  }
+
   if (f.nested_flatbuffer != nullptr || f.attributes.Lookup("nested_flatbuffer"))
     diags.error(at, what + ": nested_flatbuffer is not supported by sagec (use a nested table)");
   if (f.flexbuffer) diags.error(at, what + ": flexbuffer fields are not supported by sagec");
@@ -742,6 +736,11 @@ bool check_schemas(const std::vector<std::unique_ptr<Schema>>& schemas, Diagnost
     for (const auto* e : p.enums_.vec) {
       const std::string key = canonical_file(e->file) + "|enum " + qualified_name(*e);
       if (!visited.insert(key).second) continue;
+      std::set<const flatbuffers::StructDef*> members;
+      for (const auto* v : e->Vals())
+        if (e->is_union && v->union_type.struct_def != nullptr && !members.insert(v->union_type.struct_def).second)
+          diags.error(position_of(*e), "union " + e->name + " lists table " + v->union_type.struct_def->name +
+                                           " twice; sagec maps a union to a std::variant of its tables, which must differ");
       for (const auto& c : enum_value_collisions(*e))
         diags.error(position_of(*e), std::string(e->is_union ? "union" : "enum") + " " + e->name + ": values " + c.first +
                                          " and " + c.second + " both become the C++ name `" + c.cpp + "`; rename one");
