@@ -314,21 +314,21 @@ Code emit_struct(const StructDef& s) {
       const auto at = "bytes + " + offset + " + i * " + size;
       members += "  std::array<" + ename + ", " + n + "> " + name + "{};\n";
       if (flatbuffers::IsStruct(et)) {
-        stores += "  for (std::size_t i = 0; i < " + n + "; ++i) {\n    const auto layout = " + name +
+        stores += "  for (std::size_t i = 0; i < " + n + "; ++i) {\n    const auto layout = this->" + name +
                   "[i].to_layout();\n    std::memcpy(out." + at + ", layout.bytes, sizeof layout.bytes);\n  }\n";
         loads += "  for (std::size_t i = 0; i < " + n + "; ++i) out." + name + "[i] = " + ename + "::from_layout(" + at + ");\n";
       } else {
-        stores += "  for (std::size_t i = 0; i < " + n + "; ++i) sage::detail::store(out." + at + ", " + name + "[i]);\n";
+        stores += "  for (std::size_t i = 0; i < " + n + "; ++i) sage::detail::store(out." + at + ", this->" + name + "[i]);\n";
         loads += "  for (std::size_t i = 0; i < " + n + "; ++i) out." + name + "[i] = sage::detail::load<" + ename + ">(" + at + ");\n";
       }
     } else if (flatbuffers::IsStruct(t)) {
       members += "  " + element_cpp(t, ns) + " " + name + "{};\n";
-      stores += "  const auto " + name + "_layout = " + name + ".to_layout();\n";
-      stores += "  std::memcpy(out.bytes + " + offset + ", " + name + "_layout.bytes, sizeof " + name + "_layout.bytes);\n";
+      stores += "  {\n    const auto layout = this->" + name + ".to_layout();\n";
+      stores += "    std::memcpy(out.bytes + " + offset + ", layout.bytes, sizeof layout.bytes);\n  }\n";
       loads += "  out." + name + " = " + element_cpp(t, ns) + "::from_layout(bytes + " + offset + ");\n";
     } else {
       members += "  " + element_cpp(t, ns) + " " + name + "{};\n";
-      stores += "  sage::detail::store(out.bytes + " + offset + ", " + name + ");\n";
+      stores += "  sage::detail::store(out.bytes + " + offset + ", this->" + name + ");\n";
       loads += "  out." + name + " = sage::detail::load<" + element_cpp(t, ns) + ">(bytes + " + offset + ");\n";
     }
   }

@@ -50,7 +50,8 @@ bool reserved(const std::string& n) { return cpp_keywords().count(n) > 0 || rese
 std::string cpp_namespace_component(const std::string& name) { return reserved(name) ? name + "_" : name; }
 
 std::string cpp_type_name(const std::string& name) {
-  return (reserved(name) || name == "Field" || name == "Layout") ? name + "_" : name;
+  // A class cannot have a member with its own name: types named like a generated member are escaped.
+  return (reserved(name) || generated_members().count(name) > 0) ? name + "_" : name;
 }
 
 std::string cpp_enum_value(const std::string& name) { return reserved(name) ? name + "_" : name; }

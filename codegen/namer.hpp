@@ -4,7 +4,7 @@
 //   - a C++ keyword or alternative token (class, and, ...), or std/sage/flatbuffers;
 //   - a macro that common headers define (errno, EOF, NULL, assert, stdin, linux/unix under
 //     gnu++20, ...; the list is reserved_macros());
-//   - for a type: Field or Layout (the nested types of every generated class);
+//   - for a type: the name of a generated member or nested type (Field, Layout, pack, encode, ...);
 //   - for a field: the name of a generated member (packet_type, encode, pack, ...), or its own
 //     class's C++ name;
 // in which case it gets one trailing '_' (class -> class_). Escaping is deterministic and never

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -18,6 +19,7 @@
 
 #include "pancakes.sage.hpp"
 #include "sage/wire.hpp"
+#include "namer.hpp"
 #include "shell.hpp"
 
 namespace fs = std::filesystem;
@@ -501,4 +503,58 @@ TEST_CASE("a union that lists one table twice is refused") {
   CHECK(r.code == 1);
   CHECK(r.out == "u.fbs:3:1: error: union U lists table A twice; sagec maps a union to a std::variant of its tables, "
                  "which must differ\n");
+}
+
+// Every name the Namer escapes (codegen/namer.cpp), used as a field, an enum value, a namespace and
+// a type name where the schema language allows it; the header must compile as gnu++20 after the
+// standard headers that define the macros.
+TEST_CASE("a schema using every escaped name as field, enum value, namespace and type compiles") {
+  TempDir dir("every_name");
+  std::set<std::string> names(sagec::cpp_keywords().begin(), sagec::cpp_keywords().end());
+  names.insert(sagec::reserved_macros().begin(), sagec::reserved_macros().end());
+  names.insert(sagec::generated_members().begin(), sagec::generated_members().end());
+  // Schema-language keywords cannot be names in a schema at all.
+  for (const char* k : {"table", "struct", "enum", "union", "namespace", "include", "attribute", "root_type",
+                        "rpc_service", "file_identifier", "file_extension", "true", "false", "bool", "double",
+                        "float", "int", "long", "short", "string"})
+    names.erase(k);
+  std::string fields, values, types;
+  int i = 0;
+  for (const auto& n : names) {
+    fields += "  " + n + ": int;\n";
+    values += std::string(values.empty() ? "" : ", ") + n;
+    types += "table " + n + " { x" + std::to_string(i++) + ": int; }\n";
+  }
+  // The types in their own namespace: FlatBuffers refuses a field named like a type of its namespace.
+  write_file(dir.path / "every.fbs", "include \"sage.fbs\";\nnamespace errno.class.EOF;\nenum E : int { " + values +
+                                         " }\ntable Every (packet_type: 150) {\n" + fields +
+                                         "  e: E = delete;\n}\nnamespace unix.types;\n" + types);
+  auto r = sagec_in(dir.path, "generate -o out every.fbs");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  write_file(dir.path / "use.cpp", R"(#include <cassert>
+#include <cerrno>
+#include <cfloat>
+#include <climits>
+#include <cmath>
+#include <csetjmp>
+#include <csignal>
+#include <cstdarg>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <sys/sysmacros.h>
+#include "every.sage.hpp"
+int main() {
+  errno_::class_::EOF_::Every e;
+  e.errno_ = 1;
+  e.class_ = 2;
+  e.packet_type_ = 3;
+  auto back = errno_::class_::EOF_::Every::decode(e.to_bytes());
+  return back.has_value() && *back == e ? 0 : 1;
+}
+)");
+  r = sage::test_support::run_shell("cd '" + dir.path.string() + "' && '" SAGE_CXX_COMPILER "' -std=gnu++20 -Wall -Wextra -Werror -I out -I '" SAGE_INCLUDE_DIR "' use.cpp -o use && ./use");
+  CHECK_MESSAGE(r.code == 0, r.out);
 }
