@@ -836,6 +836,29 @@ class Comparer {
     const auto* oe = old_t.enum_def;
     const auto* ne = new_t.enum_def;
     if (oe && ne && !oe->is_union) compare_enum(*oe, *ne);
+    if (oe && ne && oe->is_union && ne->is_union) compare_union(*oe, *ne);
+  }
+
+  // A union member removed, given another tag or another table breaks peers; each member's table
+  // is compared like a nested table. An appended member is accepted (old peers refuse only the
+  // messages that carry it, with a decode error).
+  void compare_union(const flatbuffers::EnumDef& o, const flatbuffers::EnumDef& n) {
+    if (!done_.insert(&o).second) return;
+    const std::string name = qualified_name(n);
+    for (const auto* ov : o.Vals()) {
+      if (ov->union_type.struct_def == nullptr) continue;  // NONE
+      const auto* nv = n.Lookup(ov->name);
+      const std::string what = "union member " + name + "." + ov->name + " (tag " + o.ToString(*ov) + ")";
+      if (nv == nullptr || nv->union_type.struct_def == nullptr)
+        diags_.error(position_of(n), what + " was removed; peers built from the old schemas still send it");
+      else if (nv->GetAsInt64() != ov->GetAsInt64())
+        diags_.error(position_of(n), what + " changed its tag to " + n.ToString(*nv));
+      else if (qualified_name(*nv->union_type.struct_def) != qualified_name(*ov->union_type.struct_def))
+        diags_.error(position_of(n), what + " now holds table " + qualified_name(*nv->union_type.struct_def) +
+                                         " instead of " + qualified_name(*ov->union_type.struct_def));
+      else
+        compare_struct(*ov->union_type.struct_def, *nv->union_type.struct_def);
+    }
   }
 
   void compare_enum(const flatbuffers::EnumDef& o, const flatbuffers::EnumDef& n) {

@@ -558,3 +558,15 @@ int main() {
   r = sage::test_support::run_shell("cd '" + dir.path.string() + "' && '" SAGE_CXX_COMPILER "' -std=gnu++20 -Wall -Wextra -Werror -I out -I '" SAGE_INCLUDE_DIR "' use.cpp -o use && ./use");
   CHECK_MESSAGE(r.code == 0, r.out);
 }
+
+TEST_CASE("--against: a union member removed, renumbered or with a changed table breaks peers; an appended one does not") {
+  const auto r = sagec_in(fixtures / "evolve", "check --against union_base.fbs union_changed.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out ==
+        "union_changed.fbs:4:1: error: field evo.Pancake.syrup (id 1) was removed; mark it (deprecated) instead of deleting it\n"
+        "union_changed.fbs:8:1: error: union member evo.Food.Waffle (tag 2) was removed; peers built from the old schemas still send it\n"
+        "union_changed.fbs:8:1: error: union member evo.Food.Crepe (tag 3) changed its tag to 2\n");
+  const auto ok = sagec_in(fixtures / "evolve", "check --against union_base.fbs union_appended.fbs");
+  CHECK(ok.code == 0);
+  CHECK(ok.out.empty());
+}
