@@ -17,7 +17,7 @@ struct Tree {
 };
 }  // namespace
 
-TEST_CASE("an empty Box behaves like an empty optional; value() throws bad_optional_access") {
+TEST_CASE("an empty Box behaves like an empty optional, and value() throws bad_optional_access") {
   sage::Box<int> b;
   CHECK_FALSE(b.has_value());
   CHECK_FALSE(b);
@@ -33,7 +33,7 @@ TEST_CASE("an empty Box behaves like an empty optional; value() throws bad_optio
   CHECK(b == sage::Box<int>{});
 }
 
-TEST_CASE("copying a Box copies the value; moving leaves the source empty; == compares values") {
+TEST_CASE("copying a Box copies the value, moving leaves the source empty, and == compares values") {
   Tree t{.name = "a"};
   t.next = Tree{.name = "b", .next = Tree{.name = "c"}};
   Tree copy = t;

@@ -482,7 +482,7 @@ TEST_CASE("a table with more than 32,765 fields is refused where the first field
   CHECK(sagec_in(dir.path, "check fits.fbs").code == 0);
 }
 
-TEST_CASE("a message nested deeper than decoders accept gets a warning; recursive ones do not") {
+TEST_CASE("a message nested deeper than decoders accept gets a warning, recursive ones do not") {
   TempDir dir("deep");
   std::string text = "include \"sage.fbs\";\n";
   for (int i = 0; i < 70; ++i) text += "table L" + std::to_string(i) + " { next: L" + std::to_string(i + 1) + "; }\n";
@@ -559,7 +559,7 @@ int main() {
   CHECK_MESSAGE(r.code == 0, r.out);
 }
 
-TEST_CASE("--against: a union member removed, renumbered or with a changed table breaks peers; an appended one does not") {
+TEST_CASE("--against: a union member removed, renumbered or with a changed table breaks peers, an appended one does not") {
   const auto r = sagec_in(fixtures / "evolve", "check --against union_base.fbs union_changed.fbs");
   CHECK(r.code == 1);
   CHECK(r.out ==

@@ -169,7 +169,7 @@ TEST_CASE("fixed-size arrays in structs are std::arrays, of scalars, enums and s
   CHECK(json.at.suits[0] == Suit::spades);
 }
 
-TEST_CASE("a recursive tree three levels deep round trips; a single child is a sage::Box") {
+TEST_CASE("a recursive tree three levels deep round trips, and a single child is a sage::Box") {
   using namespace feat::recursive;
   static_assert(std::is_same_v<decltype(Node{}.next), sage::Box<Node>>);
   static_assert(std::is_same_v<decltype(Note{}.about), sage::Box<Node>>);
