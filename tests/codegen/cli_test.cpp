@@ -562,10 +562,11 @@ int main() {
 TEST_CASE("--against: a union member removed, renumbered or with a changed table breaks peers, an appended one does not") {
   const auto r = sagec_in(fixtures / "evolve", "check --against union_base.fbs union_changed.fbs");
   CHECK(r.code == 1);
-  CHECK(r.out ==
-        "union_changed.fbs:4:1: error: field evo.Pancake.syrup (id 1) was removed; mark it (deprecated) instead of deleting it\n"
-        "union_changed.fbs:8:1: error: union member evo.Food.Waffle (tag 2) was removed; peers built from the old schemas still send it\n"
-        "union_changed.fbs:8:1: error: union member evo.Food.Crepe (tag 3) changed its tag to 2\n");
+  INFO(r.out);  // the one compatibility model (runtime/schema/compat.cpp) judges union members by value
+  CHECK(r.out.find("union_changed.fbs:4:1: error: field evo.Pancake.syrup (id 1) was removed") != std::string::npos);
+  CHECK(r.out.find("union_changed.fbs:8:1: error: union member evo.Food.Waffle (2) is now evo.Crepe instead of evo.Waffle") !=
+        std::string::npos);
+  CHECK(r.out.find("union_changed.fbs:8:1: error: union member evo.Food.Crepe moved from 3 to 2") != std::string::npos);
   const auto ok = sagec_in(fixtures / "evolve", "check --against union_base.fbs union_appended.fbs");
   CHECK(ok.code == 0);
   CHECK(ok.out.empty());
