@@ -139,7 +139,7 @@ GroupPump::~GroupPump() {
     c->exit_status = ForkServer::instance().take_exit(c->pid, static_cast<int>(std::max<long long>(left, 1)));
   }
   for (auto& c : children_) teardown(*c, true);
-  waker_.unwatch(ForkServer::instance().fd());
+  if (!fork_server_lost_) waker_.unwatch(ForkServer::instance().fd());
 }
 
 GroupPump::Child* GroupPump::find(std::string_view name) const noexcept {
@@ -214,10 +214,13 @@ void GroupPump::spawn(Child& c) {
 }
 
 void GroupPump::teardown(Child& c, bool kill_child) {
+  auto& fs = ForkServer::instance();
   if (kill_child && c.pid > 0 && !c.exit_status) {
-    ::kill(c.pid, SIGKILL);
-    c.exit_status = ForkServer::instance().take_exit(c.pid, 10000);
+    fs.kill(c.pid);  // through the child's pidfd: never a pid sage did not see alive
+    c.exit_status = fs.take_exit(c.pid, 10000);  // returns at once if the fork server is gone
   }
+  if (c.pid > 0) fs.release(c.pid);
+  c.pid = -1;  // released: never signalled again
   c.channel.detach();  // closes the socket
   if (!c.endpoint.empty()) ::unlink(c.endpoint.c_str());
 }
@@ -294,7 +297,9 @@ void GroupPump::fail(Child& c, std::string reason) {
   bool restarted = false;
   const auto now = Clock::now();
   const RestartPolicy& policy = c.options.restart;
-  if (policy.mode == RestartPolicy::Mode::on_failure) {
+  if (policy.mode == RestartPolicy::Mode::on_failure && fork_server_lost_) {
+    reason += "; not restarted: the fork server is gone";
+  } else if (policy.mode == RestartPolicy::Mode::on_failure) {
     std::erase_if(c.restarts, [&](auto t) { return now - t > policy.window; });
     if (static_cast<int>(c.restarts.size()) < policy.max_restarts) {
       c.restarts.push_back(now);
@@ -322,6 +327,7 @@ void GroupPump::check_exit(Child& c) {
   const bool lost = conn && conn->failure();
   // The connection dropped: the exit report follows within moments; wait a little for the reason.
   if (!st && lost) st = fs.take_exit(c.pid, 2000);
+  if (!st && lost && fs.dead()) return;  // no report will come: check_fork_server() says why
   if (!st) {
     if (lost) fail(c, "connection lost");
     return;
@@ -332,7 +338,24 @@ void GroupPump::check_exit(Child& c) {
   fail(c, reason);
 }
 
+void GroupPump::check_fork_server(Manager& manager) {
+  auto& fs = ForkServer::instance();
+  if (fork_server_lost_ || !fs.dead()) return;
+  // Its socket is at end of file: stop watching it (it would wake every wait) and fail every group
+  // now: their processes died with the fork server (PR_SET_PDEATHSIG), nothing can be restarted.
+  fork_server_lost_ = true;
+  waker_.unwatch(fs.fd());
+  std::vector<Child*> all;
+  for (auto& c : children_) all.push_back(c.get());
+  for (Child* c : all) {
+    (void)c->channel.receive(manager);  // what it sent before it died
+    fail(*c, "the fork server (pid " + std::to_string(fs.pid()) + ") died, and the group's process with it");
+  }
+}
+
 void GroupPump::poll(Manager& manager) {
+  auto& fs = ForkServer::instance();
+  check_fork_server(manager);
   // fail() may erase children: walk a snapshot.
   std::vector<Child*> snapshot;
   for (auto& c : children_) snapshot.push_back(c.get());
@@ -341,7 +364,8 @@ void GroupPump::poll(Manager& manager) {
     (void)c->channel.receive(manager);  // group channels count bad input and go on
     check_exit(*c);
   }
-  waker_.rearm(ForkServer::instance().fd());  // every report waiting was read above
+  check_fork_server(manager);  // it may have died while the children were read
+  if (!fork_server_lost_) waker_.rearm(fs.fd());  // every report waiting was read above
   if (!failures_.empty()) {
     group_error e = failures_.front();
     failures_.erase(failures_.begin());

@@ -55,6 +55,7 @@ class GroupPump final : public Pump {
   Child* find(std::string_view name) const noexcept;
   void spawn(Child& c);
   void check_exit(Child& c);
+  void check_fork_server(Manager& manager);
   void fail(Child& c, std::string reason);
   void teardown(Child& c, bool kill_child);
   void erase(Child& c);
@@ -67,6 +68,7 @@ class GroupPump final : public Pump {
   std::vector<group_error> failures_;  // detected, not yet thrown
   std::uint64_t next_endpoint_ = 1;
   ChannelCounters counters_;
+  bool fork_server_lost_ = false;  // the fork server died: its fd is no longer watched
 };
 
 }  // namespace sage::detail
