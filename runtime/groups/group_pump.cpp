@@ -38,7 +38,7 @@ std::string_view kind_text(proto::ErrorKind k) {
 }  // namespace
 
 struct GroupPump::Child final : ChannelEvents {
-  enum class State : std::uint8_t { starting, running, leaving, failed };
+  enum class State : std::uint8_t { starting, running, leaving, failed, waiting };
 
   Child(GroupPump& pump, std::string name, std::uint32_t index, const GroupOptions& options, ActorFactory factory)
       : pump(pump),
@@ -95,6 +95,7 @@ struct GroupPump::Child final : ChannelEvents {
   std::optional<int> exit_status;
   std::string pending_failure;  // detected while reading; fail() runs after
   std::vector<Clock::time_point> restarts;
+  Clock::time_point restart_at{};  // State::waiting: when to start it again
 };
 
 GroupPump::GroupPump(Manager& manager, const GroupsOptions& options)
@@ -233,6 +234,10 @@ void GroupPump::erase(Child& c) {
 void GroupPump::remove_group(std::string_view name) {
   Child* c = find(name);
   if (!c) throw no_such_group(name);
+  if (c->state == Child::State::waiting) {  // its failure was reported; no process to stop
+    erase(*c);
+    return;
+  }
   if (c->channel.connection() && !c->exit_status) {
     c->channel.append_control(proto::Control::bye);
     (void)c->channel.flush();
@@ -292,8 +297,9 @@ void GroupPump::clear_groups() {
 
 void GroupPump::fail(Child& c, std::string reason) {
   if (c.state == Child::State::failed) return;
+  const bool was_waiting = c.state == Child::State::waiting;  // torn down already
   c.state = Child::State::failed;
-  teardown(c, true);
+  if (!was_waiting) teardown(c, true);
   bool restarted = false;
   const auto now = Clock::now();
   const RestartPolicy& policy = c.options.restart;
@@ -303,12 +309,14 @@ void GroupPump::fail(Child& c, std::string reason) {
     std::erase_if(c.restarts, [&](auto t) { return now - t > policy.window; });
     if (static_cast<int>(c.restarts.size()) < policy.max_restarts) {
       c.restarts.push_back(now);
-      try {
-        spawn(c);
-        restarted = true;
-      } catch (const std::exception& e) {
-        reason += "; restart failed: " + std::string(e.what());
-      }
+      // initial_backoff * 2^(n-1) for the n-th restart within the window, capped at max_backoff.
+      auto backoff = std::max(policy.initial_backoff, std::chrono::milliseconds(0));
+      for (std::size_t i = 1; i < c.restarts.size() && backoff < policy.max_backoff; ++i) backoff *= 2;
+      backoff = std::min(backoff, policy.max_backoff);
+      c.state = Child::State::waiting;
+      c.restart_at = now + backoff;
+      restarted = true;
+      reason += "; restarting in " + std::to_string(backoff.count()) + " ms";
     } else {
       reason += "; not restarted: " + std::to_string(policy.max_restarts) + " restarts within " +
                 std::to_string(policy.window.count()) + " ms";
@@ -316,6 +324,24 @@ void GroupPump::fail(Child& c, std::string reason) {
   }
   failures_.emplace_back(c.name, reason, restarted);
   if (!restarted) erase(c);
+}
+
+void GroupPump::restart(Child& c) {
+  try {
+    spawn(c);
+  } catch (const spawn_error& e) {
+    c.state = Child::State::failed;
+    teardown(c, true);
+    failures_.emplace_back(c.name, std::string("restart failed: ") + e.what(), false);
+    erase(c);
+  }
+}
+
+Clock::time_point GroupPump::next_deadline() const {
+  auto at = Clock::time_point::max();
+  for (auto& c : children_)
+    if (c->state == Child::State::waiting) at = std::min(at, c->restart_at);
+  return at;
 }
 
 void GroupPump::check_exit(Child& c) {
@@ -348,7 +374,7 @@ void GroupPump::check_fork_server(Manager& manager) {
   std::vector<Child*> all;
   for (auto& c : children_) all.push_back(c.get());
   for (Child* c : all) {
-    (void)c->channel.receive(manager);  // what it sent before it died
+    if (c->state != Child::State::waiting) (void)c->channel.receive(manager);  // what it sent before
     fail(*c, "the fork server (pid " + std::to_string(fs.pid()) + ") died, and the group's process with it");
   }
 }
@@ -359,8 +385,13 @@ void GroupPump::poll(Manager& manager) {
   // fail() may erase children: walk a snapshot.
   std::vector<Child*> snapshot;
   for (auto& c : children_) snapshot.push_back(c.get());
+  const auto now = Clock::now();
   for (Child* c : snapshot) {
     if (std::none_of(children_.begin(), children_.end(), [&](auto& q) { return q.get() == c; })) continue;
+    if (c->state == Child::State::waiting) {
+      if (now >= c->restart_at) restart(*c);
+      continue;
+    }
     (void)c->channel.receive(manager);  // group channels count bad input and go on
     check_exit(*c);
   }
@@ -375,7 +406,7 @@ void GroupPump::poll(Manager& manager) {
 
 void GroupPump::flush(Manager&) {
   for (auto& c : children_)
-    if (c->state != Child::State::failed) (void)c->channel.flush();  // append() checked; a dead link shows in poll()
+    if (c->state != Child::State::failed && c->state != Child::State::waiting) (void)c->channel.flush();  // append() checked; a dead link shows in poll()
 }
 
 }  // namespace sage::detail
