@@ -360,6 +360,9 @@ void GroupPump::check_exit(Child& c) {
   }
   c.exit_status = st;
   std::string reason = c.error_text.empty() ? std::string() : c.error_text + "; ";
+  if (c.options.watchdog.count() > 0 && WIFEXITED(*st) && WEXITSTATUS(*st) == watchdog_exit_status)
+    reason += "unresponsive: a tick ran longer than the watchdog (" + std::to_string(c.options.watchdog.count()) +
+              " ms); ";
   reason += describe_wait_status(*st);
   fail(c, reason);
 }

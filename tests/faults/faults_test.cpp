@@ -314,3 +314,36 @@ TEST_CASE("a network client that disconnects after sending has every accepted me
     if (net.food.got[i].value != static_cast<int>(i)) FAIL("message " << i << " is Food " << net.food.got[i].value);
   CHECK(net.food.got.size() == sent);
 }
+
+namespace {
+// Never returns from its handler: the child's tick hangs.
+struct Sleeper : sage::Actor<Sleeper, sage::subscribes<test::Ping>> {
+  bool handle(const test::Ping&) {
+    for (;;) ::pause();
+  }
+};
+}  // namespace
+
+TEST_CASE("a child whose handler never returns is reported as unresponsive by the watchdog and restarted by "
+          "the policy, and without a watchdog a blocking handler is left alone") {
+  Fixture f;
+  sage::GroupOptions options;
+  options.watchdog = 300ms;
+  options.restart.mode = sage::RestartPolicy::Mode::on_failure;
+  f.mgr.add_process_group<Sleeper>("sleeper", options);
+  f.mgr.add_process_group<Sleeper>("patient");  // no watchdog
+  f.mgr.queue_message_to_group("sleeper", test::Ping{1});
+  f.mgr.queue_message_to_group("patient", test::Ping{1});
+  auto failure = tick_until_failure(f.mgr);
+  REQUIRE(failure.has_value());
+  CHECK(failure->group() == "sleeper");
+  CHECK(failure->reason().find("unresponsive: a tick ran longer than the watchdog (300 ms)") != std::string::npos);
+  CHECK(failure->restarted());
+  CHECK(f.mgr.has_process_group("sleeper"));
+  // The restarted child ticks again: it answers nothing (Sleeper), but it is up and its watchdog
+  // fires again on the next Ping.
+  REQUIRE(tick_until(f.mgr, [&] { return f.mgr.process_group_pid("sleeper") > 0; }));
+  const auto patient = f.mgr.process_group_pid("patient");
+  CHECK(process_alive(patient));
+  CHECK(f.mgr.has_process_group("patient"));
+}
