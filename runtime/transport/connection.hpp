@@ -81,6 +81,10 @@ class Connection {
   virtual std::optional<Error> failure() const = 0;
   // Time since bytes last arrived (a message in progress counts).
   virtual Clock::duration idle_for() const = 0;
+  // Time since the first byte of a message that has not fully arrived yet (zero when none is in
+  // progress): a peer that starts a frame and trickles it is caught by a deadline on this, which a
+  // trickle never resets. Transports that deliver whole messages return zero.
+  virtual Clock::duration partial_for() const { return Clock::duration::zero(); }
   // "ip:port" of the other end, or the IPC path.
   virtual const std::string& remote_address() const noexcept = 0;
   virtual const ConnectionLimits& limits() const noexcept = 0;
