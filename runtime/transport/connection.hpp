@@ -8,8 +8,9 @@
 // service deadline).
 //
 // Readiness: a Connection is made with its manager's Waker and wakes it when something arrived or
-// the peer went away, either through a readiness fd it watches on the Waker (IPC) or by notify()
-// from a transport callback (TCP). The owner then calls receive() on its own thread.
+// the peer went away, by notify() from a transport callback (IPC and TCP; an IPC link does not
+// use NNG_OPT_RECVFD, which leaks on nng 1.5.2's pair0). The owner then calls receive() on its
+// own thread.
 // Threads: every member is called by the owning (manager's) thread; transport threads touch only
 // the implementation's own synchronised state and the Waker.
 // Ownership: a Connection is a resource (not copyable); destroying it closes it.
