@@ -86,6 +86,9 @@ struct GroupOptions {
 struct GroupsOptions {
   // Where the private IPC directory is created: "" means $XDG_RUNTIME_DIR, else /tmp.
   std::string ipc_parent_dir;
+  // Most process groups at once (each is a process and 3 file descriptors in the main process).
+  // add_process_group() past it throws spawn_error (io_error) and starts nothing. 0 = no limit.
+  std::size_t max_groups = 1024;
 };
 
 // Counters of a manager's group traffic since enable_groups().

@@ -102,7 +102,8 @@ GroupPump::GroupPump(Manager& manager, const GroupsOptions& options)
     : manager_(manager),
       waker_(ManagerAccess::waker(manager)),
       directory_(ManagerAccess::directory(manager)),
-      dir_((ForkServer::instance(), make_ipc_dir(options))) {
+      dir_((ForkServer::instance(), make_ipc_dir(options))),
+      max_groups_(options.max_groups) {
   waker_.watch(ForkServer::instance().fd());  // exit reports wake the manager
 }
 
@@ -174,6 +175,11 @@ void GroupPump::add_group(std::string_view name, ActorFactory factory, const Gro
     throw usage_error("sage: a group name must have 1.." + std::to_string(proto::max_group_name) +
                       " bytes and not be sage::main_group");
   if (directory_.route(name).kind != Route::Kind::none) throw group_exists(name);
+  if (max_groups_ != 0 && children_.size() >= max_groups_)
+    throw spawn_error(std::string(name), Error{Errc::io_error, std::to_string(children_.size()) +
+                                                                  " groups exist, the limit is " +
+                                                                  std::to_string(max_groups_) +
+                                                                  " (GroupsOptions::max_groups)"});
   const std::uint32_t index = directory_.add_group(name);
   auto owned = std::make_unique<Child>(*this, std::string(name), index, options, factory);
   Child& c = *owned;
@@ -234,63 +240,107 @@ void GroupPump::erase(Child& c) {
 void GroupPump::remove_group(std::string_view name) {
   Child* c = find(name);
   if (!c) throw no_such_group(name);
-  if (c->state == Child::State::waiting) {  // its failure was reported; no process to stop
-    erase(*c);
-    return;
-  }
-  if (c->channel.connection() && !c->exit_status) {
-    c->channel.append_control(proto::Control::bye);
-    (void)c->channel.flush();
-    c->state = Child::State::leaving;
-    const auto deadline = Clock::now() + c->options.shutdown_timeout;
-    // Deliver what the child sent before it answered bye (queued here for the next tick). bye_ack
-    // is the child's last record, so once it is read everything before it was read too.
-    auto grace = deadline;
-    auto& fs = ForkServer::instance();
-    while (!c->bye_acked && Clock::now() < std::min(deadline, grace)) {
-      (void)c->channel.receive(manager_);
-      if (c->bye_acked) break;
-      if (!c->exit_status) {
-        if (auto st = fs.take_exit(c->pid)) {
-          c->exit_status = st;
-          grace = Clock::now() + 500ms;  // it died without answering: read what is still in flight
-        }
-      }
-      waker_.rearm(fs.fd());
-      waker_.wait_nested(std::min(deadline, Clock::now() + 50ms));
-    }
-    (void)c->channel.receive(manager_);
-    // The child waits for its link to close before it exits: nng reports a send as done when the
-    // message is queued, not when the peer has it, so leaving earlier could lose the bye_ack and
-    // the messages before it. Everything it sent has been read now.
-    c->channel.detach();
-    if (!c->exit_status) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-      c->exit_status = fs.take_exit(c->pid, static_cast<int>(std::max<long long>(left, 1)));
-    }
-  }
-  const bool clean = c->bye_acked && c->exit_status && WIFEXITED(*c->exit_status) && WEXITSTATUS(*c->exit_status) == 0;
-  std::string reason;
-  if (!clean) {
-    reason = c->error_text.empty() ? std::string() : c->error_text + "; ";
-    reason += c->exit_status ? describe_wait_status(*c->exit_status) : "did not finish in time and was killed";
-  }
-  const std::string group = c->name;
-  teardown(*c, true);
-  erase(*c);
-  if (!clean) throw group_error(group, reason);
+  if (auto e = remove_children({c}); !e.empty()) throw e.front();
 }
 
 void GroupPump::clear_groups() {
-  std::optional<group_error> first;
-  for (const auto& n : groups()) {
-    try {
-      remove_group(n);
-    } catch (const group_error& e) {
-      if (!first) first = e;
+  std::vector<Child*> all;
+  for (auto& c : children_) all.push_back(c.get());
+  if (auto e = remove_children(all); !e.empty()) throw e.front();
+}
+
+// Removes `list` together: bye to every child first, then one wait for all the answers, then the
+// links close and one wait for all the exits. A child that does not answer within its
+// shutdown_timeout is killed. Returns a group_error for each child that did not end cleanly.
+std::vector<group_error> GroupPump::remove_children(std::vector<Child*> list) {
+  auto& fs = ForkServer::instance();
+  const auto start = Clock::now();
+  struct Leaving {
+    Child* c;
+    Clock::time_point deadline;
+    Clock::time_point grace;  // died without answering: read what is still in flight until then
+  };
+  std::vector<Leaving> leaving;
+  std::vector<Child*> gone;  // waiting for a restart: their failure was reported already
+  for (Child* c : list) {
+    if (c->state == Child::State::waiting) {
+      gone.push_back(c);
+      continue;
     }
+    if (c->channel.connection() && !c->exit_status) {
+      c->channel.append_control(proto::Control::bye);
+      (void)c->channel.flush();
+      c->state = Child::State::leaving;
+    }
+    const auto deadline = start + c->options.shutdown_timeout;
+    leaving.push_back({c, deadline, deadline});
   }
-  if (first) throw *first;
+  for (Child* c : gone) erase(*c);
+  // Deliver what each child sent before it answered bye (queued here for the next tick). bye_ack is
+  // a child's last record, so once it is read everything before it was read too.
+  auto answered = [&](Leaving& l) {
+    Child& c = *l.c;
+    if (!c.channel.connection() || c.bye_acked) return true;
+    if (Clock::now() >= std::min(l.deadline, l.grace)) return true;
+    (void)c.channel.receive(manager_);
+    if (c.bye_acked) return true;
+    if (!c.exit_status) {
+      if (auto st = fs.take_exit(c.pid)) {
+        c.exit_status = st;
+        l.grace = Clock::now() + 500ms;
+      }
+    }
+    return false;
+  };
+  for (;;) {
+    bool all = true;
+    auto wake = Clock::time_point::max();
+    for (auto& l : leaving) {
+      if (answered(l)) continue;
+      all = false;
+      wake = std::min(wake, std::min(l.deadline, l.grace));
+    }
+    if (all) break;
+    if (!fork_server_lost_) waker_.rearm(fs.fd());
+    waker_.wait_nested(std::min(wake, Clock::now() + 50ms));
+  }
+  // The children wait for their links to close before they exit: nng reports a send as done when
+  // the message is queued, not when the peer has it, so leaving earlier could lose the bye_ack
+  // and the messages before it. Everything they sent has been read now.
+  for (auto& l : leaving) {
+    if (l.c->channel.connection()) (void)l.c->channel.receive(manager_);
+    l.c->channel.detach();
+  }
+  for (;;) {
+    bool all = true;
+    auto wake = Clock::time_point::max();
+    for (auto& l : leaving) {
+      Child& c = *l.c;
+      if (c.exit_status || c.pid <= 0 || Clock::now() >= l.deadline) continue;
+      if (auto st = fs.take_exit(c.pid)) {
+        c.exit_status = st;
+        continue;
+      }
+      all = false;
+      wake = std::min(wake, l.deadline);
+    }
+    if (all || fs.dead()) break;
+    if (!fork_server_lost_) waker_.rearm(fs.fd());
+    waker_.wait_nested(std::min(wake, Clock::now() + 50ms));
+  }
+  std::vector<group_error> errors;
+  for (auto& l : leaving) {
+    Child& c = *l.c;
+    const bool clean = c.bye_acked && c.exit_status && WIFEXITED(*c.exit_status) && WEXITSTATUS(*c.exit_status) == 0;
+    if (!clean) {
+      std::string reason = c.error_text.empty() ? std::string() : c.error_text + "; ";
+      reason += c.exit_status ? describe_wait_status(*c.exit_status) : "did not finish in time and was killed";
+      errors.emplace_back(c.name, reason);
+    }
+    teardown(c, true);
+    erase(c);
+  }
+  return errors;
 }
 
 // ---- supervision ----

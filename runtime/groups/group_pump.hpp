@@ -59,6 +59,7 @@ class GroupPump final : public Pump {
   void check_exit(Child& c);
   void restart(Child& c);
   void check_fork_server(Manager& manager);
+  std::vector<group_error> remove_children(std::vector<Child*> list);
   void fail(Child& c, std::string reason);
   void teardown(Child& c, bool kill_child);
   void erase(Child& c);
@@ -71,6 +72,7 @@ class GroupPump final : public Pump {
   std::vector<group_error> failures_;  // detected, not yet thrown
   std::uint64_t next_endpoint_ = 1;
   ChannelCounters counters_;
+  std::size_t max_groups_;
   bool fork_server_lost_ = false;  // the fork server died: its fd is no longer watched
 };
 

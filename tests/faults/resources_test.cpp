@@ -151,3 +151,27 @@ TEST_CASE("a crash-looping group is restarted with exponential backoff, a bounde
   }
   CHECK_FALSE(mgr.has_process_group("crasher"));
 }
+
+TEST_CASE("add_process_group past GroupsOptions::max_groups throws spawn_error naming the limit and starts "
+          "nothing, and a removal makes room again") {
+  Manager mgr;
+  sage::GroupsOptions options;
+  options.max_groups = 3;
+  mgr.enable_groups(options);
+  for (const char* name : {"a", "b", "c"}) mgr.add_process_group<Idle>(name);
+  try {
+    mgr.add_process_group<Idle>("d");
+    FAIL("a fourth group started");
+  } catch (const sage::spawn_error& e) {
+    CHECK(e.group() == "d");
+    CHECK(e.error().code == sage::Errc::io_error);
+    CHECK(std::string(e.what()).find("GroupsOptions::max_groups") != std::string::npos);
+  }
+  CHECK_FALSE(mgr.has_process_group("d"));
+  CHECK(mgr.process_groups().size() == 3);
+  mgr.remove_process_group("b");
+  mgr.add_process_group<Idle>("d");
+  CHECK(mgr.has_process_group("d"));
+  mgr.clear_process_groups();
+  CHECK(mgr.process_groups().empty());
+}
