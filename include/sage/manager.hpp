@@ -244,7 +244,9 @@ class Manager {
   // here by the next tick), answers and exits. Blocks until then (GroupOptions::shutdown_timeout,
   // then the child is killed). Throws no_such_group; group_error if the child did not end cleanly.
   void remove_process_group(std::string_view name);
-  // remove_process_group() for every group.
+  // remove_process_group() for every group, all at once: bye to every child, then one wait for
+  // all (each bounded by its shutdown_timeout). Removes them all, then throws the first
+  // group_error if any child did not end cleanly.
   void clear_process_groups();
   // The groups of this main manager, in the order they were added (empty inside a child).
   std::vector<std::string> process_groups() const;

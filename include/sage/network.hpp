@@ -75,6 +75,21 @@ struct NetworkOptions {
   std::chrono::milliseconds heartbeat_timeout{std::chrono::seconds(10)};
   // How long connect() waits for the TCP (and TLS) connection.
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
+  // Slow and silent peers (docs/reliability.md). A connection whose hello has not fully arrived
+  // within hello_timeout of its start is dropped; so is a peer that started a frame and did not
+  // finish it within frame_timeout (a trickle of bytes does not reset it, unlike the heartbeat).
+  // frame_timeout bounds the time to receive max_message_size: keep it above that size divided by
+  // the slowest link's rate.
+  std::chrono::milliseconds hello_timeout{std::chrono::seconds(5)};
+  std::chrono::milliseconds frame_timeout{std::chrono::seconds(30)};
+  // Most peers (connections accepted, dialed or reconnecting) at once. A connection accepted while
+  // max_peers exist is closed at once and counted (NetworkStats::peers_refused). 0 = no limit.
+  // The one limit of every sage network transport (TCP and datagram).
+  std::size_t max_peers = 1024;
+  // Dropped-peer log lines on stderr: the first drop_log_burst in each drop_log_interval, then
+  // one summary line ("N more dropped peers not logged") per interval.
+  unsigned drop_log_burst = 10;
+  std::chrono::milliseconds drop_log_interval{std::chrono::seconds(10)};
   ReconnectPolicy reconnect{};
   TlsOptions tls{};
 };
@@ -127,6 +142,10 @@ struct NetworkStats {
   std::uint64_t bad_input = 0;            // connections dropped for garbage, bad frames, unknown types...
   std::uint64_t send_buffer_full = 0;     // sends refused because a peer's buffer was full
   std::uint64_t heartbeat_timeouts = 0;
+  std::uint64_t hello_timeouts = 0;       // dropped: no complete hello within hello_timeout
+  std::uint64_t frame_timeouts = 0;       // dropped: a frame not completed within frame_timeout
+  std::uint64_t peers_refused = 0;        // accepted connections closed at once: max_peers reached
+  std::uint64_t drop_logs_suppressed = 0; // dropped-peer lines not written (rate limit)
   std::uint64_t records_relayed = 0;      // main group: records of a remote group node forwarded to another group
   std::uint64_t undeliverable = 0;        // ... for a group that does not exist (counted, logged once per node)
   std::string last_bad_input;             // why the last bad connection was dropped

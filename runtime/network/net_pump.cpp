@@ -122,6 +122,7 @@ struct NetPump::Peer final : ChannelEvents {
   bool bye_acked = false;    // remote_group: it answered remove_group()'s bye
   // lingering: drop once the queued bytes left, at linger_until at the latest
   Clock::time_point linger_until{};
+  Clock::time_point started{};  // this connection's start: the hello deadline counts from it
   Error linger_reason;
   bool linger_bad = false;
   // client: where to dial again
@@ -219,6 +220,7 @@ void NetPump::start_connection(Peer& p, std::unique_ptr<StreamConn> conn) {
   if (p.role == Peer::Role::main_group) p.channel.set_label("the main group at " + p.address);
   p.channel.attach(std::move(conn), p.role == Peer::Role::main_group ? joined_ : options_.name);
   p.state = Peer::State::handshaking;
+  p.started = Clock::now();
   p.overflow_logged = false;
   if (p.role == Peer::Role::main_group) p.channel.append_control(proto::Control::join_group, proto::encode_name(joined_));
   (void)p.channel.flush();
@@ -370,14 +372,39 @@ Clock::time_point NetPump::next_deadline() const {
   for (auto& [i, p] : peers_) {
     if (p->state == Peer::State::lingering) t = std::min(t, p->linger_until);
     if (p->state == Peer::State::reconnecting && p->dialer && !p->dialer->busy()) t = std::min(t, p->next_attempt);
+    if (p->state == Peer::State::handshaking && p->channel.connection())
+      t = std::min(t, p->started + options_.hello_timeout);
   }
+  // A frame in progress is checked by the heartbeat round (its deadline is 30 s by default, the
+  // round a second): no per-byte timer.
+  if (drop_log_held_ > 0) t = std::min(t, drop_log_window_ + options_.drop_log_interval);
   return t;
 }
 
 // ---- receiving ----
 
 void NetPump::log_drop(const std::string& address, const Error& why) {
-  std::fprintf(stderr, "sage: network: dropped %s: %s\n", address.c_str(), why.message().c_str());
+  const auto now = Clock::now();
+  flush_drop_log(now);
+  if (drop_log_lines_ < options_.drop_log_burst) {
+    ++drop_log_lines_;
+    std::fprintf(stderr, "sage: network: dropped %s: %s\n", address.c_str(), why.message().c_str());
+  } else {
+    ++drop_log_held_;
+    ++stats_.drop_logs_suppressed;
+  }
+}
+
+// Starts a new window of the drop log once the current one is over, with a summary of what the
+// old window held back.
+void NetPump::flush_drop_log(Clock::time_point now) {
+  if (now - drop_log_window_ < options_.drop_log_interval) return;
+  if (drop_log_held_ > 0)
+    std::fprintf(stderr, "sage: network: %llu more dropped peers not logged in the last %lld ms\n",
+                 static_cast<unsigned long long>(drop_log_held_), static_cast<long long>(ms(now - drop_log_window_)));
+  drop_log_window_ = now;
+  drop_log_lines_ = 0;
+  drop_log_held_ = 0;
 }
 
 void NetPump::receive_from(Peer& p) {
@@ -401,6 +428,23 @@ void NetPump::receive_from(Peer& p) {
     }
   }
   if (failure) return drop(p, *failure, failure->code != Errc::peer_gone);  // a broken frame is bad input
+  const auto now = Clock::now();
+  if (p.state == Peer::State::handshaking && now - p.started > options_.hello_timeout) {
+    ++stats_.hello_timeouts;
+    const Error why{Errc::peer_gone, "no complete hello from " + p.address + " within " +
+                                         std::to_string(options_.hello_timeout.count()) +
+                                         " ms (NetworkOptions::hello_timeout)"};
+    log_drop(p.address, why);
+    return drop(p, why, false);
+  }
+  if (const auto partial = p.channel.connection()->partial_for(); partial > options_.frame_timeout) {
+    ++stats_.frame_timeouts;
+    const Error why{Errc::peer_gone, "a frame from " + p.address + " was still incomplete after " +
+                                         std::to_string(ms(partial)) + " ms (NetworkOptions::frame_timeout is " +
+                                         std::to_string(options_.frame_timeout.count()) + " ms)"};
+    log_drop(p.address, why);
+    return drop(p, why, false);
+  }
   if (const auto idle = p.channel.connection()->idle_for(); idle > options_.heartbeat_timeout) {
     ++stats_.heartbeat_timeouts;
     const Error why{Errc::peer_gone, "nothing arrived from " + p.address + " for " + std::to_string(ms(idle)) +
@@ -461,9 +505,17 @@ void NetPump::poll(Manager&) {
   if (listener_) {
     for (auto& c : listener_->take_accepted()) {
       ++stats_.connections_accepted;
+      if (options_.max_peers != 0 && peers_.size() >= options_.max_peers) {
+        ++stats_.peers_refused;
+        log_drop(c->remote_address(), Error{Errc::io_error, "refused at accept: " + std::to_string(peers_.size()) +
+                                                                 " peers already (NetworkOptions::max_peers)"});
+        c->close();
+        continue;
+      }
       add_peer(std::move(c), static_cast<int>(Peer::Role::incoming));
     }
   }
+  flush_drop_log(Clock::now());
   std::vector<std::uint32_t> ids;
   ids.reserve(peers_.size());
   for (auto& [i, p] : peers_) ids.push_back(i);
