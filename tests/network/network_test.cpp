@@ -240,8 +240,19 @@ TEST_CASE("a payload failing the Verifier is dropped") {
   expect_dropped(frame(body), "verify");
 }
 
-TEST_CASE("a peer built from other schemas is refused at the handshake") {
-  expect_dropped(frame(hello_record({{IntMessage::packet_type, 0xdeadbeef}}, "old")), "fingerprint");
+TEST_CASE("a peer whose schemas cannot talk to ours is refused at the handshake with sagec check's diagnostic") {
+  // The same message with its field's type changed (int -> long).
+  std::string desc(IntMessage::schema_description);
+  desc.replace(desc.find("value int"), 9, "value long");
+  expect_dropped(frame(hello_record({{IntMessage::packet_type, 0xdeadbeef}}, "other", desc)),
+                 "error: field nettest.IntMessage.value changed type from long to int");
+}
+
+TEST_CASE("a peer listing message types without a description, or a table that is not its description, is refused") {
+  expect_dropped(frame(hello_record({{IntMessage::packet_type, IntMessage::fingerprint}}, "bare")),
+                 "sent no schema description");
+  expect_dropped(frame(hello_record({{121, 1}}, "liar", std::string(IntMessage::schema_description))),
+                 "does not list the wire messages of its description");
 }
 
 TEST_CASE("a connection that does not start with a hello is dropped") {
@@ -284,7 +295,7 @@ TEST_CASE("a slow client fills its bounded buffer: a loud per-peer error, then a
   o.send_buffer_limit = 256 * 1024;
   Duo p(o, o);
   RawSocket slow(port_of(p.server));  // says hello, then never reads
-  REQUIRE(slow.write_all(frame(hello_record({}, "slow"))));
+  REQUIRE(slow.write_all(frame(hello_knowing<Seq>("slow"))));
   REQUIRE(tick_until({&p.server, &p.client}, [&] { return p.at_server.all<sage::PeerConnected>().size() == 2; }));
   const sage::Sender slow_peer = p.at_server.all<sage::PeerConnected>().back().peer;
   const std::vector<std::uint8_t> kib(1024, 7);
