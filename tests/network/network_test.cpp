@@ -248,6 +248,24 @@ TEST_CASE("a peer whose schemas cannot talk to ours is refused at the handshake 
                  "error: field nettest.IntMessage.value changed type from long to int");
 }
 
+TEST_CASE("a peer speaking protocol 1 (sage before schema negotiation) is refused with 'upgrade it'") {
+  // A version-1 hello: 24-byte header, no description.
+  std::vector<std::byte> v1;
+  auto put = [&](std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) v1.push_back(std::byte((v >> (8 * i)) & 0xff));
+  };
+  put(sage::detail::protocol::hello_magic, 4);
+  put(1, 2);
+  put(3, 2);
+  put(0, 8);
+  put(1, 4);
+  put(0, 4);
+  for (char c : std::string("old")) v1.push_back(std::byte(c));
+  std::vector<std::byte> body;
+  sage::detail::protocol::append_control(body, sage::detail::protocol::Control::hello, v1);
+  expect_dropped(frame(body), "speaks protocol 1; upgrade it");
+}
+
 TEST_CASE("a peer listing message types without a description, or a table that is not its description, is refused") {
   expect_dropped(frame(hello_record({{IntMessage::packet_type, IntMessage::fingerprint}}, "bare")),
                  "sent no schema description");
