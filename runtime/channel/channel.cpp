@@ -107,6 +107,7 @@ Result<void> Channel::append(std::uint8_t packet_type, std::span<const std::byte
 }
 
 Result<void> Channel::flush() {
+  if (conn_ && hello_received_) announce_new_types();  // types registered since (negotiate only)
   if (!hello_pending_ && batch_.empty()) return {};
   if (!conn_) return Error{Errc::peer_gone, config_.label + " is not connected"};
   if (hello_pending_) {
@@ -125,8 +126,6 @@ Result<void> Channel::flush() {
       ++counters_.messages_sent;
     }
     hello_pending_ = false;
-  } else {
-    announce_new_types();
   }
   if (batch_.empty()) return {};
   if (auto r = conn_->send(batch_); !r) return r;

@@ -221,3 +221,46 @@ TEST_CASE("an incompatible build is refused on both sides with sagec check's dia
   CHECK(bad.text.find("evo.Order.id changed type") != std::string::npos);
   CHECK(bad.text.find("send after: incompatible peer") != std::string::npos);
 }
+
+TEST_CASE("a type registered after the handshake is announced: the peer may send it from then on") {
+  struct Receipts : sage::Actor<Receipts, sage::subscribes<evo::Receipt, sage::PeerConnected>> {
+    std::vector<evo::Receipt> got;
+    int connected = 0;
+    bool handle(const evo::Receipt& r, const sage::Sender&) {
+      got.push_back(r);
+      return true;
+    }
+    bool handle(const sage::PeerConnected&, const sage::Sender&) {
+      ++connected;
+      return true;
+    }
+  };
+  sage::Manager server, client;
+  server.register_messages(sage::type_list<evo::Order, evo::Ping>{});
+  client.register_messages(evo::evo_wire_messages{});
+  const auto port = server.listen("127.0.0.1", 0).port;
+  Receipts at_client;
+  client.register_actor(at_client);
+  const sage::Sender to_server = client.connect("127.0.0.1", port);
+  const auto until = [&](const std::function<bool()>& pred) {
+    const auto deadline = Clock::now() + 20s;
+    while (!pred() && Clock::now() < deadline) {
+      server.tick();
+      client.tick();
+      client.wait_for_next_tick(2ms);
+    }
+    return pred();
+  };
+  REQUIRE(until([&] { return at_client.connected == 1; }));
+  auto r = client.try_send_message(evo::Receipt{1}, to_server);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == sage::Errc::incompatible);
+  // The server starts handling receipts: its next flush announces the type, after which the
+  // client's sends are accepted and arrive.
+  Receipts at_server;
+  server.register_actor(at_server);
+  REQUIRE(until([&] { return client.try_send_message(evo::Receipt{2}, to_server).ok(); }));
+  REQUIRE(until([&] { return !at_server.got.empty(); }));
+  CHECK(at_server.got[0].total == 2);
+  CHECK(server.network_stats().bad_input == 0);
+}
