@@ -191,7 +191,6 @@ NetworkStats NetPump::stats() const {
   s.records_received = counters_.records_received;
   s.records_relayed = counters_.records_relayed;
   s.undeliverable = counters_.undeliverable;
-  for (auto& [i, p] : peers_) stats_.unknown_type_skipped += p->channel.take_unknown_dropped();
   s.unknown_type_skipped = stats_.unknown_type_skipped;
   if (listener_) s.accept_errors = listener_->accept_errors();
   return s;
@@ -418,6 +417,7 @@ void NetPump::receive_from(Peer& p) {
   if (!p.channel.connection() || p.state == Peer::State::lingering) return;
   const auto failure = p.channel.connection()->failure();
   const Verdict stop = p.channel.receive(manager_);
+  stats_.unknown_type_skipped += p.channel.take_unknown_dropped();
   if (p.state == Peer::State::lingering) return;  // refused: closes once the error record left
   if (stop) return drop(p, stop->error, stop->bad);
   if (p.channel.hello_received() && p.state == Peer::State::handshaking) {

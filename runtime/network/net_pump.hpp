@@ -111,7 +111,7 @@ class NetPump final : public Pump {
   std::uint32_t next_index_ = 1;
   ChannelCounters counters_;
   std::map<std::uint32_t, Error> refused_;  // peers whose handshake was refused, by index
-  mutable NetworkStats stats_;  // the lifecycle counters (connections, peers, timeouts, overflows)
+  NetworkStats stats_;  // the lifecycle counters (connections, peers, timeouts, overflows)
   std::vector<group_error> failures_;  // remote groups lost, thrown by poll()
   Clock::time_point next_round_ = Clock::time_point::max();  // the shared heartbeat timer
   // node side

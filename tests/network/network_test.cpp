@@ -248,6 +248,22 @@ TEST_CASE("a peer whose schemas cannot talk to ours is refused at the handshake 
                  "error: field nettest.IntMessage.value changed type from long to int");
 }
 
+TEST_CASE("a NetworkOptions::name the handshake could not carry is a usage_error at listen and connect") {
+  for (const std::string& bad : {std::string(256, 'x'), std::string("\xff\xfe")}) {
+    sage::NetworkOptions o;
+    o.name = bad;
+    sage::Manager m;
+    m.enable_network(o);
+    CHECK_THROWS_AS(m.listen("127.0.0.1", 0), sage::usage_error);
+    CHECK_THROWS_AS(m.connect("127.0.0.1", 1), sage::usage_error);
+  }
+  sage::NetworkOptions ok;
+  ok.name = std::string(255, 'x');
+  sage::Manager m;
+  m.enable_network(ok);
+  CHECK(m.listen("127.0.0.1", 0).port != 0);
+}
+
 TEST_CASE("a peer speaking protocol 1 (sage before schema negotiation) is refused with 'upgrade it'") {
   // A version-1 hello: 24-byte header, no description.
   std::vector<std::byte> v1;
