@@ -58,7 +58,7 @@ Result<void> Channel::append(std::uint8_t packet_type, std::span<const std::byte
   SAGE_ASSERT(packet_type >= min_user_packet_type);
   SAGE_ASSERT(config_.position != Position::peer || tag.empty());
   if (!conn_) return Error{Errc::peer_gone, config_.label + " is not connected"};
-  if (config_.negotiate && hello_received_ && !peer_types_[packet_type]) {
+  if (config_.negotiate && hello_received_ && !peer_knows(packet_type)) {
     const WireCodec* c = dir_.codec(packet_type);
     return Error{Errc::incompatible, config_.label + " does not know message " +
                                          (c ? std::string(c->name) + " " : std::string()) + "(packet_type " +
@@ -271,7 +271,7 @@ void Channel::release_early() {
   std::uint64_t dropped = 0;
   std::string names;
   (void)wire::for_each_record(early, [&](const wire::Record& rec) {
-    if (peer_types_[rec.packet_type]) {
+    if (peer_knows(rec.packet_type)) {
       if (auto r = append(rec.packet_type, rec.payload); r) return;
     }
     ++dropped;

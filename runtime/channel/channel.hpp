@@ -131,8 +131,14 @@ class Channel {
   // channel must stop (the owner drops it), or nullopt.
   Verdict receive(Manager& manager);
   bool hello_received() const noexcept { return hello_received_; }
-  // negotiate: whether the other end's hello or announces listed `packet_type`.
-  bool peer_knows(std::uint8_t packet_type) const noexcept { return peer_types_[packet_type]; }
+  // negotiate: whether the other end's hello or announces listed `packet_type`. A type without a
+  // schema_description (a hand-written WireMessage) cannot be negotiated: it is sent unchecked,
+  // as before negotiation (the receiver decodes it if it registered that packet_type).
+  bool peer_knows(std::uint8_t packet_type) const noexcept {
+    if (peer_types_[packet_type]) return true;
+    const WireCodec* c = dir_.codec(packet_type);
+    return c && c->schema_description.empty();
+  }
   // negotiate: records appended before the other end's hello that it turned out not to know
   // (not sent, logged); the owner adds them to its stats.
   std::uint64_t take_unknown_dropped() noexcept { return std::exchange(unknown_dropped_, 0); }
