@@ -284,7 +284,8 @@ class Manager {
   void queue_message_to_group(Sender group, const M& msg) {
     queue_message_to_group(group_name_checked(group), msg);
   }
-  // Same as queue_message_to_group() but reports send_buffer_full / too_large / peer_gone as a value.
+  // Same as queue_message_to_group() but reports send_buffer_full / too_large / peer_gone /
+  // incompatible (a remote group whose schemas do not have the message) as a value.
   template <class M>
   Result<void> try_queue_message_to_group(std::string_view group, const M& msg) {
     static_assert(WireMessage<M>,
@@ -321,7 +322,8 @@ class Manager {
   void disconnect();
   void disconnect(Sender peer);
   // Queues `msg` for `peer`; sent at the end of this tick. Throws not_a_peer (not a peer Sender)
-  // and send_error (peer_gone, too_large, send_buffer_full): nothing is silently dropped.
+  // and send_error (peer_gone, too_large, send_buffer_full; incompatible: the peer's schemas do not
+  // have this message, or its handshake was refused): nothing is silently dropped.
   template <class M>
   void send_message(const M& msg, Sender peer) {
     if (auto r = try_send_message(msg, peer); !r) throw send_error(r.error());
@@ -337,7 +339,8 @@ class Manager {
   }
   // Queues `msg` for every connected peer (not remote groups); returns how many accepted it. A
   // peer whose buffer is full is handled by NetworkOptions::on_send_buffer_full, the others still
-  // get the message. Throws send_error(too_large).
+  // get the message; a peer whose schemas do not have it is skipped (NetworkStats::unknown_type_skipped).
+  // Throws send_error(too_large).
   template <class M>
   std::size_t broadcast_message(const M& msg) {
     return broadcast_net_record(detail::wire_codec_v<M>, encode_for_network(msg));

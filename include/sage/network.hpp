@@ -57,7 +57,8 @@ enum class OverflowPolicy : std::uint8_t {
 
 // Per manager network options (Manager::enable_network); they apply to every connection.
 struct NetworkOptions {
-  // Name this manager gives itself in the handshake (PeerConnected::name on the other end).
+  // Name this manager gives itself in the handshake (PeerConnected::name on the other end): at most
+  // 255 bytes of valid UTF-8 (listen() and connect() throw usage_error otherwise).
   std::string name;
   // Largest frame (transport message) sent or accepted: messages sent to a peer in one tick travel
   // together in frames up to this size; one message too big for a frame is refused at send time
@@ -118,6 +119,20 @@ struct PeerDisconnected {
   bool reconnecting = false;  // ReconnectPolicy: a new attempt is under way
 };
 
+// Local message queued when the handshake with a peer was refused because the two ends' schemas
+// cannot talk (docs/network.md "Schema evolution"), or it speaks another protocol version. Both
+// ends get one: `by_peer` is false on the end that found the problem, true on the end that was told.
+// `reason.detail` holds the diagnostics `sagec check --level wire` prints ("error: field
+// evo.Order.id changed type from int to long"), also logged. The peer is then disconnected (no
+// reconnect); send_message to it fails with Errc::incompatible and this reason.
+struct PeerRefused {
+  Sender peer;
+  std::string address;  // "ip:port" of the other end
+  std::string name;     // NetworkOptions::name of the other end ("" if its hello was not read)
+  Error reason;         // Errc::incompatible (or malformed: a description that does not parse)
+  bool by_peer = false;
+};
+
 // A connected or reconnecting peer (Manager::peers()).
 struct PeerInfo {
   Sender peer;
@@ -148,6 +163,11 @@ struct NetworkStats {
   std::uint64_t drop_logs_suppressed = 0; // dropped-peer lines not written (rate limit)
   std::uint64_t records_relayed = 0;      // main group: records of a remote group node forwarded to another group
   std::uint64_t undeliverable = 0;        // ... for a group that does not exist (counted, logged once per node)
+  std::uint64_t peers_refused = 0;        // handshakes refused (schemas cannot talk, old protocol): PeerRefused
+  // Records not sent to a peer because its schemas do not have the message type: skipped by
+  // broadcast_message, or sent before its handshake completed (logged). A send_message of such a
+  // type fails at the call (Errc::incompatible) and is not counted here.
+  std::uint64_t unknown_type_skipped = 0;
   std::string last_bad_input;             // why the last bad connection was dropped
 };
 

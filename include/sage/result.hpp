@@ -30,6 +30,8 @@ enum class Errc : std::uint8_t {
   peer_gone,            // the peer exited, crashed or disconnected
   io_error,             // a local resource or I/O failure: cannot listen or create the IPC directory,
                         // fork failed, out of file descriptors or memory (not the peer's fault)
+  incompatible,         // the peer's schemas cannot talk to ours (the handshake's diagnostics), or it
+                        // does not know the message type sent, or speaks another protocol version
 };
 
 constexpr std::string_view to_string(Errc e) noexcept {
@@ -45,6 +47,7 @@ constexpr std::string_view to_string(Errc e) noexcept {
     case Errc::send_buffer_full: return "send buffer full";
     case Errc::peer_gone: return "peer gone";
     case Errc::io_error: return "I/O error";
+    case Errc::incompatible: return "incompatible peer";
   }
   return "unknown error";
 }

@@ -36,7 +36,9 @@ struct NetPump::Peer final : ChannelEvents {
                  .sender = Sender::peer(index),
                  .drop_on_bad_input = true,
                  .send_buffer_limit = pump.options_.send_buffer_limit,
-                 .options_name = "NetworkOptions"},
+                 .options_name = "NetworkOptions",
+                 .check = &proto::check_negotiated,
+                 .negotiate = true},
                 pump.directory_, *this, pump.counters_) {}
 
   Sender sender() const { return Sender::peer(index); }
@@ -46,6 +48,7 @@ struct NetPump::Peer final : ChannelEvents {
   Verdict on_hello(Channel&, const proto::Hello& theirs, const Result<void>& check) override {
     name = theirs.name;
     if (!check) {
+      pump.refused(*this, check.error(), false);
       pump.linger_refused(*this, check.error());
       return Stop{check.error(), true};
     }
@@ -63,9 +66,9 @@ struct NetPump::Peer final : ChannelEvents {
                     false};
       case proto::Control::error: {
         auto e = proto::decode_error(payload);
-        std::fprintf(stderr, "sage: network: %s refused this node: %s\n", address.c_str(),
-                     e ? e->text.c_str() : "(unreadable reason)");
-        return Stop{Error{Errc::fingerprint_mismatch, "refused by the peer: " + (e ? e->text : std::string("?"))}, false};
+        Error why{Errc::incompatible, "refused by the peer: " + (e ? e->text : std::string("(unreadable reason)"))};
+        pump.refused(*this, why, true);
+        return Stop{why, false};
       }
       case proto::Control::join_group: {
         auto group = proto::decode_name(payload);
@@ -189,13 +192,21 @@ NetworkStats NetPump::stats() const {
   s.records_received = counters_.records_received;
   s.records_relayed = counters_.records_relayed;
   s.undeliverable = counters_.undeliverable;
+  s.unknown_type_skipped = stats_.unknown_type_skipped;
   if (listener_) s.accept_errors = listener_->accept_errors();
   return s;
 }
 
 // ---- connections ----
 
+void NetPump::check_name() const {
+  if (options_.name.size() > proto::max_hello_name || !proto::valid_utf8(options_.name))
+    throw usage_error("sage: NetworkOptions::name must be at most " + std::to_string(proto::max_hello_name) +
+                      " bytes of valid UTF-8 (it travels in the handshake)");
+}
+
 Endpoint NetPump::listen(std::string_view host, std::uint16_t port) {
+  check_name();
   if (listener_) throw usage_error("sage: this manager already listens on " + endpoint_->url);
   const std::string url = stream_url(host, port, options_.tls.enabled);
   auto l = StreamListener::open(url, tls_settings(false, host), limits(), ManagerAccess::shared_waker(manager_));
@@ -245,6 +256,7 @@ std::unique_ptr<StreamConn> NetPump::dial_blocking(std::string_view host, std::u
 }
 
 Sender NetPump::connect(std::string_view host, std::uint16_t port) {
+  check_name();
   std::unique_ptr<StreamDialer> dialer;
   auto conn = dial_blocking(host, port, &dialer);
   Peer& p = add_peer(std::move(conn), static_cast<int>(Peer::Role::client));
@@ -309,6 +321,16 @@ void NetPump::linger_refused(Peer& p, Error why) {
   linger(p, std::move(why), true);
 }
 
+void NetPump::refused(Peer& p, const Error& why, bool by_peer) {
+  ++stats_.peers_refused;
+  if (by_peer)
+    std::fprintf(stderr, "sage: network: %s refused this node: %s\n", p.address.c_str(), why.message().c_str());
+  else
+    std::fprintf(stderr, "sage: network: refused %s: %s\n", p.address.c_str(), why.message().c_str());
+  refused_[p.index] = why;
+  manager_.queue_message_from(PeerRefused{p.sender(), p.address, p.name, why, by_peer}, p.sender());
+}
+
 void NetPump::overflow(Peer& p, const Error& e) {
   ++stats_.send_buffer_full;
   const bool cut = options_.on_send_buffer_full == OverflowPolicy::disconnect;
@@ -326,6 +348,9 @@ void NetPump::overflow(Peer& p, const Error& e) {
 
 Result<void> NetPump::queue_record(Sender peer, const WireCodec& codec, std::span<const std::byte> payload) {
   Peer* p = find(peer);
+  if (auto it = refused_.find(peer.index); it != refused_.end())
+    return Error{Errc::incompatible, "the handshake with peer " + (p ? p->address : std::to_string(peer.index)) +
+                                         " was refused: " + it->second.message()};
   if (!p) return Error{Errc::peer_gone, "peer " + std::to_string(peer.index) + " is gone"};
   directory_.register_codec(codec);
   if (!p->live())
@@ -345,6 +370,10 @@ std::size_t NetPump::broadcast_record(const WireCodec& codec, std::span<const st
   std::size_t n = 0;
   for (auto& [i, p] : peers_) {
     if (!p->live() || !p->announced) continue;
+    if (!p->channel.peer_knows(codec.packet_type)) {
+      ++stats_.unknown_type_skipped;  // its schemas do not have this message (docs/network.md)
+      continue;
+    }
     auto r = p->channel.send(codec.packet_type, payload);
     if (r) ++n;
     else if (r.error().code == Errc::send_buffer_full) overflow(*p, r.error());
@@ -411,6 +440,7 @@ void NetPump::receive_from(Peer& p) {
   if (!p.channel.connection() || p.state == Peer::State::lingering) return;
   const auto failure = p.channel.connection()->failure();
   const Verdict stop = p.channel.receive(manager_);
+  stats_.unknown_type_skipped += p.channel.take_unknown_dropped();
   if (p.state == Peer::State::lingering) return;  // refused: closes once the error record left
   if (stop) return drop(p, stop->error, stop->bad);
   if (p.channel.hello_received() && p.state == Peer::State::handshaking) {
@@ -471,7 +501,7 @@ void NetPump::drop(Peer& p, Error why, bool bad) {
     return;
   }
   const bool retry = p.role == Peer::Role::client && options_.reconnect.enabled && !p.user_closed &&
-                     why.code != Errc::fingerprint_mismatch && p.dialer &&
+                     why.code != Errc::incompatible && p.dialer &&
                      (options_.reconnect.max_attempts == 0 || p.attempts < options_.reconnect.max_attempts);
   if (p.announced) {
     ++stats_.peers_disconnected;

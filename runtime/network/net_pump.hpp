@@ -90,6 +90,10 @@ class NetPump final : public Pump {
   void receive_from(Peer& p);
   void linger(Peer& p, Error why, bool bad);
   void linger_refused(Peer& p, Error why);
+  // The handshake was refused (by us, or `by_peer`): logged, counted, PeerRefused queued, and
+  // later sends to that peer fail with the reason.
+  void refused(Peer& p, const Error& why, bool by_peer);
+  void check_name() const;
   void drop(Peer& p, Error why, bool bad);
   void overflow(Peer& p, const Error& e);
   void service_reconnect(Peer& p);
@@ -107,6 +111,7 @@ class NetPump final : public Pump {
   std::map<std::uint32_t, std::unique_ptr<Peer>> peers_;  // by Sender::peer index, never reused
   std::uint32_t next_index_ = 1;
   ChannelCounters counters_;
+  std::map<std::uint32_t, Error> refused_;  // peers whose handshake was refused, by index
   NetworkStats stats_;  // the lifecycle counters (connections, peers, timeouts, overflows)
   std::vector<group_error> failures_;  // remote groups lost, thrown by poll()
   Clock::time_point next_round_ = Clock::time_point::max();  // the shared heartbeat timer
