@@ -163,7 +163,7 @@ struct NetworkStats {
   std::uint64_t drop_logs_suppressed = 0; // dropped-peer lines not written (rate limit)
   std::uint64_t records_relayed = 0;      // main group: records of a remote group node forwarded to another group
   std::uint64_t undeliverable = 0;        // ... for a group that does not exist (counted, logged once per node)
-  std::uint64_t peers_refused = 0;        // handshakes refused (schemas cannot talk, old protocol): PeerRefused
+  std::uint64_t handshakes_refused = 0;   // handshakes refused (schemas cannot talk, old protocol): PeerRefused
   // Records not sent to a peer because its schemas do not have the message type: skipped by
   // broadcast_message, or sent before its handshake completed (logged). A send_message of such a
   // type fails at the call (Errc::incompatible) and is not counted here.

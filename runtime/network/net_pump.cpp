@@ -322,7 +322,7 @@ void NetPump::linger_refused(Peer& p, Error why) {
 }
 
 void NetPump::refused(Peer& p, const Error& why, bool by_peer) {
-  ++stats_.peers_refused;
+  ++stats_.handshakes_refused;
   if (by_peer)
     std::fprintf(stderr, "sage: network: %s refused this node: %s\n", p.address.c_str(), why.message().c_str());
   else

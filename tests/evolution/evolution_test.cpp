@@ -164,7 +164,7 @@ TEST_CASE("a v1 client and a v2 server exchange messages both ways: unknown fiel
   CHECK(old.text.find("connected to new server") != std::string::npos);
   CHECK(old.text.find("order id=8 item=coffee qty=1 mood=2") != std::string::npos);
   CHECK(s.m.network_stats().bad_input == 0);
-  CHECK(s.m.network_stats().peers_refused == 0);
+  CHECK(s.m.network_stats().handshakes_refused == 0);
 }
 
 TEST_CASE("a v1 remote group node joins a v2 main group and both read each other's messages") {
@@ -207,7 +207,7 @@ TEST_CASE("an incompatible build is refused on both sides with sagec check's dia
   CHECK(here.reason.detail.find("error: packet_type 151 of evo.Ping was used by evo.Pong") != std::string::npos);
   CHECK(s.inbox.connected.empty());
   CHECK(s.inbox.orders.empty());  // what it sent before the handshake never reached us
-  CHECK(s.m.network_stats().peers_refused == 1);
+  CHECK(s.m.network_stats().handshakes_refused == 1);
   auto r = s.m.try_send_message(evo::Ping{1}, here.peer);
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().code == sage::Errc::incompatible);
