@@ -1,6 +1,7 @@
 #include "generate.hpp"
 
 #include "describe.hpp"
+#include "namer.hpp"
 
 #include <algorithm>
 #include <cinttypes>
@@ -48,46 +49,16 @@ std::string fill(std::string_view tmpl, const Vars& vars) {
 // ---------------------------------------------------------------------------------------------
 // Naming: the one place where schema names become C++ names.
 
-const std::set<std::string>& cpp_keywords() {
-  static const std::set<std::string> k = {
-      "alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool", "break", "case", "catch",
-      "char", "char8_t", "char16_t", "char32_t", "class", "compl", "concept", "const", "consteval", "constexpr",
-      "constinit", "const_cast", "continue", "co_await", "co_return", "co_yield", "decltype", "default", "delete",
-      "do", "double", "dynamic_cast", "else", "enum", "explicit", "export", "extern", "false", "float", "for",
-      "friend", "goto", "if", "inline", "int", "long", "mutable", "namespace", "new", "noexcept", "not", "not_eq",
-      "nullptr", "operator", "or", "or_eq", "private", "protected", "public", "register", "reinterpret_cast",
-      "requires", "return", "short", "signed", "sizeof", "static", "static_assert", "static_cast", "struct",
-      "switch", "template", "this", "thread_local", "throw", "true", "try", "typedef", "typeid", "typename",
-      "union", "unsigned", "using", "virtual", "void", "volatile", "wchar_t", "while", "xor", "xor_eq",
-      "std", "sage", "flatbuffers"};
-  return k;
-}
-
-// Names the generated classes use for themselves; a field with such a name gets a trailing '_'.
-const std::set<std::string>& member_names() {
-  static const std::set<std::string> m = {"packet_type", "message_name", "fingerprint", "encode", "decode",
-                                          "to_bytes", "pack", "verify", "unpack", "Field", "Layout",
-                                          "to_layout", "from_layout", "operator", "schema_description"};
-  return m;
-}
-
-std::string escape(const std::string& name) { return cpp_keywords().count(name) ? name + "_" : name; }
-
-std::string member(const std::string& name) {
-  return (cpp_keywords().count(name) || member_names().count(name)) ? name + "_" : name;
-}
-
 std::string ns_cpp(const std::vector<std::string>& ns) {
   std::string out;
-  for (const auto& c : ns) out += (out.empty() ? "" : "::") + escape(c);
+  for (const auto& c : ns) out += (out.empty() ? "" : "::") + cpp_namespace_component(c);
   return out;
 }
 
-// The C++ name of definition `d` as written inside namespace `from`.
-std::string type_ref(const flatbuffers::Definition& d, const std::vector<std::string>& from) {
+// The C++ name of definition `d`, fully qualified (so that a member may share a type's name).
+std::string type_ref(const flatbuffers::Definition& d, const std::vector<std::string>& /*from*/) {
   const auto ns = namespace_of(d);
-  if (ns == from) return escape(d.name);
-  return "::" + (ns.empty() ? "" : ns_cpp(ns) + "::") + escape(d.name);
+  return "::" + (ns.empty() ? "" : ns_cpp(ns) + "::") + cpp_type_name(d.name);
 }
 
 std::string identifier_from(const std::string& s) {
@@ -133,15 +104,24 @@ bool is_enum(const Type& t) { return flatbuffers::IsEnum(t) && !t.enum_def->is_u
 
 // C++ type of one element (scalar, enum, string, struct or table).
 std::string element_cpp(const Type& t, const std::vector<std::string>& ns) {
+  if (t.base_type == flatbuffers::BASE_TYPE_UNION) return type_ref(*t.enum_def, ns);
   if (is_enum(t)) return type_ref(*t.enum_def, ns);
   if (t.base_type == flatbuffers::BASE_TYPE_STRING) return "std::string";
   if (t.base_type == flatbuffers::BASE_TYPE_STRUCT) return type_ref(*t.struct_def, ns);
   return scalar_cpp(t.base_type);
 }
 
-std::string member_cpp(const FieldDef& f, const std::vector<std::string>& ns) {
+// A single table field whose table leads back to the table holding it: a sage::Box, since a class
+// cannot contain an std::optional of itself.
+bool boxed(const StructDef& holder, const FieldDef& f) {
+  const auto& t = f.value.type;
+  return flatbuffers::IsTable(t) && (t.struct_def == &holder || reaches_table(*t.struct_def, holder));
+}
+
+std::string member_cpp(const StructDef& holder, const FieldDef& f, const std::vector<std::string>& ns) {
   const auto& t = f.value.type;
   if (flatbuffers::IsVector(t)) return "std::vector<" + element_cpp(t.VectorType(), ns) + ">";
+  if (boxed(holder, f)) return "sage::Box<" + element_cpp(t, ns) + ">";
   if (flatbuffers::IsTable(t) && !f.IsRequired()) return "std::optional<" + element_cpp(t, ns) + ">";
   if (flatbuffers::IsScalar(t.base_type) && f.IsOptional()) return "std::optional<" + element_cpp(t, ns) + ">";
   return element_cpp(t, ns);
@@ -178,7 +158,7 @@ std::string scalar_literal(const Type& t, const std::string& constant, const std
     const auto v = IsUnsigned(t.base_type) ? static_cast<std::int64_t>(StringToUInt(constant.c_str()))
                                            : StringToInt(constant.c_str());
     const auto* ev = t.enum_def->ReverseLookup(v, false);
-    if (ev != nullptr) return type_ref(*t.enum_def, ns) + "::" + escape(ev->name);
+    if (ev != nullptr) return type_ref(*t.enum_def, ns) + "::" + cpp_enum_value(ev->name);
     return "static_cast<" + type_ref(*t.enum_def, ns) + ">(" + int_literal(t.base_type, constant) + ")";
   }
   switch (t.base_type) {
@@ -194,6 +174,32 @@ std::string wire_default(const Type& t, const std::string& constant, const std::
   if (t.base_type == flatbuffers::BASE_TYPE_BOOL) return (constant == "0" || constant == "false") ? "0" : "1";
   if (is_enum(t)) return int_literal(t.base_type, constant);
   return scalar_literal(t, constant, ns);
+}
+
+// `s` as a C++ string literal: printable ASCII as is, everything else as 3-digit octal escapes
+// (which, unlike \x, cannot run into the next character).
+std::string string_literal(const std::string& s) {
+  std::string out = "\"";
+  for (const unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\%03o", c);
+      out += buf;
+    }
+  }
+  return out + "\"";
+}
+
+// `greeting: string = "hello"`: a missing field decodes to "hello", and a new value has it. (A
+// vector's only default, `[]`, is what a missing vector decodes to anyway.)
+bool has_string_default(const FieldDef& f) {
+  return f.value.type.base_type == flatbuffers::BASE_TYPE_STRING && f.presence == FieldDef::kDefault &&
+         !f.value.constant.empty();
 }
 
 std::size_t pack_order_size(const FieldDef& f) {
@@ -221,14 +227,53 @@ std::string hex64(std::uint64_t v) {
   return buf;
 }
 
-std::string doc_lines(const std::vector<std::string>& doc, const std::string& indent) {
-  std::string out;
-  for (const auto& line : doc) out += indent + "//" + line + "\n";
+// ---------------------------------------------------------------------------------------------
+// Unions
+
+// The members of a union other than NONE, in schema order.
+std::vector<const flatbuffers::EnumVal*> union_members(const EnumDef& u) {
+  std::vector<const flatbuffers::EnumVal*> out;
+  for (const auto* v : u.Vals())
+    if (v->union_type.struct_def != nullptr) out.push_back(v);
   return out;
+}
+
+// "1, 5": the wire tags of the alternatives, for the sage::detail union helpers.
+std::string union_tags(const EnumDef& u) {
+  std::string out;
+  for (const auto* v : union_members(u)) out += (out.empty() ? "" : ", ") + std::to_string(v->GetAsInt64());
+  return out;
+}
+
+// The variant and its tags as template arguments: "::ns::U, 1, 5".
+std::string union_args(const EnumDef& u) {
+  const auto tags = union_tags(u);
+  return type_ref(u, {}) + (tags.empty() ? "" : ", " + tags);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Emitters
+
+std::string emit_union(const EnumDef& u) {
+  const auto ns = namespace_of(u);
+  std::string alternatives = "std::monostate";
+  std::string cases;
+  for (const auto* v : union_members(u)) {
+    const auto& table = *v->union_type.struct_def;
+    const auto ref = type_ref(table, ns);
+    // A table that contains this union again is boxed: a variant cannot contain itself.
+    alternatives += ", " + (reaches_table(table, table) ? "sage::Box<" + ref + ">" : ref);
+    cases += "//   " + std::to_string(v->GetAsInt64()) + ": " + v->name + "\n";
+  }
+  return fill(R"({{doc}}// A union: std::monostate (none, tag 0) or one of its tables; alternative i has the i-th tag:
+{{cases}}using {{name}} = std::variant<{{alternatives}}>;
+
+)",
+              {{"doc", cpp_doc_comment(u.doc_comment, "")},
+               {"name", cpp_type_name(u.name)},
+               {"cases", cases},
+               {"alternatives", alternatives}});
+}
 
 std::string emit_enum(const EnumDef& e) {
   const auto ns = namespace_of(e);
@@ -236,9 +281,9 @@ std::string emit_enum(const EnumDef& e) {
   std::string cases;
   std::set<std::int64_t> seen;
   for (const auto* v : e.Vals()) {
-    values += "  " + escape(v->name) + " = " + int_literal(e.underlying_type.base_type, e.ToString(*v)) + ",\n";
+    values += "  " + cpp_enum_value(v->name) + " = " + int_literal(e.underlying_type.base_type, e.ToString(*v)) + ",\n";
     if (seen.insert(v->GetAsInt64()).second)
-      cases += "    case " + escape(e.name) + "::" + escape(v->name) + ": return \"" + v->name + "\";\n";
+      cases += "    case " + cpp_type_name(e.name) + "::" + cpp_enum_value(v->name) + ": return \"" + v->name + "\";\n";
   }
   return fill(R"({{doc}}enum class {{name}} : {{underlying}} {
 {{values}}};
@@ -251,35 +296,64 @@ constexpr std::string_view to_string({{name}} value) noexcept {
 }
 
 )",
-              {{"doc", doc_lines(e.doc_comment, "")},
-               {"name", escape(e.name)},
+              {{"doc", cpp_doc_comment(e.doc_comment, "")},
+               {"name", cpp_type_name(e.name)},
                {"underlying", scalar_cpp(e.underlying_type.base_type)},
                {"values", values},
                {"cases", cases}});
 }
 
-std::string emit_struct(const StructDef& s) {
+// A class: its definition, and its member functions (emitted after every class of the header, so
+// that tables that contain each other compile).
+struct Code {
+  std::string decl, defs;
+};
+
+Code emit_struct(const StructDef& s) {
   const auto ns = namespace_of(s);
   std::string members;
   std::string stores;
   std::string loads;
   for (const auto* f : s.fields.vec) {
     const auto& t = f->value.type;
-    const auto name = member(f->name);
+    const auto name = cpp_member_name(f->name, s.name);
     const auto offset = std::to_string(f->value.offset);
-    members += doc_lines(f->doc_comment, "  ");
-    if (flatbuffers::IsStruct(t)) {
+    members += cpp_doc_comment(f->doc_comment, "  ");
+    if (flatbuffers::IsArray(t)) {
+      const auto et = t.VectorType();
+      const auto ename = element_cpp(et, ns);
+      const auto n = std::to_string(t.fixed_length);
+      const auto size = std::to_string(flatbuffers::IsStruct(et) ? et.struct_def->bytesize : flatbuffers::SizeOf(et.base_type));
+      const auto at = "bytes + " + offset + " + i * " + size;
+      members += "  std::array<" + ename + ", " + n + "> " + name + "{};\n";
+      if (flatbuffers::IsStruct(et)) {
+        stores += "  for (std::size_t i = 0; i < " + n + "; ++i) {\n    const auto layout = this->" + name +
+                  "[i].to_layout();\n    std::memcpy(out." + at + ", layout.bytes, sizeof layout.bytes);\n  }\n";
+        loads += "  for (std::size_t i = 0; i < " + n + "; ++i) out." + name + "[i] = " + ename + "::from_layout(" + at + ");\n";
+      } else {
+        stores += "  for (std::size_t i = 0; i < " + n + "; ++i) sage::detail::store(out." + at + ", this->" + name + "[i]);\n";
+        loads += "  for (std::size_t i = 0; i < " + n + "; ++i) out." + name + "[i] = sage::detail::load<" + ename + ">(" + at + ");\n";
+      }
+    } else if (flatbuffers::IsStruct(t)) {
       members += "  " + element_cpp(t, ns) + " " + name + "{};\n";
-      stores += "  const auto " + name + "_layout = " + name + ".to_layout();\n";
-      stores += "  std::memcpy(out.bytes + " + offset + ", " + name + "_layout.bytes, sizeof " + name + "_layout.bytes);\n";
+      stores += "  {\n    const auto layout = this->" + name + ".to_layout();\n";
+      stores += "    std::memcpy(out.bytes + " + offset + ", layout.bytes, sizeof layout.bytes);\n  }\n";
       loads += "  out." + name + " = " + element_cpp(t, ns) + "::from_layout(bytes + " + offset + ");\n";
     } else {
       members += "  " + element_cpp(t, ns) + " " + name + "{};\n";
-      stores += "  sage::detail::store(out.bytes + " + offset + ", " + name + ");\n";
+      stores += "  sage::detail::store(out.bytes + " + offset + ", this->" + name + ");\n";
       loads += "  out." + name + " = sage::detail::load<" + element_cpp(t, ns) + ">(bytes + " + offset + ");\n";
     }
   }
-  return fill(R"({{doc}}struct {{name}} {
+  const Vars vars{{"doc", cpp_doc_comment(s.doc_comment, "")},
+                  {"name", cpp_type_name(s.name)},
+                  {"members", members},
+                  {"size", std::to_string(s.bytesize)},
+                  {"align", std::to_string(s.minalign)},
+                  {"stores", stores},
+                  {"loads", loads}};
+  Code code;
+  code.decl = fill(R"({{doc}}struct {{name}} {
 {{members}}
   bool operator==(const {{name}}&) const = default;
 
@@ -291,7 +365,9 @@ std::string emit_struct(const StructDef& s) {
   static {{name}} from_layout(const std::uint8_t* bytes);
 };
 
-inline {{name}}::Layout {{name}}::to_layout() const {
+)",
+              vars);
+  code.defs = fill(R"(inline {{name}}::Layout {{name}}::to_layout() const {
   Layout out{};
 {{stores}}  return out;
 }
@@ -302,32 +378,42 @@ inline {{name}} {{name}}::from_layout(const std::uint8_t* bytes) {
 }
 
 )",
-              {{"doc", doc_lines(s.doc_comment, "")},
-               {"name", escape(s.name)},
-               {"members", members},
-               {"size", std::to_string(s.bytesize)},
-               {"align", std::to_string(s.minalign)},
-               {"stores", stores},
-               {"loads", loads}});
+                   vars);
+  return code;
 }
 
 struct TableCode {
   std::string members, field_offsets, refs, adds, verifies, unpacks;
 };
 
-void emit_table_field(const FieldDef& f, const std::vector<std::string>& ns, const std::set<std::string>& names,
+void emit_table_field(const StructDef& s, const FieldDef& f, const std::vector<std::string>& ns, const std::set<std::string>& names,
                       TableCode& c) {
   const auto& t = f.value.type;
-  const auto name = member(f.name);
+  const auto name = cpp_member_name(f.name, s.name);
   const auto vt = "Field::" + name;
   const std::string required = f.IsRequired() ? "true" : "false";
   const auto ref = local(name + "_ref", names);
 
   c.field_offsets += "    static constexpr flatbuffers::voffset_t " + name + " = " + std::to_string(f.value.offset) + ";\n";
-  c.members += doc_lines(f.doc_comment, "  ");
-  const auto type = member_cpp(f, ns);
+  if (flatbuffers::IsUnionType(t) || (flatbuffers::IsVector(t) && flatbuffers::IsUnionType(t.VectorType()))) {
+    // The hidden `<union>_type` field: written here, read with its union.
+    const auto value_name = cpp_member_name(f.name.substr(0, f.name.size() - 5), s.name);  // without "_type"
+    if (flatbuffers::IsVector(t)) {
+      c.refs += "  const auto " + ref + " = sage::detail::write_union_types<" + union_tags(*t.enum_def) + ">({{fbb}}, " +
+                value_name + ");\n";
+      c.adds += "  {{fbb}}.AddOffset(" + vt + ", " + ref + ");\n";
+    } else {
+      c.adds += "  {{fbb}}.AddElement<std::uint8_t>(" + vt + ", sage::detail::union_tag<" + union_tags(*t.enum_def) +
+                ">(" + value_name + "), 0);\n";
+    }
+    return;
+  }
+  c.members += cpp_doc_comment(f.doc_comment, "  ");
+  const auto type = member_cpp(s, f, ns);
   if (flatbuffers::IsScalar(t.base_type) && !f.IsOptional())
     c.members += "  " + type + " " + name + " = " + scalar_literal(t, f.value.constant, ns) + ";\n";
+  else if (has_string_default(f))
+    c.members += "  " + type + " " + name + " = " + string_literal(f.value.constant) + ";\n";
   else
     c.members += "  " + type + " " + name + "{};\n";
 
@@ -362,15 +448,27 @@ void emit_table_field(const FieldDef& f, const std::vector<std::string>& ns, con
     c.refs += "  const auto " + ref + " = {{fbb}}.CreateString(" + name + ");\n";
     c.adds += "  {{fbb}}.AddOffset(" + vt + ", " + ref + ");\n";
     c.verifies += "         sage::detail::verify_string(verifier, table, " + vt + ", " + required + ") &&\n";
-    c.unpacks += "  out." + name + " = sage::detail::read_string(table, " + vt + ");\n";
+    const auto fallback = has_string_default(f) ? ", " + string_literal(f.value.constant) : std::string();
+    c.unpacks += "  out." + name + " = sage::detail::read_string(table, " + vt + fallback + ");\n";
+  } else if (flatbuffers::IsUnion(t) || (flatbuffers::IsVector(t) && flatbuffers::IsUnion(t.VectorType()))) {
+    const bool vec = flatbuffers::IsVector(t);
+    const auto args = union_args(*t.enum_def);
+    const auto type_vt = "Field::" + cpp_member_name(f.name + "_type", s.name);
+    c.refs += "  const auto " + ref + " = sage::detail::" + (vec ? "write_unions" : "pack_union") + "({{fbb}}, " + name + ");\n";
+    c.adds += "  {{fbb}}.AddOffset(" + vt + ", " + ref + ");\n";
+    c.verifies += "         sage::detail::verify_union" + std::string(vec ? "s" : "") + "<" + args + ">(verifier, table, " +
+                  type_vt + ", " + vt + ", " + required + ") &&\n";
+    c.unpacks += "  out." + name + " = sage::detail::read_union" + (vec ? "s" : "") + "<" + args + ">(table, " + type_vt +
+                 ", " + vt + ");\n";
   } else if (flatbuffers::IsTable(t)) {
     const auto tname = element_cpp(t, ns);
-    if (f.IsRequired()) {
+    if (f.IsRequired() && !boxed(s, f)) {
       c.refs += "  const auto " + ref + " = " + name + ".pack({{fbb}});\n";
       c.unpacks += "  out." + name + " = " + tname + "::unpack(*table.GetPointer<const flatbuffers::Table*>(" + vt + "));\n";
     } else {
       c.refs += "  const auto " + ref + " = " + name + " ? " + name + "->pack({{fbb}}) : flatbuffers::Offset<flatbuffers::Table>();\n";
-      c.unpacks += "  out." + name + " = sage::detail::read_table<" + tname + ">(table, " + vt + ");\n";
+      c.unpacks += "  out." + name + " = sage::detail::read_" + (boxed(s, f) ? "boxed_" : "") + "table<" + tname +
+                   ">(table, " + vt + ");\n";
     }
     c.adds += "  {{fbb}}.AddOffset(" + vt + ", " + ref + ");\n";
     c.verifies += "         sage::detail::verify_table<" + tname + ">(verifier, table, " + vt + ", " + required + ") &&\n";
@@ -402,20 +500,20 @@ void emit_table_field(const FieldDef& f, const std::vector<std::string>& ns, con
   }
 }
 
-std::string emit_table(const StructDef& s) {
+Code emit_table(const StructDef& s) {
   const auto ns = namespace_of(s);
   std::vector<const FieldDef*> fields;
   std::set<std::string> names;
   for (const auto* f : s.fields.vec) {
     if (f->deprecated) continue;
     fields.push_back(f);
-    names.insert(member(f->name));
+    names.insert(cpp_member_name(f->name, s.name));
   }
   // Members in declaration (id) order; pack adds the largest fields first, as flatc does.
   TableCode c;
   for (const auto* f : fields) {
     TableCode one;
-    emit_table_field(*f, ns, names, one);
+    emit_table_field(s, *f, ns, names, one);
     c.members += one.members;
     c.field_offsets += one.field_offsets;
     c.refs += one.refs;
@@ -427,13 +525,13 @@ std::string emit_table(const StructDef& s) {
                    [](const FieldDef* a, const FieldDef* b) { return pack_order_size(*a) > pack_order_size(*b); });
   for (const auto* f : by_size) {
     TableCode one;
-    emit_table_field(*f, ns, names, one);
+    emit_table_field(s, *f, ns, names, one);
     c.adds += one.adds;
   }
 
   const auto pt = packet_type_of(s);
-  Vars vars{{"doc", doc_lines(s.doc_comment, "")},
-            {"name", escape(s.name)},
+  Vars vars{{"doc", cpp_doc_comment(s.doc_comment, "")},
+            {"name", cpp_type_name(s.name)},
             {"qualified", qualified_name(s)},
             {"members", c.members.empty() ? "" : c.members + "\n"},
             {"field_offsets", c.field_offsets},
@@ -485,7 +583,8 @@ std::string emit_table(const StructDef& s) {
   // Builder references in the field code are {{fbb}}: renamed when a field is called fbb.
   vars["refs"] = fill(c.refs, vars);
   vars["adds"] = fill(c.adds, vars);
-  return fill(R"({{doc}}struct {{name}} {
+  Code code;
+  code.decl = fill(R"({{doc}}struct {{name}} {
 {{head}}{{members}}  bool operator==(const {{name}}&) const = default;
 {{wire_api}}
   // The vtable offset of each field, and the table's parts, for generated code.
@@ -496,7 +595,9 @@ std::string emit_table(const StructDef& s) {
   static {{name}} unpack(const flatbuffers::Table& table);
 };
 
-inline flatbuffers::Offset<flatbuffers::Table> {{name}}::pack(flatbuffers::FlatBufferBuilder& {{fbb}}) const {
+)",
+                   vars);
+  code.defs = fill(R"(inline flatbuffers::Offset<flatbuffers::Table> {{name}}::pack(flatbuffers::FlatBufferBuilder& {{fbb}}) const {
 {{refs}}  const auto {{start}} = {{fbb}}.StartTable();
 {{adds}}  return flatbuffers::Offset<flatbuffers::Table>({{fbb}}.EndTable({{start}}));
 }
@@ -512,13 +613,56 @@ inline {{name}} {{name}}::unpack(const flatbuffers::Table&{{table_param}}) {
 }
 
 )",
-              vars);
+                   vars);
+  return code;
 }
 
 }  // namespace
 
 std::string header_name(const std::string& schema_path) {
   return fs::path(schema_path).stem().string() + ".sage.hpp";
+}
+
+bool defines_something(const flatbuffers::Parser& parser, const std::string& file) {
+  for (const auto* s : parser.structs_.vec)
+    if (s->file == file && !s->predecl) return true;
+  for (const auto* e : parser.enums_.vec)
+    if (e->file == file) return true;
+  return false;
+}
+
+std::vector<flatbuffers::IncludedFile> header_includes(const flatbuffers::Parser& parser, const std::string& file) {
+  std::vector<flatbuffers::IncludedFile> out;
+  std::set<std::string> seen{file};
+  std::function<void(const std::string&)> walk = [&](const std::string& from) {
+    const auto it = parser.files_included_per_file_.find(from);
+    if (it == parser.files_included_per_file_.end()) return;
+    for (const auto& f : it->second) {
+      if (!seen.insert(f.filename).second) continue;
+      if (defines_something(parser, f.filename))
+        out.push_back(f);
+      else
+        walk(f.filename);
+    }
+  };
+  walk(file);
+  return out;
+}
+
+std::vector<std::string> included_files(const Schema& schema) {
+  std::vector<std::string> out;
+  std::set<std::string> seen{schema.parser_path};
+  std::function<void(const std::string&)> walk = [&](const std::string& from) {
+    const auto it = schema.parser->files_included_per_file_.find(from);
+    if (it == schema.parser->files_included_per_file_.end()) return;
+    for (const auto& f : it->second)
+      if (seen.insert(f.filename).second) {
+        out.push_back(f.filename);
+        walk(f.filename);
+      }
+  };
+  walk(schema.parser_path);
+  return out;
 }
 
 std::string generate_header(const Schema& schema) {
@@ -528,15 +672,27 @@ std::string generate_header(const Schema& schema) {
   std::vector<const EnumDef*> enums;
   for (const auto* e : parser.enums_.vec)
     if (schema.owns(*e) && !e->is_union) enums.push_back(e);
-  std::vector<const StructDef*> order;
-  std::set<const StructDef*> placed;
-  std::function<void(const StructDef*)> place = [&](const StructDef* s) {
+  // A union comes after its tables (a variant needs complete types, except boxed ones).
+  struct Item {
+    const StructDef* s = nullptr;
+    const EnumDef* u = nullptr;
+  };
+  std::vector<Item> order;
+  std::set<const void*> placed;
+  std::function<void(const StructDef*)> place;
+  std::function<void(const EnumDef*)> place_union = [&](const EnumDef* u) {
+    if (!schema.owns(*u) || !placed.insert(u).second) return;
+    for (const auto* v : union_members(*u)) place(v->union_type.struct_def);
+    order.push_back(Item{nullptr, u});
+  };
+  place = [&](const StructDef* s) {
     if (!schema.owns(*s) || !placed.insert(s).second) return;
     for (const auto* f : s->fields.vec) {
       if (f->deprecated) continue;
       if (f->value.type.struct_def != nullptr) place(f->value.type.struct_def);
+      if (f->value.type.enum_def != nullptr && f->value.type.enum_def->is_union) place_union(f->value.type.enum_def);
     }
-    order.push_back(s);
+    order.push_back(Item{s, nullptr});
   };
   std::vector<const StructDef*> wire;
   for (const auto* s : parser.structs_.vec) {
@@ -544,22 +700,44 @@ std::string generate_header(const Schema& schema) {
     place(s);
     if (schema.owns(*s) && !s->fixed && packet_type_of(*s).present) wire.push_back(s);
   }
+  for (const auto* e : parser.enums_.vec)
+    if (e->is_union) place_union(e);
 
-  // Headers of included schemas that define something.
+  // Headers of the nearest included schemas that define something (through those that do not).
   std::set<std::string> includes;
-  const auto inc = parser.files_included_per_file_.find(schema.parser_path);
-  if (inc != parser.files_included_per_file_.end()) {
-    for (const auto& f : inc->second) {
-      bool defines = false;
-      for (const auto* s : parser.structs_.vec) defines = defines || (s->file == f.filename && !s->predecl);
-      for (const auto* e : parser.enums_.vec) defines = defines || e->file == f.filename;
-      if (defines) includes.insert(header_name(f.schema_name));
-    }
-  }
+  for (const auto& f : header_includes(parser, schema.parser_path)) includes.insert(header_name(f.schema_name));
   std::string include_lines;
   for (const auto& h : includes) include_lines += "#include \"" + h + "\"\n";
 
-  std::string body;
+  const std::string guard = "SAGE_GENERATED_" + identifier_from(fs::path(schema.path).stem().string()) + "_" +
+                            std::string(16, '0');
+  std::string body = fill(R"(// {{header}}: generated by sagec from {{schema}}. DO NOT EDIT.
+// Change {{schema}} instead; sage_generate() reruns sagec when it changes.
+#ifndef {{guard}}
+#define {{guard}}
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <flatbuffers/flatbuffers.h>
+
+#include "sage/detail/generated.hpp"
+#include "sage/message.hpp"
+{{includes}}
+)",
+                          {{"guard", guard},
+                           {"header", header_name(schema.path)},
+                           {"schema", fs::path(schema.path).filename().string()},
+                           {"includes", include_lines}});
   std::vector<std::string> open_ns;
   bool first = true;
   auto enter = [&](const std::vector<std::string>& ns) {
@@ -573,9 +751,28 @@ std::string generate_header(const Schema& schema) {
     enter(namespace_of(*e));
     body += emit_enum(*e);
   }
-  for (const auto* s : order) {
-    enter(namespace_of(*s));
-    body += s->fixed ? emit_struct(*s) : emit_table(*s);
+  // Tables may refer to each other in a circle: declare them all first.
+  for (const auto& item : order) {
+    if (item.s == nullptr || item.s->fixed) continue;
+    enter(namespace_of(*item.s));
+    body += "struct " + cpp_type_name(item.s->name) + ";\n";
+  }
+  if (!body.empty() && body.back() == '\n' && body.compare(body.size() - 2, 2, ";\n") == 0) body += "\n";
+  std::vector<Code> code;
+  for (const auto& item : order)
+    code.push_back(item.u != nullptr ? Code{emit_union(*item.u), ""}
+                                     : item.s->fixed ? emit_struct(*item.s) : emit_table(*item.s));
+  auto ns_of = [](const Item& item) { return item.u != nullptr ? namespace_of(*item.u) : namespace_of(*item.s); };
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    enter(ns_of(order[i]));
+    body += code[i].decl;
+    std::string().swap(code[i].decl);
+  }
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    if (code[i].defs.empty()) continue;
+    enter(ns_of(order[i]));
+    body += code[i].defs;
+    std::string().swap(code[i].defs);
   }
   const std::string stem = fs::path(schema.path).stem().string();
   const std::string list_name = identifier_from(stem) + "_wire_messages";
@@ -588,30 +785,15 @@ using {{list_name}} = sage::type_list<{{list}}>;
                {{"schema", fs::path(schema.path).filename().string()}, {"list_name", list_name}, {"list", list}});
   if (!open_ns.empty()) body += "\n}  // namespace " + ns_cpp(open_ns) + "\n";
 
-  return fill(R"(// {{header}}: generated by sagec from {{schema}}. DO NOT EDIT.
-// Change {{schema}} instead; sage_generate() reruns sagec when it changes.
-#pragma once
-
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <limits>
-#include <optional>
-#include <span>
-#include <string>
-#include <string_view>
-#include <vector>
-
-#include <flatbuffers/flatbuffers.h>
-
-#include "sage/detail/generated.hpp"
-#include "sage/message.hpp"
-{{includes}}
-{{body}})",
-              {{"header", header_name(schema.path)},
-               {"schema", fs::path(schema.path).filename().string()},
-               {"includes", include_lines},
-               {"body", body}});
+  // An include guard named after the content: two copies of one header (two sage_generate()
+  // targets whose schemas include the same schema) are one header to the compiler. The header is
+  // hashed with a zero placeholder, which is then overwritten in place (headers can be 100s of MB).
+  body += "\n#endif  // " + guard + "\n";
+  char hash[32];
+  std::snprintf(hash, sizeof hash, "%016" PRIx64, sage::schema::fnv1a64(body));
+  for (auto at = body.find(guard); at != std::string::npos; at = body.find(guard, at + guard.size()))
+    body.replace(at + guard.size() - 16, 16, hash);
+  return body;
 }
 
 }  // namespace sagec

@@ -1,6 +1,8 @@
 // sagec: the sage schema compiler.
 //
-//   sagec generate -o DIR schemas...        C++ headers, one <stem>.sage.hpp per schema
+//   sagec generate -o DIR [--depfile F --stamp S] schemas...
+//                                           C++ headers, one <stem>.sage.hpp per schema and per
+//                                           schema they include that defines something
 //   sagec check [--format json] schemas...  CI checks: packet_type range and uniqueness, names, constructs
 //   sagec check --against OLD.fbs ... NEW.fbs ...   also: can NEW talk to peers built from OLD?
 //   sagec check --against-git REF schemas...         the same, OLD = the schemas as they were at REF
@@ -12,6 +14,7 @@
 // 2 usage errors (bad command line).
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -51,6 +54,44 @@ bool read_input(const std::string& path, std::string& out) {
   if (!in) return false;
   out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   return true;
+}
+
+// Writes `text` to `path` unless the file already holds exactly that (so that an unchanged header
+// keeps its time stamp and nothing that includes it recompiles). False if it cannot be written.
+bool write_if_changed(const fs::path& path, const std::string& text) {
+  std::error_code ec;
+  if (fs::file_size(path, ec) == text.size() && !ec) {  // compare in chunks: headers can be large
+    std::ifstream in(path, std::ios::binary);
+    std::string chunk(1 << 20, '\0');
+    std::size_t at = 0;
+    bool same = static_cast<bool>(in);
+    while (same && at < text.size()) {
+      in.read(chunk.data(), static_cast<std::streamsize>(std::min(chunk.size(), text.size() - at)));
+      const auto got = static_cast<std::size_t>(in.gcount());
+      same = got > 0 && text.compare(at, got, chunk, 0, got) == 0;
+      at += got;
+    }
+    if (same) return true;
+  }
+  const auto tmp = fs::path(path.string() + ".tmp");
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out.flush()) return false;
+  }
+  fs::rename(tmp, path, ec);
+  return !ec;
+}
+
+// A path in a Makefile-style depfile: spaces, '#' and '$' escaped.
+std::string make_escape(const std::string& path) {
+  std::string out;
+  for (const char c : path) {
+    if (c == ' ' || c == '#') out += '\\';
+    if (c == '$') out += '$';
+    out += c;
+  }
+  return out;
 }
 
 int finish(const sagec::Diagnostics& diags, bool json = false) {
@@ -160,13 +201,21 @@ int check_against_git(const std::string& ref, const std::vector<std::string>& sc
 int main(int argc, char** argv) {
   CLI::App app{"sagec: the sage schema compiler (FlatBuffers schemas -> typed C++ messages)"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("sagec ") + SAGE_VERSION_STRING);
+  // One directory per -I (`-I a -I b`): CLI11 2.1.2 would otherwise take every following argument,
+  // schemas included, as a directory.
+  const std::string include_help = "Directory to search for included schemas (repeat -I for several)";
   std::vector<std::string> include_dirs;
   std::vector<std::string> schemas;
 
   auto* generate = app.add_subcommand("generate", "Generate one <stem>.sage.hpp per schema");
   std::string out_dir;
   generate->add_option("-o,--output", out_dir, "Directory for the generated headers")->required();
-  generate->add_option("-I,--include", include_dirs, "Directory to search for included schemas");
+  std::string depfile, stamp;
+  generate->add_option("--depfile", depfile,
+                       "Write a Makefile-style depfile (for CMake's DEPFILE / Ninja) listing every schema read");
+  generate->add_option("--stamp", stamp, "Touch this file after a successful run (the depfile's target when given)");
+  generate->add_option("-I,--include", include_dirs, include_help)->allow_extra_args(false);
   generate->add_option("schemas", schemas, "Schema files (.fbs)")->required()->check(CLI::ExistingFile);
 
   auto* check = app.add_subcommand("check", "Check schemas for CI (exit 0 clean, 1 errors)");
@@ -184,12 +233,12 @@ int main(int argc, char** argv) {
                     "Compatibility level: wire (the binary encoding; the runtime's rule) or json (also names)")
       ->check(CLI::IsMember({"wire", "json"}))
       ->capture_default_str();
-  check->add_option("-I,--include", include_dirs, "Directory to search for included schemas");
+  check->add_option("-I,--include", include_dirs, include_help)->allow_extra_args(false);
   check->add_option("schemas", schemas, "Schema files (.fbs)")->required();
 
   auto* describe = app.add_subcommand("describe", "Print each wire message's packet_type, name and schema description");
   describe->add_option("--format", format, "Output format")->check(CLI::IsMember({"text", "json"}));
-  describe->add_option("-I,--include", include_dirs, "Directory to search for included schemas");
+  describe->add_option("-I,--include", include_dirs, include_help)->allow_extra_args(false);
   describe->add_option("schemas", schemas, "Schema files (.fbs)")->required();
 
   auto* encode = app.add_subcommand("encode", "JSON message -> wire record (or a bare FlatBuffer with --raw)");
@@ -199,14 +248,14 @@ int main(int argc, char** argv) {
   encode->add_flag("--raw", raw, "Write a bare FlatBuffer instead of a sage wire record");
   encode->add_option("-i,--input", input, "JSON file (default: stdin)");
   encode->add_option("-o,--output", output, "Output file (default: stdout)");
-  encode->add_option("-I,--include", include_dirs, "Directory to search for included schemas");
+  encode->add_option("-I,--include", include_dirs, include_help)->allow_extra_args(false);
   encode->add_option("schemas", schemas, "Schema files (.fbs)")->required();
 
   auto* decode = app.add_subcommand("decode", "Wire records (or a bare FlatBuffer with --raw) -> JSON lines");
   decode->add_option("-t,--type", type, "Message (table) name; required with --raw");
   decode->add_flag("--raw", raw, "Input is a bare FlatBuffer instead of sage wire records");
   decode->add_option("-i,--input", input, "Input file (default: stdin)");
-  decode->add_option("-I,--include", include_dirs, "Directory to search for included schemas");
+  decode->add_option("-I,--include", include_dirs, include_help)->allow_extra_args(false);
   decode->add_option("schemas", schemas, "Schema files (.fbs)")->required();
 
   try {
@@ -220,22 +269,61 @@ int main(int argc, char** argv) {
   sagec::Diagnostics diags;
 
   if (generate->parsed()) {
-    std::set<std::string> names;
-    for (const auto& s : schemas)
-      if (!names.insert(sagec::header_name(s)).second) {
-        std::cerr << "sagec: two schemas would both generate " << sagec::header_name(s) << "\n";
-        return exit_usage;
-      }
     const auto loaded = load_all(schemas, dirs, diags);
     if (diags.has_errors() || !sagec::check_schemas(loaded, diags)) return finish(diags);
     if (sage::schema::Description all; !sagec::describe_schemas(loaded, all, diags)) return finish(diags);
+    // A header per schema given and per schema they include that defines something (a generated
+    // header includes those), each file once.
+    std::vector<std::unique_ptr<sagec::Schema>> included;
+    std::vector<const sagec::Schema*> outputs;
+    std::set<std::string> read;     // canonical paths of every schema read, for the depfile
+    std::map<std::string, std::string> headers;  // header name -> canonical schema path
+    auto canonical = [](const std::string& p) {
+      std::error_code ec;
+      const auto c = fs::weakly_canonical(p, ec);
+      return ec ? p : c.string();
+    };
+    auto add_output = [&](const sagec::Schema& s) {
+      const auto path = canonical(s.path);
+      const auto [it, fresh] = headers.emplace(sagec::header_name(s.path), path);
+      if (fresh) {
+        outputs.push_back(&s);
+      } else if (it->second != path) {
+        diags.error(sagec::Position{s.path, 0, 0}, "this schema and " + it->second + " would both generate " +
+                                                       it->first + " (rename one of them)");
+      }
+    };
+    for (const auto& s : loaded) {
+      read.insert(canonical(s->path));
+      add_output(*s);
+    }
+    for (const auto& s : loaded)
+      for (const auto& f : sagec::included_files(*s)) {
+        read.insert(canonical(f));
+        if (!sagec::defines_something(*s->parser, f) || headers.count(sagec::header_name(f))) continue;
+        if (auto inc = sagec::load_schema(f, dirs, diags)) {
+          add_output(*inc);
+          included.push_back(std::move(inc));
+        }
+      }
+    if (diags.has_errors()) return finish(diags);
     std::error_code ec;
     fs::create_directories(out_dir, ec);
-    for (const auto& s : loaded) {
+    for (const auto* s : outputs) {
       const auto path = fs::path(out_dir) / sagec::header_name(s->path);
-      std::ofstream out(path, std::ios::binary | std::ios::trunc);
-      out << sagec::generate_header(*s);
-      if (!out.flush()) diags.error(sagec::Position{path.string(), 0, 0}, "cannot write the generated header");
+      if (!write_if_changed(path, sagec::generate_header(*s)))
+        diags.error(sagec::Position{path.string(), 0, 0}, "cannot write the generated header");
+    }
+    if (!depfile.empty() && !diags.has_errors()) {
+      const std::string target = !stamp.empty() ? stamp : (fs::path(out_dir) / sagec::header_name(outputs.front()->path)).string();
+      std::string text = make_escape(target) + ":";
+      for (const auto& r : read) text += " \\\n  " + make_escape(r);
+      if (!write_if_changed(depfile, text + "\n")) diags.error(sagec::Position{depfile, 0, 0}, "cannot write the depfile");
+    }
+    if (!stamp.empty() && !diags.has_errors()) {
+      std::ofstream out(stamp, std::ios::binary | std::ios::trunc);
+      out << "sagec generate: headers up to date\n";
+      if (!out.flush()) diags.error(sagec::Position{stamp, 0, 0}, "cannot write the stamp file");
     }
     return finish(diags);
   }

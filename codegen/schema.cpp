@@ -1,5 +1,7 @@
 #include "schema.hpp"
 
+#include "namer.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -8,6 +10,7 @@
 #include <functional>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
 #include <flatbuffers/util.h>
 
@@ -138,6 +141,24 @@ Diagnostic parser_diagnostic(const std::string& error, const std::string& given_
     d.message = error.empty() ? "schema does not parse" : error;
     while (!d.message.empty() && std::isspace(static_cast<unsigned char>(d.message.back()))) d.message.pop_back();
   }
+  // The lexer's words for a character it does not take: "illegal character: code: -61" (a byte
+  // >= 0x80, printed as a signed char) or "illegal character: $".
+  const std::string illegal = "illegal character: ";
+  if (d.message.rfind(illegal, 0) == 0) {
+    const std::string rest = d.message.substr(illegal.size());
+    int code = 0;
+    if (rest.rfind("code: ", 0) == 0 && std::from_chars(rest.data() + 6, rest.data() + rest.size(), code).ec == std::errc()) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(code) & 0xFFu);
+      d.message = (code < 0 || code > 127)
+                      ? std::string("non-ASCII character (byte ") + hex +
+                            "): names in a schema are ASCII letters, digits and _ (other text belongs in strings "
+                            "and comments)"
+                      : std::string("unexpected control character (byte ") + hex + ")";
+    } else {
+      d.message = "unexpected character '" + rest + "' (not part of the schema language)";
+    }
+  }
   if (d.message.find("to value of <> type") != std::string::npos)
     d.message += " (attribute values are integers or strings; packet_type is an integer 101..255)";
   if (d.message.find("user define attributes must be declared before use: packet_type") != std::string::npos)
@@ -205,10 +226,19 @@ struct Token {
   int column;
 };
 
-// Identifiers, numbers, strings and punctuation of an .fbs file, comments skipped. Positions are
-// 1-based. The parser does not record where definitions are, so sagec finds them here.
-std::map<std::string, std::vector<Token>>& token_cache() {
-  static std::map<std::string, std::vector<Token>> cache;
+// The tokens of one .fbs file (identifiers, numbers, strings and punctuation, comments skipped;
+// positions 1-based) and an index of its declarations. The parser does not record where
+// definitions are, so sagec finds them here; the indexes keep lookups O(1), so that positions for
+// 100k tables or fields cost linear time (issue 11).
+struct SourceTokens {
+  std::vector<Token> toks;
+  std::unordered_map<std::string, std::vector<std::size_t>> decls;  // name -> indexes of `keyword name`
+  // Field name -> index of the name token, per table/struct (by its keyword index); filled lazily.
+  std::unordered_map<std::size_t, std::unordered_map<std::string, std::size_t>> fields;
+};
+
+std::map<std::string, SourceTokens>& token_cache() {
+  static std::map<std::string, SourceTokens> cache;
   return cache;
 }
 
@@ -255,35 +285,49 @@ std::vector<Token> tokenize(const std::string& text) {
   return out;
 }
 
+bool is_declaration_keyword(const std::string& t) {
+  return t == "table" || t == "struct" || t == "enum" || t == "union" || t == "rpc_service";
+}
+
+SourceTokens index_tokens(std::vector<Token> toks) {
+  SourceTokens out;
+  out.toks = std::move(toks);
+  for (std::size_t i = 0; i + 1 < out.toks.size(); ++i)
+    if (is_declaration_keyword(out.toks[i].text)) out.decls[out.toks[i + 1].text].push_back(i);
+  return out;
+}
+
 // Tokens of `file`: those of the text load_schema_text() parsed under that name, else read from disk.
-const std::vector<Token>& tokens_of(const std::string& file) {
+SourceTokens& tokens_of(const std::string& file) {
   auto& cache = token_cache();
   auto it = cache.find(file);
   if (it != cache.end()) return it->second;
   std::string text;
   flatbuffers::LoadFile(file.c_str(), false, &text);
-  return cache.emplace(file, tokenize(text)).first->second;
+  return cache.emplace(file, index_tokens(tokenize(text))).first->second;
 }
 
-// Index of the name token of the declaration `keyword name`, or npos.
-std::size_t find_declaration(const std::vector<Token>& toks, std::initializer_list<const char*> keywords,
+// Index of the keyword token of the first declaration `keyword name`, or npos.
+std::size_t find_declaration(const SourceTokens& src, std::initializer_list<const char*> keywords,
                              const std::string& name) {
-  for (std::size_t i = 0; i + 1 < toks.size(); ++i) {
-    if (toks[i + 1].text != name) continue;
+  const auto it = src.decls.find(name);
+  if (it == src.decls.end()) return std::string::npos;
+  for (const std::size_t i : it->second)
     for (const char* k : keywords)
-      if (toks[i].text == k) return i;
-  }
+      if (src.toks[i].text == k) return i;
   return std::string::npos;
 }
 
-Position position_at(const std::string& file, const std::vector<Token>& toks, std::size_t i) {
-  if (i >= toks.size()) return Position{file, 0, 0};
-  return Position{file, toks[i].line, toks[i].column};
+Position position_at(const std::string& file, const SourceTokens& src, std::size_t i) {
+  if (i >= src.toks.size()) return Position{file, 0, 0};
+  return Position{file, src.toks[i].line, src.toks[i].column};
 }
 
 }  // namespace
 
-void remember_source(const std::string& file, const std::string& text) { token_cache()[file] = tokenize(text); }
+void remember_source(const std::string& file, const std::string& text) {
+  token_cache()[file] = index_tokens(tokenize(text));
+}
 
 Position position_of(const flatbuffers::StructDef& s) {
   const auto& toks = tokens_of(s.file);
@@ -296,26 +340,33 @@ Position position_of(const flatbuffers::EnumDef& e) {
 }
 
 Position position_of(const flatbuffers::StructDef& s, const flatbuffers::FieldDef& f) {
-  const auto& toks = tokens_of(s.file);
-  std::size_t i = find_declaration(toks, {"table", "struct"}, s.name);
-  if (i == std::string::npos) return Position{s.file, 0, 0};
-  while (i < toks.size() && toks[i].text != "{") ++i;
-  int depth = 0;
-  for (; i < toks.size(); ++i) {
-    if (toks[i].text == "{") ++depth;
-    if (toks[i].text == "}" && --depth == 0) break;
-    if (depth == 1 && toks[i].text == f.name && i + 1 < toks.size() && toks[i + 1].text == ":")
-      return position_at(s.file, toks, i);
+  auto& src = tokens_of(s.file);
+  const std::size_t decl = find_declaration(src, {"table", "struct"}, s.name);
+  if (decl == std::string::npos) return Position{s.file, 0, 0};
+  auto [fields, fresh] = src.fields.try_emplace(decl);
+  if (fresh) {  // one pass over the body: `name :` at depth 1, first occurrence wins
+    const auto& toks = src.toks;
+    std::size_t i = decl;
+    while (i < toks.size() && toks[i].text != "{") ++i;
+    int depth = 0;
+    for (; i < toks.size(); ++i) {
+      if (toks[i].text == "{") ++depth;
+      if (toks[i].text == "}" && --depth == 0) break;
+      if (depth == 1 && i + 1 < toks.size() && toks[i + 1].text == ":") fields->second.try_emplace(toks[i].text, i);
+    }
   }
-  return position_of(s);
+  const auto it = fields->second.find(f.name);
+  if (it == fields->second.end()) return position_of(s);
+  return position_at(s.file, src, it->second);
 }
 
 Position attribute_position(const flatbuffers::StructDef& s, const std::string& attribute) {
-  const auto& toks = tokens_of(s.file);
-  std::size_t i = find_declaration(toks, {"table", "struct"}, s.name);
+  const auto& src = tokens_of(s.file);
+  std::size_t i = find_declaration(src, {"table", "struct"}, s.name);
   if (i == std::string::npos) return Position{s.file, 0, 0};
-  for (; i < toks.size() && toks[i].text != "{"; ++i)
-    if (toks[i].text == attribute || toks[i].text == "\"" + attribute + "\"") return position_at(s.file, toks, i);
+  for (; i < src.toks.size() && src.toks[i].text != "{"; ++i)
+    if (src.toks[i].text == attribute || src.toks[i].text == "\"" + attribute + "\"")
+      return position_at(s.file, src, i);
   return position_of(s);
 }
 
@@ -373,34 +424,12 @@ void check_field(const flatbuffers::StructDef& s, const flatbuffers::FieldDef& f
   if (f.attributes.Lookup("packet_type"))
     diags.error(at, "packet_type is a table attribute: write `table " + s.name + " (packet_type: N)`, not a field attribute");
   if (f.deprecated || flatbuffers::IsUnionType(t)) return;  // the hidden `<field>_type` of a union
-  if (flatbuffers::IsUnion(t) || (flatbuffers::IsVector(t) && flatbuffers::IsUnion(t.VectorType())))
-    diags.error(at, what + ": unions are not supported by sagec (use one message per case, or a table with optional fields)");
-  else if (flatbuffers::IsArray(t))
-    diags.error(at, what + ": fixed-size arrays are not supported by sagec (use a vector in a table)");
+  if (flatbuffers::IsArray(t) && !s.fixed)
+    diags.error(at, what + ": fixed-size arrays belong in structs (use a vector in a table)");
+
   if (f.nested_flatbuffer != nullptr || f.attributes.Lookup("nested_flatbuffer"))
     diags.error(at, what + ": nested_flatbuffer is not supported by sagec (use a nested table)");
   if (f.flexbuffer) diags.error(at, what + ": flexbuffer fields are not supported by sagec");
-}
-
-// The first table field path through which `target` reaches itself, empty if none.
-bool reaches(const flatbuffers::StructDef& from, const flatbuffers::StructDef& target,
-             std::set<const flatbuffers::StructDef*>& seen, std::string& path) {
-  for (const auto* f : from.fields.vec) {
-    if (f->deprecated) continue;
-    const auto& t = f->value.type;
-    const flatbuffers::StructDef* sub = nullptr;
-    if (flatbuffers::IsTable(t) || flatbuffers::IsVectorOfTable(t)) sub = t.struct_def;
-    if (sub == nullptr) continue;
-    if (sub == &target) {
-      path = from.name + "." + f->name;
-      return true;
-    }
-    if (seen.insert(sub).second && reaches(*sub, target, seen, path)) {
-      path = from.name + "." + f->name + " -> " + path;
-      return true;
-    }
-  }
-  return false;
 }
 
 struct Seen {
@@ -408,13 +437,146 @@ struct Seen {
   Position at;
 };
 
+// The tables a table field (or vector of tables, or union) leads to.
+std::vector<const flatbuffers::StructDef*> sub_tables(const flatbuffers::FieldDef& f) {
+  std::vector<const flatbuffers::StructDef*> out;
+  if (f.deprecated) return out;
+  const auto& t = f.value.type;
+  if (flatbuffers::IsTable(t) || flatbuffers::IsVectorOfTable(t)) out.push_back(t.struct_def);
+  const bool is_union = flatbuffers::IsUnion(t) || (flatbuffers::IsVector(t) && flatbuffers::IsUnion(t.VectorType()));
+  if (is_union && t.enum_def != nullptr)
+    for (const auto* v : t.enum_def->Vals())
+      if (v->union_type.struct_def != nullptr && !v->union_type.struct_def->fixed) out.push_back(v->union_type.struct_def);
+  return out;
+}
+
+// How many tables deep a message nests (the root counts 1; the FlatBuffers Verifier counts the
+// same way); -1 when a table on the way contains itself (the depth is then up to the sender).
+class NestingDepth {
+ public:
+  int of(const flatbuffers::StructDef& s, std::string& path) {
+    if (const auto it = memo_.find(&s); it != memo_.end()) {
+      path = paths_[&s];
+      return it->second;
+    }
+    if (!on_stack_.insert(&s).second) return -1;
+    int depth = 1;
+    std::string best;
+    for (const auto* f : s.fields.vec)
+      for (const auto* sub : sub_tables(*f)) {
+        std::string sub_path;
+        const int d = this->of(*sub, sub_path);
+        if (d < 0) {
+          depth = -1;
+          break;
+        }
+        if (depth >= 0 && d + 1 > depth) {
+          depth = d + 1;
+          best = s.name + "." + f->name + (sub_path.empty() ? "" : " -> " + sub_path);
+        }
+      }
+    on_stack_.erase(&s);
+    memo_[&s] = depth;
+    paths_[&s] = best;
+    path = best;
+    return depth;
+  }
+
+ private:
+  std::map<const flatbuffers::StructDef*, int> memo_;
+  std::map<const flatbuffers::StructDef*, std::string> paths_;
+  std::set<const flatbuffers::StructDef*> on_stack_;
+};
+
+std::string display_file(const std::string& f) {
+  std::error_code ec;
+  auto rel = fs::relative(f, fs::current_path(ec), ec);
+  if (!ec && !rel.empty() && rel.string().rfind("..", 0) != 0) return rel.lexically_normal().string();
+  return fs::path(f).lexically_normal().string();
+}
+
+// Where `file` writes `include "name"`.
+Position include_position(const std::string& file, const std::string& name) {
+  const auto& src = tokens_of(file);
+  for (std::size_t i = 0; i + 1 < src.toks.size(); ++i)
+    if (src.toks[i].text == "include" && src.toks[i + 1].text == "\"" + name + "\"")
+      return Position{file, src.toks[i].line, src.toks[i].column};
+  return Position{file, 0, 0};
+}
+
+// Include cycles among the files `p` read, each reported once (at the include that closes it).
+void check_include_cycles(const flatbuffers::Parser& p, const std::string& root, std::set<std::string>& reported,
+                          Diagnostics& diags) {
+  const auto& graph = p.files_included_per_file_;
+  std::vector<std::string> stack;
+  std::set<std::string> done;
+  std::function<void(const std::string&)> visit = [&](const std::string& file) {
+    stack.push_back(file);
+    const auto it = graph.find(file);
+    if (it != graph.end()) {
+      for (const auto& inc : it->second) {
+        const auto on = std::find_if(stack.begin(), stack.end(), [&](const std::string& f) {
+          return canonical_file(f) == canonical_file(inc.filename);
+        });
+        if (on != stack.end()) {
+          std::vector<std::string> cycle(on, stack.end());
+          std::string key;
+          auto sorted = cycle;
+          for (auto& c : sorted) c = canonical_file(c);
+          std::sort(sorted.begin(), sorted.end());
+          for (const auto& c : sorted) key += c + "|";
+          if (!reported.insert(key).second) continue;
+          std::string names;
+          for (const auto& c : cycle) names += display_file(c) + " -> ";
+          names += display_file(inc.filename);
+          diags.error(include_position(file, inc.schema_name),
+                      "include cycle: " + names +
+                          "; each schema gets its own header and headers cannot include each other in a circle "
+                          "(move what the schemas share into a schema that both include)");
+        } else if (done.insert(canonical_file(inc.filename)).second) {
+          visit(inc.filename);
+        }
+      }
+    }
+    stack.pop_back();
+  };
+  done.insert(canonical_file(root));
+  visit(root);
+}
+
+// The most fields one table can have: its vtable (4 bytes + 2 per field) and every field offset
+// are 16-bit; FlatBuffers 2.0.8's parser silently wraps the offsets of later fields.
+constexpr std::size_t max_table_fields = 32765;
+
+// The deepest nesting the decoders accept: the FlatBuffers Verifier's default max_depth, which
+// sage::detail::decode_root() uses.
+constexpr int max_nesting_depth = 64;
+
 }  // namespace
+
+bool reaches_table(const flatbuffers::StructDef& from, const flatbuffers::StructDef& target) {
+  std::set<const flatbuffers::StructDef*> seen;
+  std::vector<const flatbuffers::StructDef*> todo{&from};
+  while (!todo.empty()) {
+    const auto* s = todo.back();
+    todo.pop_back();
+    for (const auto* f : s->fields.vec)
+      for (const auto* sub : sub_tables(*f)) {
+        if (sub == &target) return true;
+        if (seen.insert(sub).second) todo.push_back(sub);
+      }
+  }
+  return false;
+}
 
 bool check_schemas(const std::vector<std::unique_ptr<Schema>>& schemas, Diagnostics& diags) {
   const auto errors_before = diags.error_count();
   std::set<std::string> visited;            // canonical file + qualified name, for deduplication
   std::map<int, Seen> packet_types;         // packet_type -> first message with it
   std::map<std::string, Position> names;    // qualified name -> first definition
+  std::map<std::string, std::string> types;  // C++ qualified type -> schema qualified name
+  std::set<std::string> cycles;             // include cycles reported
+  NestingDepth nesting;
   for (const auto& schema : schemas) {
     auto& p = *schema->parser;
     for (const auto* s : p.structs_.vec) {
@@ -439,14 +601,44 @@ bool check_schemas(const std::vector<std::unique_ptr<Schema>>& schemas, Diagnost
                           prev->second.name + " (" + short_position(prev->second.at) + ")");
       }
       for (const auto* f : s->fields.vec) check_field(*s, *f, diags);
-      if (!s->fixed) {
-        std::set<const flatbuffers::StructDef*> seen;
+      if (!s->fixed && s->fields.vec.size() > max_table_fields) {
+        const auto* first = s->fields.vec[max_table_fields];
+        diags.error(position_of(*s, *first),
+                    "table " + s->name + " has " + std::to_string(s->fields.vec.size()) + " fields (a union counts 2); "
+                    "a FlatBuffers table holds at most " + std::to_string(max_table_fields) +
+                    " (16-bit vtable offsets: from field " + first->name + " on they would wrap)");
+      }
+      for (const auto& c : member_collisions(*s))
+        diags.error(position_of(*s, *c.second_field),
+                    "field " + s->name + "." + c.second + " and field " + s->name + "." + c.first + " both become the C++ member `" +
+                        c.cpp + "` (see \"Names\" in docs/schemas.md); rename one");
+      if (const auto cpp = cpp_qualified_type(*s); !types.emplace(cpp, qualified_name(*s)).second && types[cpp] != qualified_name(*s))
+        diags.error(at, qualified_name(*s) + " and " + types[cpp] + " both become the C++ type " + cpp + "; rename one");
+      if (pt.present && pt.error.empty() && !s->fixed) {
         std::string path;
-        if (reaches(*s, *s, seen, path))
-          diags.error(at, "table " + s->name + " contains itself (" + path +
-                              "); recursive tables are not supported by sagec");
+        const int depth = nesting.of(*s, path);
+        if (depth > max_nesting_depth)
+          diags.add(Diagnostic{at.file, at.line, at.column, "warning",
+                               "message " + s->name + " nests " + std::to_string(depth) + " tables deep (" + path +
+                                   "); decoders refuse messages deeper than " + std::to_string(max_nesting_depth) +
+                                   " tables, so it can never be received"});
       }
     }
+    for (const auto* e : p.enums_.vec) {
+      const std::string key = canonical_file(e->file) + "|enum " + qualified_name(*e);
+      if (!visited.insert(key).second) continue;
+      std::set<const flatbuffers::StructDef*> members;
+      for (const auto* v : e->Vals())
+        if (e->is_union && v->union_type.struct_def != nullptr && !members.insert(v->union_type.struct_def).second)
+          diags.error(position_of(*e), "union " + e->name + " lists table " + v->union_type.struct_def->name +
+                                           " twice; sagec maps a union to a std::variant of its tables, which must differ");
+      for (const auto& c : enum_value_collisions(*e))
+        diags.error(position_of(*e), std::string(e->is_union ? "union" : "enum") + " " + e->name + ": values " + c.first +
+                                         " and " + c.second + " both become the C++ name `" + c.cpp + "`; rename one");
+      if (const auto cpp = cpp_qualified_type(*e); !types.emplace(cpp, qualified_name(*e)).second && types[cpp] != qualified_name(*e))
+        diags.error(position_of(*e), qualified_name(*e) + " and " + types[cpp] + " both become the C++ type " + cpp + "; rename one");
+    }
+    check_include_cycles(p, schema->parser_path, cycles, diags);
     for (const auto* svc : p.services_.vec) {
       if (!schema->owns(*svc)) continue;
       const std::string key = canonical_file(svc->file) + "|" + qualified_name(*svc);

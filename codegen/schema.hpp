@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <flatbuffers/idl.h>
@@ -95,6 +96,10 @@ struct PacketType {
   std::string error;  // empty when valid
 };
 PacketType packet_type_of(const flatbuffers::StructDef& s);
+
+// True when a table field path (fields, vectors, union members) leads from `from` to `target`
+// (`from` == `target` counts only through a field: a table that contains itself).
+bool reaches_table(const flatbuffers::StructDef& from, const flatbuffers::StructDef& target);
 
 // Checks one call's schemas: packet_type values, uniqueness across all schemas, unsupported
 // constructs. Adds diagnostics; returns true when clean.

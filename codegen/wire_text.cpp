@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include <flatbuffers/reflection.h>
+#include <flatbuffers/idl.h>
 
 #include "sage/detail/generated.hpp"
 #include "sage/wire.hpp"
@@ -45,25 +45,117 @@ Found find_packet_type(const std::vector<std::unique_ptr<Schema>>& schemas, int 
   return {};
 }
 
-// Verifies `payload` as a `table` with the schema's reflection data (GenerateText does not verify),
-// then prints it as one line of strict JSON.
-bool payload_json(const Found& f, std::span<const std::byte> payload, std::string& json, std::string& error) {
-  auto& parser = *f.schema->parser;
-  parser.Serialize();
-  std::vector<std::uint64_t> bfbs((parser.builder_.GetSize() + 7) / 8);
-  std::memcpy(bfbs.data(), parser.builder_.GetBufferPointer(), parser.builder_.GetSize());
-  const auto* rschema = reflection::GetSchema(bfbs.data());
-  const reflection::Object* root = nullptr;
-  for (const auto* o : *rschema->objects())
-    if (o->name()->str() == qualified_name(*f.table)) root = o;
-  if (root == nullptr) {
-    error = "internal: no reflection data for " + qualified_name(*f.table);
+// Verifies a buffer against the parser's schema, field by field, with the FlatBuffers Verifier's
+// limits (depth 64, 1,000,000 tables). sagec used flatbuffers::Verify with reflection data, whose
+// 2.0.8 version looks union members up by position instead of by tag (`union U { A, B = 5 }`
+// fails); this does what the generated verify() functions do.
+class SchemaVerifier {
+ public:
+  SchemaVerifier(const std::uint8_t* buf, std::size_t size) : buf_(buf), v_(buf, size) {}
+
+  bool root(const flatbuffers::StructDef& table) {
+    const auto offset = v_.VerifyOffset(0);
+    return offset != 0 && this->table(table, reinterpret_cast<const flatbuffers::Table*>(buf_ + offset));
+  }
+
+ private:
+  using Table = flatbuffers::Table;
+
+  bool scalar(const Table& t, flatbuffers::voffset_t field, std::size_t size) {
+    const auto at = t.GetOptionalFieldOffset(field);
+    return at == 0 || v_.VerifyFieldStruct(reinterpret_cast<const std::uint8_t*>(&t), at, size, size);
+  }
+
+  bool offset(const Table& t, flatbuffers::voffset_t field, bool required) {
+    return required ? t.VerifyOffsetRequired(v_, field) : t.VerifyOffset(v_, field);
+  }
+
+  bool union_value(const flatbuffers::EnumDef& u, std::uint8_t tag, const Table* value) {
+    if (tag == 0) return true;
+    const auto* member = u.ReverseLookup(tag, false);
+    if (member == nullptr || member->union_type.struct_def == nullptr || value == nullptr) return false;
+    return this->table(*member->union_type.struct_def, value);
+  }
+
+  bool vector(const Table& t, const flatbuffers::StructDef& holder, const flatbuffers::FieldDef& f) {
+    using namespace flatbuffers;
+    const auto field = f.value.offset;
+    if (!offset(t, field, f.IsRequired())) return false;
+    const auto* vec = t.GetPointer<const Vector<uoffset_t>*>(field);
+    if (vec == nullptr) return true;
+    const auto et = f.value.type.VectorType();
+    const auto* raw = reinterpret_cast<const std::uint8_t*>(vec);
+    if (IsScalar(et.base_type)) return v_.VerifyVectorOrString(raw, SizeOf(et.base_type));
+    if (et.base_type == BASE_TYPE_STRUCT && et.struct_def->fixed) return v_.VerifyVectorOrString(raw, et.struct_def->bytesize);
+    if (!v_.VerifyVectorOrString(raw, sizeof(uoffset_t))) return false;
+    const auto* offsets = reinterpret_cast<const Vector<Offset<Table>>*>(vec);
+    if (et.base_type == BASE_TYPE_STRING)
+      return v_.VerifyVectorOfStrings(reinterpret_cast<const Vector<Offset<String>>*>(vec));
+    if (et.base_type == BASE_TYPE_STRUCT) {
+      for (uoffset_t i = 0; i < offsets->size(); ++i)
+        if (!this->table(*et.struct_def, offsets->Get(i))) return false;
+      return true;
+    }
+    if (et.base_type == BASE_TYPE_UNION) {
+      const auto* type_field = holder.fields.Lookup(f.name + UnionTypeFieldSuffix());
+      if (type_field == nullptr) return false;
+      const auto* tags = t.GetPointer<const Vector<std::uint8_t>*>(type_field->value.offset);
+      if (tags == nullptr || tags->size() != offsets->size()) return false;
+      for (uoffset_t i = 0; i < offsets->size(); ++i)
+        if (!union_value(*et.enum_def, tags->Get(i), tags->Get(i) == 0 ? nullptr : offsets->Get(i))) return false;
+      return true;
+    }
     return false;
   }
+
+  bool table(const flatbuffers::StructDef& sd, const Table* t) {
+    using namespace flatbuffers;
+    if (!t->VerifyTableStart(v_)) return false;
+    for (const auto* f : sd.fields.vec) {
+      const auto& type = f->value.type;
+      const auto field = f->value.offset;
+      bool ok = true;
+      if (IsScalar(type.base_type)) {
+        ok = scalar(*t, field, SizeOf(type.base_type));
+      } else if (type.base_type == BASE_TYPE_STRING) {
+        ok = offset(*t, field, f->IsRequired()) && v_.VerifyString(t->GetPointer<const String*>(field));
+      } else if (type.base_type == BASE_TYPE_STRUCT && type.struct_def->fixed) {
+        const auto at = t->GetOptionalFieldOffset(field);
+        ok = at == 0 ? !f->IsRequired()
+                     : v_.VerifyFieldStruct(reinterpret_cast<const std::uint8_t*>(t), at, type.struct_def->bytesize,
+                                            type.struct_def->minalign);
+      } else if (type.base_type == BASE_TYPE_STRUCT) {
+        ok = offset(*t, field, f->IsRequired());
+        if (ok && t->GetPointer<const Table*>(field) != nullptr)
+          ok = this->table(*type.struct_def, t->GetPointer<const Table*>(field));
+      } else if (type.base_type == BASE_TYPE_UNION) {
+        const auto* type_field = sd.fields.Lookup(f->name + UnionTypeFieldSuffix());
+        ok = type_field != nullptr && offset(*t, field, f->IsRequired()) &&
+             union_value(*type.enum_def, t->GetField<std::uint8_t>(type_field->value.offset, 0),
+                         t->GetPointer<const Table*>(field));
+      } else if (type.base_type == BASE_TYPE_VECTOR) {
+        ok = vector(*t, sd, *f);
+      } else {
+        ok = false;  // nothing else passes sagec check
+      }
+      if (!ok) return false;
+    }
+    return v_.EndTable();
+  }
+
+  const std::uint8_t* buf_;
+  flatbuffers::Verifier v_;
+};
+
+// Verifies `payload` as a `table` (GenerateText does not verify), then prints it as one line of
+// strict JSON.
+bool payload_json(const Found& f, std::span<const std::byte> payload, std::string& json, std::string& error) {
+  auto& parser = *f.schema->parser;
   std::vector<std::uint64_t> aligned((payload.size() + 7) / 8);
   if (!payload.empty()) std::memcpy(aligned.data(), payload.data(), payload.size());
   const auto* buf = reinterpret_cast<const std::uint8_t*>(aligned.data());
-  if (payload.size() < sage::detail::min_buffer_size || !flatbuffers::Verify(*rschema, *root, buf, payload.size())) {
+  if (payload.size() < sage::detail::min_buffer_size || payload.size() >= FLATBUFFERS_MAX_BUFFER_SIZE ||
+      !SchemaVerifier(buf, payload.size()).root(*f.table)) {
     error = std::to_string(payload.size()) + " bytes are not a valid " + qualified_name(*f.table) +
             " (truncated, corrupt or another message type)";
     return false;

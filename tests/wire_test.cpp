@@ -51,3 +51,28 @@ TEST_CASE("nonzero flags, a short header and a misaligned buffer are refused") {
   CHECK(sage::wire::for_each_record(std::span(buf.data.data() + 1, 8), [](auto) {}).error() ==
         sage::Errc::misaligned);
 }
+
+TEST_CASE("nonzero padding after a record is refused before the record is visited, also when the last record's padding is short") {
+  std::vector<std::byte> msg;
+  sage::wire::append_record(msg, 101, bytes_of({1, 2, 3}));  // 3 payload bytes, 5 of padding
+  sage::wire::append_record(msg, 102, bytes_of({4}));        // 1 payload byte, 7 of padding
+  Aligned buf;
+  std::copy(msg.begin(), msg.end(), buf.data.begin());
+  int visited = 0;
+  // Intact, and with the last record's padding cut short (allowed): both records.
+  CHECK(sage::wire::for_each_record(std::span(buf.data.data(), msg.size()), [&](auto) { ++visited; }).ok());
+  CHECK(sage::wire::for_each_record(std::span(buf.data.data(), 8 + 8 + 8 + 3), [&](auto) { ++visited; }).ok());
+  CHECK(visited == 4);
+  visited = 0;
+  buf.data[8 + 3 + 4] = std::byte{0xff};  // the first record's last padding byte
+  auto r = sage::wire::for_each_record(std::span(buf.data.data(), msg.size()), [&](auto) { ++visited; });
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error() == sage::Errc::malformed);
+  CHECK(r.error().detail == "padding after a record must be zero");
+  CHECK(visited == 0);
+  buf.data[8 + 3 + 4] = std::byte{0};
+  buf.data[16 + 8 + 1] = std::byte{1};  // inside the short tail of the last record
+  r = sage::wire::for_each_record(std::span(buf.data.data(), 16 + 8 + 2), [&](auto) { ++visited; });
+  REQUIRE_FALSE(r.ok());
+  CHECK(visited == 1);
+}

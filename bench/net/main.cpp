@@ -1,9 +1,12 @@
-// bench_net: sage over tcp://127.0.0.1 next to raw nng (pair0 over TCP) in the same run.
+// bench_net: sage over tcp://127.0.0.1 next to ZeroMQ (PUSH/PULL, PAIR over tcp://) and raw nng
+// (pair0 over TCP) in the same run. ZeroMQ is what a user would pick instead of sage's network;
+// raw nng shows the floor of the library sage's TCP is built on.
 //   build/bench/bench_net [--quick] [--csv]     (each case runs in its own process: common/harness.hpp)
 // Throughput: one sender, one receiver thread, N messages of 16 B / 1 KiB payload, messages/s at
 // the receiver. Round trip: ping-pong of one 16 B message, p50 / p99 over M exchanges.
 #include <nng/nng.h>
 #include <nng/protocol/pair0/pair.h>
+#include <zmq.h>
 
 #include <algorithm>
 #include <atomic>
@@ -172,6 +175,77 @@ std::vector<double> raw_rtt(int rounds) {
   return us;
 }
 
+// ---- ZeroMQ over tcp:// (default high-water marks, as a user would start) ----
+
+void zcheck(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "bench_net: zmq %s: %s\n", what, zmq_strerror(zmq_errno()));
+    std::exit(1);
+  }
+}
+
+std::string zmq_bound_url(void* s) {
+  char url[256];
+  size_t len = sizeof url;
+  zcheck(zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, url, &len) == 0, "last endpoint");
+  return url;
+}
+
+// Start-up is excluded as for sage and nng: the clock starts once the connection carried a message.
+double zmq_throughput(std::size_t size, std::uint64_t count) {
+  void* ctx = zmq_ctx_new();
+  void* rx = zmq_socket(ctx, ZMQ_PULL);
+  void* tx = zmq_socket(ctx, ZMQ_PUSH);
+  zcheck(zmq_bind(rx, "tcp://127.0.0.1:*") == 0, "bind");
+  zcheck(zmq_connect(tx, zmq_bound_url(rx).c_str()) == 0, "connect");
+  std::vector<char> body(size, 1);
+  zcheck(zmq_send(tx, body.data(), body.size(), 0) >= 0, "send");  // warm-up: the connection is up
+  std::vector<char> buf(size + 64);
+  zcheck(zmq_recv(rx, buf.data(), buf.size(), 0) >= 0, "recv");
+  const auto start = Clock::now();
+  std::thread sender([&] {
+    for (std::uint64_t i = 0; i < count; ++i) zcheck(zmq_send(tx, body.data(), body.size(), 0) >= 0, "send");
+  });
+  for (std::uint64_t i = 0; i < count; ++i) zcheck(zmq_recv(rx, buf.data(), buf.size(), 0) >= 0, "recv");
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  sender.join();
+  int linger = 0;
+  zmq_setsockopt(tx, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_close(tx);
+  zmq_close(rx);
+  zmq_ctx_term(ctx);
+  return static_cast<double>(count) / secs;
+}
+
+std::vector<double> zmq_rtt(int rounds) {
+  void* ctx = zmq_ctx_new();
+  void* a = zmq_socket(ctx, ZMQ_PAIR);
+  void* b = zmq_socket(ctx, ZMQ_PAIR);
+  zcheck(zmq_bind(a, "tcp://127.0.0.1:*") == 0, "bind");
+  zcheck(zmq_connect(b, zmq_bound_url(a).c_str()) == 0, "connect");
+  std::thread echo([&] {
+    char buf[64];
+    for (int i = 0; i < rounds; ++i) {
+      const int n = zmq_recv(a, buf, sizeof buf, 0);
+      zcheck(n >= 0, "recv");
+      zcheck(zmq_send(a, buf, static_cast<size_t>(n), 0) >= 0, "send");
+    }
+  });
+  std::vector<double> us;
+  char body[16] = {};
+  for (int i = 0; i < rounds; ++i) {
+    const auto t0 = Clock::now();
+    zcheck(zmq_send(b, body, sizeof body, 0) >= 0, "send");
+    zcheck(zmq_recv(b, body, sizeof body, 0) >= 0, "recv");
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  echo.join();
+  zmq_close(a);
+  zmq_close(b);
+  zmq_ctx_term(ctx);
+  return us;
+}
+
 double pct(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
@@ -193,10 +267,13 @@ int main(int argc, char** argv) {
   const char* rt = "TCP round trip 16 B";
   const std::vector<bench::Case> cases = {
       {"tp16.sage", tp16, "sage network", [](bool q) { return rate_figure(sage_throughput(16, n16(q))); }},
+      {"tp16.zmq", tp16, "ZeroMQ PUSH/PULL tcp", [](bool q) { return rate_figure(zmq_throughput(16, n16(q))); }},
       {"tp16.nng", tp16, "raw nng pair0 tcp", [](bool q) { return rate_figure(raw_throughput(16, n16(q))); }},
       {"tp1k.sage", tp1k, "sage network", [](bool q) { return rate_figure(sage_throughput(1024, n1k(q))); }},
+      {"tp1k.zmq", tp1k, "ZeroMQ PUSH/PULL tcp", [](bool q) { return rate_figure(zmq_throughput(1024, n1k(q))); }},
       {"tp1k.nng", tp1k, "raw nng pair0 tcp", [](bool q) { return rate_figure(raw_throughput(1024, n1k(q))); }},
       {"rt.sage", rt, "sage network", [](bool q) { return latency_figures(sage_rtt(rounds(q))); }},
+      {"rt.zmq", rt, "ZeroMQ PAIR tcp", [](bool q) { return latency_figures(zmq_rtt(rounds(q))); }},
       {"rt.nng", rt, "raw nng pair0 tcp", [](bool q) { return latency_figures(raw_rtt(rounds(q))); }},
   };
   return bench::main(argc, argv, "bench_net", cases);

@@ -40,8 +40,12 @@ struct Server : sage::Actor<Server, sage::subscribes<chat::Join, chat::Say, sage
     return true;
   }
   void relay(sage::Sender from, const chat::Line& line) {  // to everyone but `from`
-    for (auto& [index, nick] : nicks)
-      if (index != from.index) mgr.send_message(line, sage::Sender::peer(index));
+    for (auto& [index, nick] : nicks) {
+      if (index == from.index) continue;
+      // A peer may be gone already, or not know chat.Line (a tool that only sends): not fatal here.
+      if (auto r = mgr.try_send_message(line, sage::Sender::peer(index)); !r && log)
+        std::printf("cannot send to %s: %s\n", nick.c_str(), r.error().message().c_str());
+    }
   }
 };
 

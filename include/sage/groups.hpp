@@ -36,13 +36,21 @@ class ActorBase;
 // Its Sender is Sender::group(0).
 inline constexpr std::string_view main_group = "__main__";
 
-// What the main group does when a child fails (crashes, throws, exits, is killed).
+// What the main group does when a child fails (crashes, throws, exits, is killed, stops ticking),
+// in the manner of an Erlang/OTP supervisor: restart it, but not too fast and not forever.
+//  * Backoff: the n-th restart within `window` waits initial_backoff * 2^(n-1), at most
+//    max_backoff (defaults: 10 ms, 20 ms, 40 ms ... capped at 5 s). While it waits, the group
+//    exists (has_process_group() is true) but sends to it fail with peer_gone. Restarts older than
+//    `window` are forgotten, so a child that stays up for `window` starts over at initial_backoff.
+//  * Intensity: more than `max_restarts` failures within `window` and the group fails for good:
+//    the last group_error says "not restarted: N restarts within T ms" and the group is removed.
 struct RestartPolicy {
   enum class Mode { never, on_failure };
   Mode mode = Mode::never;
-  // At most `max_restarts` restarts within `window`; past that the group is removed as with never.
   int max_restarts = 3;
   std::chrono::milliseconds window{std::chrono::seconds(60)};
+  std::chrono::milliseconds initial_backoff{10};
+  std::chrono::milliseconds max_backoff{std::chrono::seconds(5)};
 };
 
 // Per group options; the limits apply to both ends of the group's link.
@@ -65,12 +73,22 @@ struct GroupOptions {
   std::size_t receive_buffer_limit = std::size_t{64} << 20;
   // How long remove_process_group() waits for the child to finish before killing it.
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(10)};
+  // Watchdog: a child whose tick() (handlers, update(), coroutines) runs longer than this is
+  // unresponsive: a thread in the child writes one line to stderr and ends the process with exit
+  // status 125; the main group reports a group_error whose reason starts "unresponsive: a tick ran
+  // longer than the watchdog (N ms)", and the restart policy applies as to any failure. Zero (the
+  // default) turns it off: a handler may legitimately block. Set it well above the longest tick
+  // you expect (max_tick_time bounds only the dispatch of queued messages, not one handler).
+  std::chrono::milliseconds watchdog{0};
 };
 
 // Options of enable_groups().
 struct GroupsOptions {
   // Where the private IPC directory is created: "" means $XDG_RUNTIME_DIR, else /tmp.
   std::string ipc_parent_dir;
+  // Most process groups at once (each is a process and 3 file descriptors in the main process).
+  // add_process_group() past it throws spawn_error (io_error) and starts nothing. 0 = no limit.
+  std::size_t max_groups = 1024;
 };
 
 // Counters of a manager's group traffic since enable_groups().

@@ -246,7 +246,9 @@ class Manager {
   // here by the next tick), answers and exits. Blocks until then (GroupOptions::shutdown_timeout,
   // then the child is killed). Throws no_such_group; group_error if the child did not end cleanly.
   void remove_process_group(std::string_view name);
-  // remove_process_group() for every group.
+  // remove_process_group() for every group, all at once: bye to every child, then one wait for
+  // all (each bounded by its shutdown_timeout). Removes them all, then throws the first
+  // group_error if any child did not end cleanly.
   void clear_process_groups();
   // The groups of this main manager, in the order they were added (empty inside a child).
   std::vector<std::string> process_groups() const;
@@ -284,7 +286,8 @@ class Manager {
   void queue_message_to_group(Sender group, const M& msg) {
     queue_message_to_group(group_name_checked(group), msg);
   }
-  // Same as queue_message_to_group() but reports send_buffer_full / too_large / peer_gone as a value.
+  // Same as queue_message_to_group() but reports send_buffer_full / too_large / peer_gone /
+  // incompatible (a remote group whose schemas do not have the message) as a value.
   template <class M>
   Result<void> try_queue_message_to_group(std::string_view group, const M& msg) {
     static_assert(WireMessage<M>,
@@ -321,7 +324,8 @@ class Manager {
   void disconnect();
   void disconnect(Sender peer);
   // Queues `msg` for `peer`; sent at the end of this tick. Throws not_a_peer (not a peer Sender)
-  // and send_error (peer_gone, too_large, send_buffer_full): nothing is silently dropped.
+  // and send_error (peer_gone, too_large, send_buffer_full; incompatible: the peer's schemas do not
+  // have this message, or its handshake was refused): nothing is silently dropped.
   template <class M>
   void send_message(const M& msg, Sender peer) {
     if (auto r = try_send_message(msg, peer); !r) throw send_error(r.error());
@@ -337,7 +341,8 @@ class Manager {
   }
   // Queues `msg` for every connected peer (not remote groups; datagram peers reliably); returns how
   // many accepted it. A TCP peer whose buffer is full is handled by NetworkOptions::on_send_buffer_full,
-  // the others still get the message. Throws send_error(too_large).
+  // the others still get the message; a peer whose schemas do not have it is skipped
+  // (NetworkStats::unknown_type_skipped, DatagramStats::unknown_type_skipped). Throws send_error(too_large).
   template <class M>
   std::size_t broadcast_message(const M& msg) {
     return broadcast_net_record(detail::wire_codec_v<M>, encode_for_network(msg));

@@ -57,7 +57,8 @@ enum class OverflowPolicy : std::uint8_t {
 
 // Per manager network options (Manager::enable_network); they apply to every connection.
 struct NetworkOptions {
-  // Name this manager gives itself in the handshake (PeerConnected::name on the other end).
+  // Name this manager gives itself in the handshake (PeerConnected::name on the other end): at most
+  // 255 bytes of valid UTF-8 (listen() and connect() throw usage_error otherwise).
   std::string name;
   // Largest frame (transport message) sent or accepted: messages sent to a peer in one tick travel
   // together in frames up to this size; one message too big for a frame is refused at send time
@@ -75,6 +76,21 @@ struct NetworkOptions {
   std::chrono::milliseconds heartbeat_timeout{std::chrono::seconds(10)};
   // How long connect() waits for the TCP (and TLS) connection.
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
+  // Slow and silent peers (docs/reliability.md). A connection whose hello has not fully arrived
+  // within hello_timeout of its start is dropped; so is a peer that started a frame and did not
+  // finish it within frame_timeout (a trickle of bytes does not reset it, unlike the heartbeat).
+  // frame_timeout bounds the time to receive max_message_size: keep it above that size divided by
+  // the slowest link's rate.
+  std::chrono::milliseconds hello_timeout{std::chrono::seconds(5)};
+  std::chrono::milliseconds frame_timeout{std::chrono::seconds(30)};
+  // Most peers (connections accepted, dialed or reconnecting) at once. A connection accepted while
+  // max_peers exist is closed at once and counted (NetworkStats::peers_refused). 0 = no limit.
+  // The one limit of every sage network transport (TCP and datagram).
+  std::size_t max_peers = 1024;
+  // Dropped-peer log lines on stderr: the first drop_log_burst in each drop_log_interval, then
+  // one summary line ("N more dropped peers not logged") per interval.
+  unsigned drop_log_burst = 10;
+  std::chrono::milliseconds drop_log_interval{std::chrono::seconds(10)};
   ReconnectPolicy reconnect{};
   TlsOptions tls{};
 };
@@ -103,6 +119,20 @@ struct PeerDisconnected {
   bool reconnecting = false;  // ReconnectPolicy: a new attempt is under way
 };
 
+// Local message queued when the handshake with a peer was refused because the two ends' schemas
+// cannot talk (docs/network.md "Schema evolution"), or it speaks another protocol version. Both
+// ends get one: `by_peer` is false on the end that found the problem, true on the end that was told.
+// `reason.detail` holds the diagnostics `sagec check --level wire` prints ("error: field
+// evo.Order.id changed type from int to long"), also logged. The peer is then disconnected (no
+// reconnect); send_message to it fails with Errc::incompatible and this reason.
+struct PeerRefused {
+  Sender peer;
+  std::string address;  // "ip:port" of the other end
+  std::string name;     // NetworkOptions::name of the other end ("" if its hello was not read)
+  Error reason;         // Errc::incompatible (or malformed: a description that does not parse)
+  bool by_peer = false;
+};
+
 // A connected or reconnecting peer (Manager::peers()).
 struct PeerInfo {
   Sender peer;
@@ -127,8 +157,17 @@ struct NetworkStats {
   std::uint64_t bad_input = 0;            // connections dropped for garbage, bad frames, unknown types...
   std::uint64_t send_buffer_full = 0;     // sends refused because a peer's buffer was full
   std::uint64_t heartbeat_timeouts = 0;
+  std::uint64_t hello_timeouts = 0;       // dropped: no complete hello within hello_timeout
+  std::uint64_t frame_timeouts = 0;       // dropped: a frame not completed within frame_timeout
+  std::uint64_t peers_refused = 0;        // accepted connections closed at once: max_peers reached
+  std::uint64_t drop_logs_suppressed = 0; // dropped-peer lines not written (rate limit)
   std::uint64_t records_relayed = 0;      // main group: records of a remote group node forwarded to another group
   std::uint64_t undeliverable = 0;        // ... for a group that does not exist (counted, logged once per node)
+  std::uint64_t handshakes_refused = 0;   // handshakes refused (schemas cannot talk, old protocol): PeerRefused
+  // Records not sent to a peer because its schemas do not have the message type: skipped by
+  // broadcast_message, or sent before its handshake completed (logged). A send_message of such a
+  // type fails at the call (Errc::incompatible) and is not counted here.
+  std::uint64_t unknown_type_skipped = 0;
   std::string last_bad_input;             // why the last bad connection was dropped
 };
 

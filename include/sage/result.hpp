@@ -30,6 +30,8 @@ enum class Errc : std::uint8_t {
   peer_gone,            // the peer exited, crashed or disconnected
   io_error,             // a local resource or I/O failure: cannot listen or create the IPC directory,
                         // fork failed, out of file descriptors or memory (not the peer's fault)
+  incompatible,         // the peer's schemas cannot talk to ours (the handshake's diagnostics), or it
+                        // does not know the message type sent, or speaks another protocol version
 };
 
 constexpr std::string_view to_string(Errc e) noexcept {
@@ -45,6 +47,7 @@ constexpr std::string_view to_string(Errc e) noexcept {
     case Errc::send_buffer_full: return "send buffer full";
     case Errc::peer_gone: return "peer gone";
     case Errc::io_error: return "I/O error";
+    case Errc::incompatible: return "incompatible peer";
   }
   return "unknown error";
 }
@@ -74,15 +77,22 @@ class bad_result_access : public usage_error {
   explicit bad_result_access(const Error& e) : usage_error("sage::Result has no value: " + e.message()) {}
 };
 
-// Either a T or an Error. A small stand-in for C++23 std::expected.
+// Either a T or an Error: the vocabulary of C++23 std::expected (has_value(), value(), error(),
+// operator*, operator->, value_or()), plus ok() and explicit operator bool. value() on an error
+// throws bad_result_access (a caller bug); error() and operator* without checking are caller bugs
+// too (error() on a value throws std::bad_variant_access here; std::expected leaves it undefined).
 template <class T>
 class [[nodiscard]] Result {
  public:
+  using value_type = T;
+  using error_type = Error;
+
   Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}                    // NOLINT
   Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}                // NOLINT
   Result(Errc code, std::string detail = {}) : v_(std::in_place_index<1>, Error{code, std::move(detail)}) {}
 
   bool ok() const noexcept { return v_.index() == 0; }
+  bool has_value() const noexcept { return ok(); }
   explicit operator bool() const noexcept { return ok(); }
 
   T& value() & { check(); return std::get<0>(v_); }
@@ -94,8 +104,19 @@ class [[nodiscard]] Result {
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 
+  // The value, or `fallback` converted to T when there is none.
+  template <class U>
+  T value_or(U&& fallback) const& {
+    return ok() ? std::get<0>(v_) : static_cast<T>(std::forward<U>(fallback));
+  }
+  template <class U>
+  T value_or(U&& fallback) && {
+    return ok() ? std::get<0>(std::move(v_)) : static_cast<T>(std::forward<U>(fallback));
+  }
+
   // Precondition: !ok().
-  const Error& error() const { return std::get<1>(v_); }
+  const Error& error() const& { return std::get<1>(v_); }
+  Error& error() & { return std::get<1>(v_); }
 
  private:
   void check() const {
@@ -111,8 +132,16 @@ class [[nodiscard]] Result<void> {
   Result() = default;
   Result(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT
   Result(Errc code, std::string detail = {}) : error_{code, std::move(detail)}, ok_(false) {}
+  using value_type = void;
+  using error_type = Error;
   bool ok() const noexcept { return ok_; }
+  bool has_value() const noexcept { return ok_; }
   explicit operator bool() const noexcept { return ok_; }
+  // Does nothing on success; throws bad_result_access on an error (as std::expected<void>::value()).
+  void value() const {
+    if (!ok_) throw bad_result_access(error_);
+  }
+  void operator*() const noexcept {}
   const Error& error() const { return error_; }
 
  private:

@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <span>
 #include <string>
@@ -79,7 +80,8 @@ inline Result<RecordHeader> read_header(std::span<const std::byte> bytes) {
 }
 
 // Calls visit(Record) for each record of a transport message, in order. Stops at the first
-// malformed record and returns why; records before it have been visited. `body` must start on an
+// malformed record (bad header, length past the end, nonzero padding) and returns why; records
+// before it have been visited, the malformed one has not. `body` must start on an
 // 8-byte boundary (copy it into aligned storage first if it does not).
 template <class Visitor>
 Result<void> for_each_record(std::span<const std::byte> body, Visitor&& visit) {
@@ -94,9 +96,12 @@ Result<void> for_each_record(std::span<const std::byte> body, Visitor&& visit) {
     if (h->length > left)
       return Error{Errc::truncated, "record declares " + std::to_string(h->length) + " payload bytes, " +
                                         std::to_string(left) + " left"};
+    // The padding up to the next record (or the end: the last record's may be omitted) is zero.
+    const std::size_t end = std::min(body.size(), at + record_header_size + padded(h->length));
+    for (std::size_t i = at + record_header_size + h->length; i < end; ++i)
+      if (body[i] != std::byte{0}) return Error{Errc::malformed, "padding after a record must be zero"};
     visit(Record{h->packet_type, body.subspan(at + record_header_size, h->length)});
-    at += record_header_size + padded(h->length);
-    if (at > body.size()) at = body.size();  // the last record's padding may be omitted
+    at = end;
   }
   return {};
 }

@@ -29,6 +29,10 @@ void Channel::attach(std::unique_ptr<Connection> connection, std::string hello_n
   hello_pending_ = true;
   hello_received_ = false;
   last_sent_ = Clock::now();
+  peer_types_ = {};
+  told_ = {};
+  peer_hello_ = {};
+  early_.clear();
 }
 
 void Channel::detach() noexcept {
@@ -38,11 +42,12 @@ void Channel::detach() noexcept {
   batch_tag_.clear();
   lanes_.clear();
   hello_pending_ = false;
+  early_.clear();
 }
 
 std::size_t Channel::pending_bytes() const noexcept {
-  std::size_t n = batch_.size() + (conn_ ? conn_->pending_bytes() : 0);
-  for (const Lane& l : lanes_) n += l.batch.size();
+  std::size_t n = batch_.size() + early_.size() + (conn_ ? conn_->pending_bytes() : 0);
+  for (const Lane& l : lanes_) n += l.batch.size() + l.early.size();
   return n;
 }
 
@@ -65,6 +70,7 @@ Result<void> Channel::append(std::uint8_t packet_type, std::span<const std::byte
   SAGE_ASSERT(packet_type >= min_user_packet_type);
   SAGE_ASSERT(config_.position != Position::peer || tag.empty());
   if (!conn_) return Error{Errc::peer_gone, config_.label + " is not connected"};
+  if (config_.negotiate && hello_received_ && !peer_knows(packet_type)) return unknown_to_peer(packet_type);
   const std::size_t limit = conn_->limits().max_message_size;
   const std::size_t rec = wire::record_size(payload.size());
   // Group channels keep room for a route/from record in front of every record, so that any record
@@ -72,6 +78,14 @@ Result<void> Channel::append(std::uint8_t packet_type, std::span<const std::byte
   const std::size_t tag_room = config_.position == Position::peer ? 0 : max_tag_record;
   if (rec + tag_room > limit)
     return too_large(payload.size(), limit);
+  if (config_.negotiate && !hello_received_) {
+    // Held until the other end's hello says which types it knows (release_early()). Only a plain
+    // peer can send this early (a remote group's channels carry user records after join).
+    if (!tag.empty()) return Error{Errc::peer_gone, config_.label + " has not finished its handshake"};
+    if (auto r = hold_early(early_, packet_type, payload); !r) return r;
+    return {};
+  }
+  announce_new_types();
   if (!batch_.empty() && batch_.size() + rec + tag_room > std::min(limit, conn_->limits().batch_size)) {
     if (auto r = flush(); !r) return r;
   }
@@ -101,16 +115,46 @@ Error Channel::buffer_full(std::size_t waiting) const {
                                            " (" + std::string(config_.options_name) + "::send_buffer_limit)"};
 }
 
+Error Channel::unknown_to_peer(std::uint8_t packet_type) const {
+  const WireCodec* c = dir_.codec(packet_type);
+  return Error{Errc::incompatible, config_.label + " does not know message " +
+                                       (c ? std::string(c->name) + " " : std::string()) + "(packet_type " +
+                                       std::to_string(packet_type) +
+                                       "): its schemas do not have it (upgrade it, or do not send it there)"};
+}
+
+Result<void> Channel::hold_early(std::vector<std::byte>& early, std::uint8_t packet_type,
+                                 std::span<const std::byte> payload) {
+  const std::size_t rec = wire::record_size(payload.size());
+  if (pending_bytes() + rec > config_.send_buffer_limit)
+    return Error{Errc::send_buffer_full, config_.label + " has not finished its handshake and " +
+                                             std::to_string(pending_bytes()) + " bytes wait for it; the limit is " +
+                                             std::to_string(config_.send_buffer_limit) + " (" +
+                                             std::string(config_.options_name) + "::send_buffer_limit)"};
+  wire::append_record(early, packet_type, payload);
+  return {};
+}
+
 Result<void> Channel::send(std::uint8_t packet_type, std::span<const std::byte> payload, Delivery delivery) {
   if (delivery == Delivery{}) return send(packet_type, payload);
+  auto r = append_lane(packet_type, payload, delivery);
+  if (r) ++counters_.records_sent;
+  return r;
+}
+
+Result<void> Channel::append_lane(std::uint8_t packet_type, std::span<const std::byte> payload, Delivery delivery) {
   SAGE_ASSERT(packet_type >= min_user_packet_type);
   SAGE_ASSERT(config_.position == Position::peer);
   if (!conn_) return Error{Errc::peer_gone, config_.label + " is not connected"};
+  if (config_.negotiate && hello_received_ && !peer_knows(packet_type)) return unknown_to_peer(packet_type);
   const ConnectionLimits& lim = conn_->limits();
   const std::size_t rec = wire::record_size(payload.size());
   if (rec > lim.max_message_size) return too_large(payload.size(), lim.max_message_size);
   auto it = std::find_if(lanes_.begin(), lanes_.end(), [&](const Lane& l) { return l.delivery == delivery; });
-  if (it == lanes_.end()) it = lanes_.insert(lanes_.end(), Lane{delivery, {}});
+  if (it == lanes_.end()) it = lanes_.insert(lanes_.end(), Lane{delivery, {}, {}});
+  // Held with the default lane's early records until the other end's hello (release_early()).
+  if (config_.negotiate && !hello_received_) return hold_early(it->early, packet_type, payload);
+  announce_new_types();
   const std::size_t batch_limit = std::min({lim.max_message_size, lim.batch_size,
                                             delivery.mode == Delivery::Mode::reliable ? SIZE_MAX : lim.unreliable_batch_size});
   if (!it->batch.empty() && it->batch.size() + rec > batch_limit) {
@@ -118,7 +162,6 @@ Result<void> Channel::send(std::uint8_t packet_type, std::span<const std::byte> 
   }
   if (const std::size_t waiting = pending_bytes(); waiting + rec > config_.send_buffer_limit) return buffer_full(waiting);
   wire::append_record(it->batch, packet_type, payload);
-  ++counters_.records_sent;
   return {};
 }
 
@@ -136,6 +179,7 @@ Result<void> Channel::flush_lane(Lane& lane) {
 }
 
 Result<void> Channel::flush() {
+  if (conn_ && hello_received_) announce_new_types();  // types registered since (negotiate only)
   if (auto r = flush_default(); !r) return r;
   for (Lane& l : lanes_)
     if (auto r = flush_lane(l); !r) return r;
@@ -149,7 +193,10 @@ Result<void> Channel::flush_default() {
     // Our hello is the first record the other end reads. Its table is taken now, so types
     // registered before the first flush are in it.
     std::vector<std::byte> hello;
-    proto::append_control(hello, proto::Control::hello, proto::encode_hello(dir_.hello(hello_name_)));
+    const proto::Hello mine = dir_.hello(hello_name_, config_.negotiate);
+    for (const auto& e : mine.entries) told_[e.packet_type] = true;
+    told_generation_ = dir_.generation();
+    proto::append_control(hello, proto::Control::hello, proto::encode_hello(mine));
     if (batch_.size() + hello.size() <= conn_->limits().max_message_size) {
       batch_.insert(batch_.begin(), hello.begin(), hello.end());
     } else if (auto r = conn_->send(hello); !r) {
@@ -219,9 +266,19 @@ Verdict Channel::on_record(Manager& manager, const wire::Record& rec, std::strin
         auto h = proto::decode_hello(rec.payload);
         if (!h) return bad(h.error());
         hello_received_ = true;
-        const auto check = config_.check(dir_.hello(hello_name_), *h, config_.self_label, config_.label);
-        return events_.on_hello(*this, *h, check);
+        const auto check = config_.check(dir_.hello(hello_name_, config_.negotiate), *h, config_.self_label, config_.label);
+        if (config_.negotiate) {
+          peer_hello_ = *h;
+          peer_hello_.description.clear();  // checked; not needed any more
+          if (check) accept_peer_types(h->entries);
+        }
+        Verdict v = events_.on_hello(*this, *h, check);
+        if (config_.negotiate && check && !v) release_early();
+        return v;
       }
+      case proto::Control::announce:
+        if (!config_.negotiate) return bad(Error{Errc::malformed, "announce on a channel that does not negotiate"});
+        return on_announce(rec.payload);
       case proto::Control::route:
       case proto::Control::from: {
         const bool route = control == proto::Control::route;
@@ -260,6 +317,63 @@ Verdict Channel::on_record(Manager& manager, const wire::Record& rec, std::strin
   if (!d) return bad(Error{d.error().code, std::string(codec->name) + ": " + d.error().detail});
   ++counters_.records_received;
   return std::nullopt;
+}
+
+// ---- negotiation (network peers and remote groups) ----
+
+void Channel::accept_peer_types(const std::vector<proto::SchemaEntry>& entries) {
+  for (const auto& e : entries) peer_types_[e.packet_type] = true;
+}
+
+void Channel::announce_new_types() {
+  if (!config_.negotiate || hello_pending_ || told_generation_ == dir_.generation()) return;
+  told_generation_ = dir_.generation();
+  if (auto a = dir_.announce(told_)) append_control(proto::Control::announce, proto::encode_announce(*a));
+}
+
+Verdict Channel::on_announce(std::span<const std::byte> payload) {
+  auto a = proto::decode_announce(payload);
+  if (!a) return bad(a.error());
+  auto check = proto::check_descriptions(dir_.hello(hello_name_, true).description, a->description,
+                                         config_.self_label, config_.label);
+  if (!check) return events_.on_hello(*this, peer_hello_, check);
+  accept_peer_types(a->entries);
+  return std::nullopt;
+}
+
+// The records appended before the other end's hello: those of types it knows go out now, in
+// order; the others were accepted too early to refuse, so they are logged and counted here,
+// never sent to be dropped by the receiver.
+void Channel::release_early() {
+  std::uint64_t dropped = 0;
+  std::string names;
+  auto release = [&](std::vector<std::byte>& held, const Delivery* delivery) {
+    std::vector<std::byte> early;
+    early.swap(held);
+    (void)wire::for_each_record(early, [&](const wire::Record& rec) {
+      if (peer_knows(rec.packet_type)) {
+        auto r = delivery ? append_lane(rec.packet_type, rec.payload, *delivery) : append(rec.packet_type, rec.payload);
+        if (r) return;
+      }
+      ++dropped;
+      const WireCodec* c = dir_.codec(rec.packet_type);
+      const std::string n = c ? std::string(c->name) : "packet_type " + std::to_string(rec.packet_type);
+      if (names.find(n) == std::string::npos) names += (names.empty() ? "" : ", ") + n;
+    });
+  };
+  release(early_, nullptr);
+  for (std::size_t i = 0; i < lanes_.size(); ++i) {
+    const Delivery d = lanes_[i].delivery;  // append_lane() may add lanes: index, not reference
+    release(lanes_[i].early, &d);
+  }
+  if (dropped == 0) return;
+  unknown_dropped_ += dropped;
+  std::fprintf(stderr,
+               "sage: %s: %llu message(s) sent before the handshake with %s completed were not sent: it does not "
+               "know %s (%s)\n",
+               config_.self_label.c_str(), static_cast<unsigned long long>(dropped), config_.label.c_str(),
+               names.c_str(), config_.options_name == "DatagramOptions" ? "DatagramStats::unknown_type_skipped"
+                                                                        : "NetworkStats::unknown_type_skipped");
 }
 
 void Channel::relay(const std::string& to, const wire::Record& rec) {

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstddef>
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -24,6 +25,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "channel/directory.hpp"
@@ -85,6 +87,11 @@ class Channel {
     std::size_t send_buffer_limit = std::size_t{8} << 20;  // batch + connection's pending bytes
     std::string_view options_name = "NetworkOptions";       // named in limit errors
     CheckPolicy check = &protocol::check_compatible;
+    // Network peers and remote groups: the hello carries the schema description (checked by
+    // `check`, normally protocol::check_negotiated), types registered later are announced, a user
+    // record of a type the other end does not know is refused at append(), and records appended
+    // before the other end's hello are held until it arrives (docs/network.md "Schema evolution").
+    bool negotiate = false;
   };
 
   Channel(Config config, Directory& directory, ChannelEvents& events, ChannelCounters& counters);
@@ -100,8 +107,9 @@ class Channel {
 
   // ---- sending ----
   // Appends a user record. `tag`: spoke: the destination group ("" = the main group); hub: the
-  // origin group ("" = the main group); peer: "". Fails with too_large, send_buffer_full or
-  // peer_gone (no connection) and then has appended nothing.
+  // origin group ("" = the main group); peer: "". Fails with too_large, send_buffer_full,
+  // peer_gone (no connection) or incompatible (negotiate: the other end does not know the type)
+  // and then has appended nothing.
   Result<void> append(std::uint8_t packet_type, std::span<const std::byte> payload, std::string_view tag = {});
   // append() of a record this manager sends (counted in records_sent).
   Result<void> send(std::uint8_t packet_type, std::span<const std::byte> payload, std::string_view tag = {}) {
@@ -111,9 +119,11 @@ class Channel {
   }
   // Datagram peers: a record for another delivery mode or channel than the default (reliable,
   // channel 0) goes into a batch of its own (a lane), sent with that Delivery; unreliable lanes
-  // are split at the connection's unreliable_batch_size. Control records and the hello always
-  // travel reliable on channel 0, so a lane's records can arrive before the peer's hello: the
-  // transport drops unreliable ones that do (their loss is allowed). Peer position only.
+  // are split at the connection's unreliable_batch_size. The same checks as append() (negotiate:
+  // held until the other end's hello, refused if it does not know the type). Control records and
+  // the hello always travel reliable on channel 0, so a lane's records can arrive before our
+  // hello: the transport holds reliable ones until it and drops unreliable ones (their loss is
+  // allowed). Peer position only.
   Result<void> send(std::uint8_t packet_type, std::span<const std::byte> payload, Delivery delivery);
   // Appends a control record (no limit checks beyond the message size; a full batch is flushed).
   void append_control(protocol::Control control, std::span<const std::byte> payload = {});
@@ -130,6 +140,17 @@ class Channel {
   // channel must stop (the owner drops it), or nullopt.
   Verdict receive(Manager& manager);
   bool hello_received() const noexcept { return hello_received_; }
+  // negotiate: whether the other end's hello or announces listed `packet_type`. A type without a
+  // schema_description (a hand-written WireMessage) cannot be negotiated: it is sent unchecked,
+  // as before negotiation (the receiver decodes it if it registered that packet_type).
+  bool peer_knows(std::uint8_t packet_type) const noexcept {
+    if (peer_types_[packet_type]) return true;
+    const WireCodec* c = dir_.codec(packet_type);
+    return c && c->schema_description.empty();
+  }
+  // negotiate: records appended before the other end's hello that it turned out not to know
+  // (not sent, logged); the owner adds them to its stats.
+  std::uint64_t take_unknown_dropped() noexcept { return std::exchange(unknown_dropped_, 0); }
 
   const Config& config() const noexcept { return config_; }
   const std::string& peer_name() const noexcept { return config_.peer_name; }
@@ -146,15 +167,23 @@ class Channel {
   struct Lane {
     Delivery delivery;
     std::vector<std::byte> batch;
+    std::vector<std::byte> early;  // negotiate: records sent before the other end's hello
   };
   Error too_large(std::size_t payload_size, std::size_t limit) const;
   Error buffer_full(std::size_t waiting) const;
+  Error unknown_to_peer(std::uint8_t packet_type) const;
+  Result<void> hold_early(std::vector<std::byte>& early, std::uint8_t packet_type, std::span<const std::byte> payload);
+  Result<void> append_lane(std::uint8_t packet_type, std::span<const std::byte> payload, Delivery delivery);
   Result<void> flush_lane(Lane& lane);
   Result<void> flush_default();
   Verdict handle(Manager& manager, std::span<const std::byte> body);
   Verdict on_record(Manager& manager, const wire::Record& rec, std::string& tag);
   Verdict bad(Error e);
   void relay(const std::string& to, const wire::Record& rec);
+  Verdict on_announce(std::span<const std::byte> payload);
+  void accept_peer_types(const std::vector<protocol::SchemaEntry>& entries);
+  void release_early();
+  void announce_new_types();
 
   Config config_;
   Directory& dir_;
@@ -170,6 +199,13 @@ class Channel {
   Clock::time_point last_sent_ = Clock::now();
   std::set<Errc> logged_;
   bool relay_logged_ = false;
+  // negotiate
+  std::array<bool, 256> peer_types_{};  // types the other end knows (its hello and announces)
+  std::array<bool, 256> told_{};        // types we described (our hello and announces)
+  std::uint64_t told_generation_ = 0;   // Directory::generation() when told_ was last brought up to date
+  protocol::Hello peer_hello_;
+  std::vector<std::byte> early_;        // user records appended before the other end's hello
+  std::uint64_t unknown_dropped_ = 0;
 };
 
 }  // namespace sage::detail

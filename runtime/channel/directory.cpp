@@ -3,6 +3,10 @@
 
 #include <unistd.h>
 
+#include <cstdio>
+
+#include "schema/description.hpp"
+
 #include "sage/errors.hpp"
 #include "sage/groups.hpp"
 
@@ -16,6 +20,7 @@ void Directory::register_codec(const WireCodec& codec) {
   if (slot.decode && (slot.fingerprint != codec.fingerprint || slot.name != codec.name))
     throw packet_type_conflict(codec.packet_type, slot.name, codec.name);
   slot = codec;
+  ++generation_;
 }
 
 std::vector<WireCodec> Directory::codecs() const {
@@ -25,14 +30,52 @@ std::vector<WireCodec> Directory::codecs() const {
   return out;
 }
 
-protocol::Hello Directory::hello(std::string_view name) const {
+std::string Directory::describe(const std::array<bool, 256>& types) const {
+  std::vector<std::string_view> texts;
+  for (const auto& c : codecs_)
+    if (c.decode && types[c.packet_type] && !c.schema_description.empty()) texts.push_back(c.schema_description);
+  if (texts.empty()) return {};
+  auto combined = schema::combine(texts);
+  if (!combined) {
+    std::fprintf(stderr, "sage: the schema descriptions of the registered wire types conflict: %s\n",
+                 combined.error.c_str());
+    return {};
+  }
+  return schema::to_text(combined.description);
+}
+
+protocol::Hello Directory::hello(std::string_view name, bool describe_types) const {
   protocol::Hello h;
   h.pid = static_cast<std::uint32_t>(::getpid());
   for (const auto& c : codecs_)
-    if (c.decode) h.entries.push_back({c.packet_type, c.fingerprint});
+    if (c.decode && (!describe_types || !c.schema_description.empty())) h.entries.push_back({c.packet_type, c.fingerprint});
   h.schema_fingerprint = protocol::schema_fingerprint(h.entries);
   h.name = std::string(name);
+  if (describe_types) {
+    if (described_generation_ != generation_) {
+      std::array<bool, 256> all{};
+      all.fill(true);
+      described_ = describe(all);
+      described_generation_ = generation_;
+    }
+    h.description = described_;
+    if (h.description.empty()) h.entries.clear();
+  }
   return h;
+}
+
+std::optional<protocol::Announce> Directory::announce(std::array<bool, 256>& told) const {
+  std::array<bool, 256> fresh{};
+  protocol::Announce a;
+  for (const auto& c : codecs_)
+    if (c.decode && !c.schema_description.empty() && !told[c.packet_type]) {
+      fresh[c.packet_type] = told[c.packet_type] = true;
+      a.entries.push_back({c.packet_type, c.fingerprint});
+    }
+  if (a.entries.empty()) return std::nullopt;
+  a.description = describe(fresh);
+  if (a.description.empty()) return std::nullopt;
+  return a;
 }
 
 void Directory::set_self(std::string_view name, std::uint32_t index) {

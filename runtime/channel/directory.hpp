@@ -9,6 +9,7 @@
 #pragma once
 
 #include <array>
+#include <optional>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -51,8 +52,13 @@ class Directory {
   }
   // Every registered codec, by packet_type.
   std::vector<WireCodec> codecs() const;
-  // This manager's hello: its codec table, `name` and pid.
-  protocol::Hello hello(std::string_view name) const;
+  // This manager's hello: its codec table, `name` and pid. `describe` (network): only the types
+  // with a schema_description, and their combined description (cached until a type is added).
+  protocol::Hello hello(std::string_view name, bool describe = false) const;
+  // The announce of the described types not in `told` (then added to it); nullopt if none.
+  std::optional<protocol::Announce> announce(std::array<bool, 256>& told) const;
+  // Bumped by every new codec: a channel compares it to know whether it has something to announce.
+  std::uint64_t generation() const noexcept { return generation_; }
 
   // ---- groups ----
   // This manager's own group: main_group (index 0) by default; a child's name and index.
@@ -82,7 +88,13 @@ class Directory {
     std::string name;  // "" = free slot
     Route route;
   };
+  // The combined "sage-schema 1" text of the described codecs in `types` ("" if none or on a conflict).
+  std::string describe(const std::array<bool, 256>& types) const;
+
   std::array<WireCodec, 256> codecs_{};
+  std::uint64_t generation_ = 0;
+  mutable std::uint64_t described_generation_ = ~std::uint64_t{0};
+  mutable std::string described_;
   std::vector<Group> names_;  // names_[i] is the group with Sender::group(i)
   std::uint32_t self_index_ = 0;
   Channel* hub_ = nullptr;

@@ -20,8 +20,14 @@
 namespace sage::detail::protocol {
 
 inline constexpr std::uint32_t hello_magic = 0x45474153;  // "SAGE" read as little-endian u32
-inline constexpr std::uint16_t protocol_version = 1;
+// Version 2: the hello carries the schema description (negotiated check, announce). Version 1 (sage
+// before schema negotiation) is decoded only to refuse it with a clear reason.
+inline constexpr std::uint16_t protocol_version = 2;
 inline constexpr std::size_t max_group_name = 255;
+// Bounds of a hello: NetworkOptions::name / group names, the schema table, the description text
+// (schema::max_description_bytes, 256 KiB).
+inline constexpr std::size_t max_hello_name = 255;
+inline constexpr std::size_t max_hello_entries = 155;  // packet_types 101..255
 
 // packet_type values of the control packets (0..100; the rest of 0..100 is reserved). "hub" is the
 // main group's end of a group channel (to a child or a remote group node), "spoke" the other end.
@@ -37,6 +43,7 @@ enum class Control : std::uint8_t {
   close = 33,      // TCP: the sender closes this connection on purpose; payload: reason text (UTF-8)
   join_group = 34, // TCP, node -> main: host the group named in the payload (u16 length + name)
   join_ack = 35,   // TCP, main -> node: the group is registered; empty payload
+  announce = 36,   // TCP: wire types registered after the hello: u32 count, 16-byte entries, description
 };
 
 enum class ErrorKind : std::uint32_t {
@@ -57,8 +64,17 @@ struct Hello {
   std::uint16_t version = protocol_version;
   std::uint32_t pid = 0;
   std::uint64_t schema_fingerprint = 0;
-  std::vector<SchemaEntry> entries;  // sorted by packet_type, unique
-  std::string name;                  // group name of the sender ("" for the main group)
+  std::vector<SchemaEntry> entries;  // sorted by packet_type, unique, each >= 101
+  std::string name;                  // group name of the sender ("" for the main group); <= 255 bytes, UTF-8
+  // Version 2: the "sage-schema 1" text of every wire type in `entries` (schema::combine of their
+  // T::schema_description), or "" when the sender does not negotiate (process groups).
+  std::string description;
+};
+
+// Wire types one end registered after its hello (Control::announce): entries and their description.
+struct Announce {
+  std::vector<SchemaEntry> entries;
+  std::string description;
 };
 
 struct ErrorReport {
@@ -70,8 +86,21 @@ struct ErrorReport {
 // packet_type. Order-independent in its input; docs/wire-format.md gives the exact steps.
 std::uint64_t schema_fingerprint(std::vector<SchemaEntry> entries);
 
+// encode_hello writes version 2 (docs/wire-format.md "hello"); `h` must be valid as decode_hello
+// checks it. decode_hello is strict: version 2 with every reserved/padding byte zero, packet_types
+// >= 101 strictly ascending, name <= 255 bytes of valid UTF-8, description <= 256 KiB, lengths that
+// add up; a version-1 hello is decoded (name, pid, entries) so that the receiver can refuse it with
+// a reason; any other version gives a Hello with only `version` set. It never parses the
+// description (schema::parse does, in the check policy).
 std::vector<std::byte> encode_hello(const Hello& h);
 Result<Hello> decode_hello(std::span<const std::byte> payload);
+
+// announce payload: u32 entry_count, u32 description_length, entries (16 bytes), description.
+std::vector<std::byte> encode_announce(const Announce& a);
+Result<Announce> decode_announce(std::span<const std::byte> payload);
+
+// True when `s` is valid UTF-8 (no overlong forms, no surrogates, <= U+10FFFF).
+bool valid_utf8(std::string_view s) noexcept;
 
 // route/from payload: u16 length, then the group name bytes.
 std::vector<std::byte> encode_name(std::string_view name);
@@ -85,6 +114,18 @@ Result<ErrorReport> decode_error(std::span<const std::byte> payload);
 // On mismatch: Errc::fingerprint_mismatch with a sentence naming both fingerprints.
 Result<void> check_compatible(const Hello& mine, const Hello& theirs, std::string_view my_name,
                               std::string_view their_name);
+
+// The negotiated check (network peers and remote groups; docs/network.md "Schema evolution"): the
+// peer speaks protocol 2 and sent a description that parses, its table matches the description, and
+// schema::compare(theirs, mine, {Level::wire, Direction::both, history = false}) finds no error:
+// the same function `sagec check --against --level wire` runs. On refusal: Errc::incompatible with
+// the diagnostics sagec check prints ("error: field evo.Order.id changed type from int to long"),
+// or the version refusal ("peer speaks protocol 1; upgrade it").
+Result<void> check_negotiated(const Hello& mine, const Hello& theirs, std::string_view my_name,
+                              std::string_view their_name);
+// The heart of check_negotiated on two description texts (also what tests run the docs' table through).
+Result<void> check_descriptions(std::string_view mine, std::string_view theirs, std::string_view my_name,
+                                std::string_view their_name);
 
 inline void append_control(std::vector<std::byte>& out, Control c, std::span<const std::byte> payload = {}) {
   wire::append_record(out, static_cast<std::uint8_t>(c), payload);

@@ -1,10 +1,17 @@
 // Process groups, the child's side: ChildPump and the child's loop (runtime/groups/child.hpp).
 #include "groups/child.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include "local/manager_access.hpp"
 #include "transport/link.hpp"
@@ -69,6 +76,7 @@ std::vector<std::byte> encode_spec(const ChildSpec& s) {
   w.put(s.options.send_buffer_limit);
   w.put(s.options.receive_buffer_limit);
   w.put(s.options.shutdown_timeout.count());
+  w.put(s.options.watchdog.count());
   w.put(s.factory);
   w.put<std::uint32_t>(static_cast<std::uint32_t>(s.codecs.size()));
   for (const auto& c : s.codecs) {
@@ -93,6 +101,7 @@ ChildSpec decode_spec(std::span<const std::byte> bytes) {
   s.options.send_buffer_limit = r.get<std::size_t>();
   s.options.receive_buffer_limit = r.get<std::size_t>();
   s.options.shutdown_timeout = std::chrono::milliseconds(r.get<std::chrono::milliseconds::rep>());
+  s.options.watchdog = std::chrono::milliseconds(r.get<std::chrono::milliseconds::rep>());
   s.factory = r.get<ActorFactory>();
   const auto n = r.get<std::uint32_t>();
   for (std::uint32_t i = 0; i < n; ++i) {
@@ -174,6 +183,55 @@ void ChildPump::flush(Manager&) { (void)channel_.flush(); }
 
 // ---- the child's life ----
 
+namespace {
+
+// GroupOptions::watchdog: a thread that ends the process when one tick runs too long. The loop
+// marks the start and the end of each tick; nothing else is shared.
+class Watchdog {
+ public:
+  Watchdog(std::string group, std::chrono::milliseconds limit) : group_(std::move(group)), limit_(limit) {
+    if (limit_.count() > 0) thread_ = std::thread([this] { run(); });
+  }
+  ~Watchdog() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+  void tick_started() noexcept { started_.store(Clock::now().time_since_epoch().count(), std::memory_order_release); }
+  void tick_ended() noexcept { started_.store(0, std::memory_order_release); }
+
+ private:
+  void run() {
+    std::unique_lock lk(mu_);
+    const auto step = std::max(limit_ / 4, std::chrono::milliseconds(1));
+    while (!cv_.wait_for(lk, step, [&] { return stop_; })) {
+      const auto started = started_.load(std::memory_order_acquire);
+      if (started == 0) continue;
+      const auto ran = Clock::now() - Clock::time_point(Clock::duration(started));
+      if (ran <= limit_) continue;
+      std::fprintf(stderr, "sage: group '%s': unresponsive: a tick ran longer than the watchdog (%lld ms); exiting\n",
+                   group_.c_str(), static_cast<long long>(limit_.count()));
+      std::fflush(stderr);
+      ::_exit(watchdog_exit_status);
+    }
+  }
+  std::string group_;
+  std::chrono::milliseconds limit_;
+  std::atomic<Clock::rep> started_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
 int ChildPump::child_main(std::span<const std::byte> args) {
   const ChildSpec spec = decode_spec(args);
   ManagerOptions mo;
@@ -222,15 +280,20 @@ int ChildPump::child_main(std::span<const std::byte> args) {
   // The hello goes out now (with what the constructor queued), even if the actor has nothing to say.
   (void)pump.channel_.flush();
 
+  Watchdog watchdog(spec.name, spec.options.watchdog);
   for (;;) {
     try {
+      watchdog.tick_started();
       if (spec.options.max_tick_time.count() > 0)
         manager.tick(spec.options.max_tick_time);
       else
         manager.tick();
+      watchdog.tick_ended();
     } catch (const std::exception& e) {
+      watchdog.tick_ended();
       return report(proto::ErrorKind::tick_threw, e.what(), 4);
     } catch (...) {
+      watchdog.tick_ended();
       return report(proto::ErrorKind::tick_threw, "unknown exception", 4);
     }
     if (pump.bye_received_) {

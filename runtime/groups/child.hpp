@@ -31,6 +31,9 @@ struct ChildSpec {
 std::vector<std::byte> encode_spec(const ChildSpec& spec);
 ChildSpec decode_spec(std::span<const std::byte> bytes);  // throws std::runtime_error if truncated
 
+// The exit status of a child whose GroupOptions::watchdog fired (a tick ran too long).
+inline constexpr int watchdog_exit_status = 125;
+
 ConnectionLimits link_limits(const GroupOptions& options);
 // The GroupStats of a group pump's channel counters.
 GroupStats group_stats(const ChannelCounters& counters);

@@ -38,7 +38,7 @@ std::string_view kind_text(proto::ErrorKind k) {
 }  // namespace
 
 struct GroupPump::Child final : ChannelEvents {
-  enum class State : std::uint8_t { starting, running, leaving, failed };
+  enum class State : std::uint8_t { starting, running, leaving, failed, waiting };
 
   Child(GroupPump& pump, std::string name, std::uint32_t index, const GroupOptions& options, ActorFactory factory)
       : pump(pump),
@@ -95,13 +95,15 @@ struct GroupPump::Child final : ChannelEvents {
   std::optional<int> exit_status;
   std::string pending_failure;  // detected while reading; fail() runs after
   std::vector<Clock::time_point> restarts;
+  Clock::time_point restart_at{};  // State::waiting: when to start it again
 };
 
 GroupPump::GroupPump(Manager& manager, const GroupsOptions& options)
     : manager_(manager),
       waker_(ManagerAccess::waker(manager)),
       directory_(ManagerAccess::directory(manager)),
-      dir_((ForkServer::instance(), make_ipc_dir(options))) {
+      dir_((ForkServer::instance(), make_ipc_dir(options))),
+      max_groups_(options.max_groups) {
   waker_.watch(ForkServer::instance().fd());  // exit reports wake the manager
 }
 
@@ -138,8 +140,11 @@ GroupPump::~GroupPump() {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     c->exit_status = ForkServer::instance().take_exit(c->pid, static_cast<int>(std::max<long long>(left, 1)));
   }
-  for (auto& c : children_) teardown(*c, true);
-  waker_.unwatch(ForkServer::instance().fd());
+  for (auto& c : children_) {
+    teardown(*c, true);
+    directory_.remove_group(c->name);  // no route may outlive its channel
+  }
+  if (!fork_server_lost_) waker_.unwatch(ForkServer::instance().fd());
 }
 
 GroupPump::Child* GroupPump::find(std::string_view name) const noexcept {
@@ -173,6 +178,11 @@ void GroupPump::add_group(std::string_view name, ActorFactory factory, const Gro
     throw usage_error("sage: a group name must have 1.." + std::to_string(proto::max_group_name) +
                       " bytes and not be sage::main_group");
   if (directory_.route(name).kind != Route::Kind::none) throw group_exists(name);
+  if (max_groups_ != 0 && children_.size() >= max_groups_)
+    throw spawn_error(std::string(name), Error{Errc::io_error, std::to_string(children_.size()) +
+                                                                  " groups exist, the limit is " +
+                                                                  std::to_string(max_groups_) +
+                                                                  " (GroupsOptions::max_groups)"});
   const std::uint32_t index = directory_.add_group(name);
   auto owned = std::make_unique<Child>(*this, std::string(name), index, options, factory);
   Child& c = *owned;
@@ -214,10 +224,13 @@ void GroupPump::spawn(Child& c) {
 }
 
 void GroupPump::teardown(Child& c, bool kill_child) {
+  auto& fs = ForkServer::instance();
   if (kill_child && c.pid > 0 && !c.exit_status) {
-    ::kill(c.pid, SIGKILL);
-    c.exit_status = ForkServer::instance().take_exit(c.pid, 10000);
+    fs.kill(c.pid);  // through the child's pidfd: never a pid sage did not see alive
+    c.exit_status = fs.take_exit(c.pid, 10000);  // returns at once if the fork server is gone
   }
+  if (c.pid > 0) fs.release(c.pid);
+  c.pid = -1;  // released: never signalled again
   c.channel.detach();  // closes the socket
   if (!c.endpoint.empty()) ::unlink(c.endpoint.c_str());
 }
@@ -230,80 +243,133 @@ void GroupPump::erase(Child& c) {
 void GroupPump::remove_group(std::string_view name) {
   Child* c = find(name);
   if (!c) throw no_such_group(name);
-  if (c->channel.connection() && !c->exit_status) {
-    c->channel.append_control(proto::Control::bye);
-    (void)c->channel.flush();
-    c->state = Child::State::leaving;
-    const auto deadline = Clock::now() + c->options.shutdown_timeout;
-    // Deliver what the child sent before it answered bye (queued here for the next tick). bye_ack
-    // is the child's last record, so once it is read everything before it was read too.
-    auto grace = deadline;
-    auto& fs = ForkServer::instance();
-    while (!c->bye_acked && Clock::now() < std::min(deadline, grace)) {
-      (void)c->channel.receive(manager_);
-      if (c->bye_acked) break;
-      if (!c->exit_status) {
-        if (auto st = fs.take_exit(c->pid)) {
-          c->exit_status = st;
-          grace = Clock::now() + 500ms;  // it died without answering: read what is still in flight
-        }
-      }
-      waker_.rearm(fs.fd());
-      waker_.wait_nested(std::min(deadline, Clock::now() + 50ms));
-    }
-    (void)c->channel.receive(manager_);
-    // The child waits for its link to close before it exits: nng reports a send as done when the
-    // message is queued, not when the peer has it, so leaving earlier could lose the bye_ack and
-    // the messages before it. Everything it sent has been read now.
-    c->channel.detach();
-    if (!c->exit_status) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-      c->exit_status = fs.take_exit(c->pid, static_cast<int>(std::max<long long>(left, 1)));
-    }
-  }
-  const bool clean = c->bye_acked && c->exit_status && WIFEXITED(*c->exit_status) && WEXITSTATUS(*c->exit_status) == 0;
-  std::string reason;
-  if (!clean) {
-    reason = c->error_text.empty() ? std::string() : c->error_text + "; ";
-    reason += c->exit_status ? describe_wait_status(*c->exit_status) : "did not finish in time and was killed";
-  }
-  const std::string group = c->name;
-  teardown(*c, true);
-  erase(*c);
-  if (!clean) throw group_error(group, reason);
+  if (auto e = remove_children({c}); !e.empty()) throw e.front();
 }
 
 void GroupPump::clear_groups() {
-  std::optional<group_error> first;
-  for (const auto& n : groups()) {
-    try {
-      remove_group(n);
-    } catch (const group_error& e) {
-      if (!first) first = e;
+  std::vector<Child*> all;
+  for (auto& c : children_) all.push_back(c.get());
+  if (auto e = remove_children(all); !e.empty()) throw e.front();
+}
+
+// Removes `list` together: bye to every child first, then one wait for all the answers, then the
+// links close and one wait for all the exits. A child that does not answer within its
+// shutdown_timeout is killed. Returns a group_error for each child that did not end cleanly.
+std::vector<group_error> GroupPump::remove_children(std::vector<Child*> list) {
+  auto& fs = ForkServer::instance();
+  const auto start = Clock::now();
+  struct Leaving {
+    Child* c;
+    Clock::time_point deadline;
+    Clock::time_point grace;  // died without answering: read what is still in flight until then
+  };
+  std::vector<Leaving> leaving;
+  std::vector<Child*> gone;  // waiting for a restart: their failure was reported already
+  for (Child* c : list) {
+    if (c->state == Child::State::waiting) {
+      gone.push_back(c);
+      continue;
     }
+    if (c->channel.connection() && !c->exit_status) {
+      c->channel.append_control(proto::Control::bye);
+      (void)c->channel.flush();
+      c->state = Child::State::leaving;
+    }
+    const auto deadline = start + c->options.shutdown_timeout;
+    leaving.push_back({c, deadline, deadline});
   }
-  if (first) throw *first;
+  for (Child* c : gone) erase(*c);
+  // Deliver what each child sent before it answered bye (queued here for the next tick). bye_ack is
+  // a child's last record, so once it is read everything before it was read too.
+  auto answered = [&](Leaving& l) {
+    Child& c = *l.c;
+    if (!c.channel.connection() || c.bye_acked) return true;
+    if (Clock::now() >= std::min(l.deadline, l.grace)) return true;
+    (void)c.channel.receive(manager_);
+    if (c.bye_acked) return true;
+    if (!c.exit_status) {
+      if (auto st = fs.take_exit(c.pid)) {
+        c.exit_status = st;
+        l.grace = Clock::now() + 500ms;
+      }
+    }
+    return false;
+  };
+  for (;;) {
+    bool all = true;
+    auto wake = Clock::time_point::max();
+    for (auto& l : leaving) {
+      if (answered(l)) continue;
+      all = false;
+      wake = std::min(wake, std::min(l.deadline, l.grace));
+    }
+    if (all) break;
+    if (!fork_server_lost_) waker_.rearm(fs.fd());
+    waker_.wait_nested(std::min(wake, Clock::now() + 50ms));
+  }
+  // The children wait for their links to close before they exit: nng reports a send as done when
+  // the message is queued, not when the peer has it, so leaving earlier could lose the bye_ack
+  // and the messages before it. Everything they sent has been read now.
+  for (auto& l : leaving) {
+    if (l.c->channel.connection()) (void)l.c->channel.receive(manager_);
+    l.c->channel.detach();
+  }
+  for (;;) {
+    bool all = true;
+    auto wake = Clock::time_point::max();
+    for (auto& l : leaving) {
+      Child& c = *l.c;
+      if (c.exit_status || c.pid <= 0 || Clock::now() >= l.deadline) continue;
+      if (auto st = fs.take_exit(c.pid)) {
+        c.exit_status = st;
+        continue;
+      }
+      all = false;
+      wake = std::min(wake, l.deadline);
+    }
+    if (all || fs.dead()) break;
+    if (!fork_server_lost_) waker_.rearm(fs.fd());
+    waker_.wait_nested(std::min(wake, Clock::now() + 50ms));
+  }
+  std::vector<group_error> errors;
+  for (auto& l : leaving) {
+    Child& c = *l.c;
+    const bool clean = c.bye_acked && c.exit_status && WIFEXITED(*c.exit_status) && WEXITSTATUS(*c.exit_status) == 0;
+    if (!clean) {
+      std::string reason = c.error_text.empty() ? std::string() : c.error_text + "; ";
+      reason += c.exit_status ? describe_wait_status(*c.exit_status) : "did not finish in time and was killed";
+      errors.emplace_back(c.name, reason);
+    }
+    teardown(c, true);
+    erase(c);
+  }
+  return errors;
 }
 
 // ---- supervision ----
 
 void GroupPump::fail(Child& c, std::string reason) {
   if (c.state == Child::State::failed) return;
+  const bool was_waiting = c.state == Child::State::waiting;  // torn down already
   c.state = Child::State::failed;
-  teardown(c, true);
+  if (!was_waiting) teardown(c, true);
   bool restarted = false;
   const auto now = Clock::now();
   const RestartPolicy& policy = c.options.restart;
-  if (policy.mode == RestartPolicy::Mode::on_failure) {
+  if (policy.mode == RestartPolicy::Mode::on_failure && fork_server_lost_) {
+    reason += "; not restarted: the fork server is gone";
+  } else if (policy.mode == RestartPolicy::Mode::on_failure) {
     std::erase_if(c.restarts, [&](auto t) { return now - t > policy.window; });
     if (static_cast<int>(c.restarts.size()) < policy.max_restarts) {
       c.restarts.push_back(now);
-      try {
-        spawn(c);
-        restarted = true;
-      } catch (const std::exception& e) {
-        reason += "; restart failed: " + std::string(e.what());
-      }
+      // initial_backoff * 2^(n-1) for the n-th restart within the window, capped at max_backoff.
+      auto backoff = std::max(policy.initial_backoff, std::chrono::milliseconds(0));
+      for (std::size_t i = 1; i < c.restarts.size() && backoff < policy.max_backoff; ++i) backoff *= 2;
+      backoff = std::min(backoff, policy.max_backoff);
+      c.state = Child::State::waiting;
+      c.restart_at = now + backoff;
+      restarted = true;
+      reason += "; restarting in " + std::to_string(backoff.count()) + " ms";
     } else {
       reason += "; not restarted: " + std::to_string(policy.max_restarts) + " restarts within " +
                 std::to_string(policy.window.count()) + " ms";
@@ -311,6 +377,24 @@ void GroupPump::fail(Child& c, std::string reason) {
   }
   failures_.emplace_back(c.name, reason, restarted);
   if (!restarted) erase(c);
+}
+
+void GroupPump::restart(Child& c) {
+  try {
+    spawn(c);
+  } catch (const spawn_error& e) {
+    c.state = Child::State::failed;
+    teardown(c, true);
+    failures_.emplace_back(c.name, std::string("restart failed: ") + e.what(), false);
+    erase(c);
+  }
+}
+
+Clock::time_point GroupPump::next_deadline() const {
+  auto at = Clock::time_point::max();
+  for (auto& c : children_)
+    if (c->state == Child::State::waiting) at = std::min(at, c->restart_at);
+  return at;
 }
 
 void GroupPump::check_exit(Child& c) {
@@ -322,26 +406,53 @@ void GroupPump::check_exit(Child& c) {
   const bool lost = conn && conn->failure();
   // The connection dropped: the exit report follows within moments; wait a little for the reason.
   if (!st && lost) st = fs.take_exit(c.pid, 2000);
+  if (!st && lost && fs.dead()) return;  // no report will come: check_fork_server() says why
   if (!st) {
     if (lost) fail(c, "connection lost");
     return;
   }
   c.exit_status = st;
   std::string reason = c.error_text.empty() ? std::string() : c.error_text + "; ";
+  if (c.options.watchdog.count() > 0 && WIFEXITED(*st) && WEXITSTATUS(*st) == watchdog_exit_status)
+    reason += "unresponsive: a tick ran longer than the watchdog (" + std::to_string(c.options.watchdog.count()) +
+              " ms); ";
   reason += describe_wait_status(*st);
   fail(c, reason);
 }
 
+void GroupPump::check_fork_server(Manager& manager) {
+  auto& fs = ForkServer::instance();
+  if (fork_server_lost_ || !fs.dead()) return;
+  // Its socket is at end of file: stop watching it (it would wake every wait) and fail every group
+  // now: their processes died with the fork server (PR_SET_PDEATHSIG), nothing can be restarted.
+  fork_server_lost_ = true;
+  waker_.unwatch(fs.fd());
+  std::vector<Child*> all;
+  for (auto& c : children_) all.push_back(c.get());
+  for (Child* c : all) {
+    if (c->state != Child::State::waiting) (void)c->channel.receive(manager);  // what it sent before
+    fail(*c, "the fork server (pid " + std::to_string(fs.pid()) + ") died, and the group's process with it");
+  }
+}
+
 void GroupPump::poll(Manager& manager) {
+  auto& fs = ForkServer::instance();
+  check_fork_server(manager);
   // fail() may erase children: walk a snapshot.
   std::vector<Child*> snapshot;
   for (auto& c : children_) snapshot.push_back(c.get());
+  const auto now = Clock::now();
   for (Child* c : snapshot) {
     if (std::none_of(children_.begin(), children_.end(), [&](auto& q) { return q.get() == c; })) continue;
+    if (c->state == Child::State::waiting) {
+      if (now >= c->restart_at) restart(*c);
+      continue;
+    }
     (void)c->channel.receive(manager);  // group channels count bad input and go on
     check_exit(*c);
   }
-  waker_.rearm(ForkServer::instance().fd());  // every report waiting was read above
+  check_fork_server(manager);  // it may have died while the children were read
+  if (!fork_server_lost_) waker_.rearm(fs.fd());  // every report waiting was read above
   if (!failures_.empty()) {
     group_error e = failures_.front();
     failures_.erase(failures_.begin());
@@ -351,7 +462,7 @@ void GroupPump::poll(Manager& manager) {
 
 void GroupPump::flush(Manager&) {
   for (auto& c : children_)
-    if (c->state != Child::State::failed) (void)c->channel.flush();  // append() checked; a dead link shows in poll()
+    if (c->state != Child::State::failed && c->state != Child::State::waiting) (void)c->channel.flush();  // append() checked; a dead link shows in poll()
 }
 
 }  // namespace sage::detail

@@ -9,7 +9,8 @@
 // A child's lifecycle (Child::State):
 //   starting --hello checked--> running --bye sent--> leaving --bye_ack, exit 0--> removed
 //   starting/running/leaving --exit, crash, lost link, refused hello--> failed
-//   failed --RestartPolicy allows--> starting (same name and Sender index)   else removed
+//   failed --RestartPolicy allows--> waiting (the backoff) --due--> starting (same name and
+//   Sender index)   else removed
 #pragma once
 
 #include <sys/types.h>
@@ -49,12 +50,16 @@ class GroupPump final : public Pump {
 
   void poll(Manager& manager) override;
   void flush(Manager& manager) override;
+  Clock::time_point next_deadline() const override;  // the earliest restart due
 
  private:
   struct Child;
   Child* find(std::string_view name) const noexcept;
   void spawn(Child& c);
   void check_exit(Child& c);
+  void restart(Child& c);
+  void check_fork_server(Manager& manager);
+  std::vector<group_error> remove_children(std::vector<Child*> list);
   void fail(Child& c, std::string reason);
   void teardown(Child& c, bool kill_child);
   void erase(Child& c);
@@ -67,6 +72,8 @@ class GroupPump final : public Pump {
   std::vector<group_error> failures_;  // detected, not yet thrown
   std::uint64_t next_endpoint_ = 1;
   ChannelCounters counters_;
+  std::size_t max_groups_;
+  bool fork_server_lost_ = false;  // the fork server died: its fd is no longer watched
 };
 
 }  // namespace sage::detail

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,6 +77,25 @@ void flush_all() noexcept {
   ::_exit(code);  // not exit(): this image's static objects belong to the main program
 }
 
+// Sends one packet, with `fd` attached (SCM_RIGHTS) when it is not -1.
+void send_with_fd(int sock, const void* data, std::size_t size, int fd) {
+  iovec iov{const_cast<void*>(data), size};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  if (fd >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  }
+  ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+}
+
 [[noreturn]] void serve(int sock, pid_t main_pid) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != main_pid) ::_exit(0);
@@ -122,7 +142,12 @@ void flush_all() noexcept {
       const pid_t child = ::fork();
       if (child == 0) run_child(sock, sigfd, self, entry, args);
       FsHeader reply{FsType::spawned, 0, h.id, child > 0 ? child : -errno, 0};
-      ::send(sock, &reply, sizeof reply, MSG_NOSIGNAL);
+      // A pidfd for the child, opened before this loop can reap it (only this thread calls
+      // waitpid), travels with the reply: the main process signals the child through it, never by
+      // pid number, so a pid that was reaped and reused is never hit. -1 on kernels before 5.3.
+      const int pidfd = child > 0 ? static_cast<int>(::syscall(SYS_pidfd_open, child, 0)) : -1;
+      send_with_fd(sock, &reply, sizeof reply, pidfd);
+      if (pidfd >= 0) ::close(pidfd);
     }
   }
 }
@@ -161,30 +186,55 @@ ForkServer* ForkServer::started() noexcept {
 }
 
 void ForkServer::read_reports(int wait_ms) {
-  for (;;) {
-    FsHeader h;
-    int flags = MSG_DONTWAIT;
+  while (!dead_) {
     if (wait_ms > 0) {
       pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, wait_ms) <= 0) return;
       wait_ms = 0;
     }
-    const ssize_t n = ::recv(fd_, &h, sizeof h, flags);
-    if (n < static_cast<ssize_t>(sizeof h)) return;
+    FsHeader h;
+    iovec iov{&h, sizeof h};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(fd_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      // End of file: the fork server is gone (the reports it sent before were read above), and
+      // its children with it (their parent-death signal). Nothing will be reported any more.
+      dead_ = true;
+      return;
+    }
+    if (n < 0) return;
+    int fd = -1;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    if (n < static_cast<ssize_t>(sizeof h)) {
+      if (fd >= 0) ::close(fd);
+      continue;
+    }
     if (h.type == FsType::exited) exits_[static_cast<pid_t>(h.a)] = static_cast<int>(h.b);
-    if (h.type == FsType::spawned) spawned_[h.id] = h.a;
+    if (h.type == FsType::spawned) {
+      spawned_[h.id] = h.a;
+      if (fd >= 0 && h.a > 0) pidfds_[static_cast<pid_t>(h.a)] = fd;
+      else if (fd >= 0) ::close(fd);
+    }
   }
 }
 
 Result<pid_t> ForkServer::spawn(ChildEntry entry, std::span<const std::byte> args) {
   if (args.size() > max_spawn_args) return Error{Errc::too_large, "spawn arguments over 64 KiB"};
   std::lock_guard lk(mu_);
+  if (dead_) return Error{Errc::peer_gone, "the fork server (pid " + std::to_string(pid_) + ") is gone"};
   FsHeader h{FsType::spawn, 0, next_id_++, static_cast<long long>(reinterpret_cast<std::uintptr_t>(entry)), 0};
   std::vector<std::byte> packet(sizeof h + args.size());
   std::memcpy(packet.data(), &h, sizeof h);
   if (!args.empty()) std::memcpy(packet.data() + sizeof h, args.data(), args.size());
   if (::send(fd_, packet.data(), packet.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(packet.size()))
     return Error{Errc::peer_gone, std::string("the fork server is gone: ") + std::strerror(errno)};
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
   for (;;) {
     if (auto it = spawned_.find(h.id); it != spawned_.end()) {
       const long long r = it->second;
@@ -192,12 +242,10 @@ Result<pid_t> ForkServer::spawn(ChildEntry entry, std::span<const std::byte> arg
       if (r <= 0) return Error{Errc::io_error, std::string("fork failed: ") + std::strerror(static_cast<int>(-r))};
       return static_cast<pid_t>(r);
     }
-    pollfd p{fd_, POLLIN, 0};
-    const int n = ::poll(&p, 1, 10000);
-    if (n == 0) return Error{Errc::peer_gone, "the fork server did not answer within 10 s"};
-    if (n < 0 && errno != EINTR) return Error{Errc::peer_gone, "poll on the fork server failed"};
-    if (p.revents & (POLLHUP | POLLERR)) return Error{Errc::peer_gone, "the fork server is gone"};
-    read_reports(0);
+    if (dead_) return Error{Errc::peer_gone, "the fork server (pid " + std::to_string(pid_) + ") is gone"};
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return Error{Errc::peer_gone, "the fork server did not answer within 10 s"};
+    read_reports(static_cast<int>(left));
   }
 }
 
@@ -206,7 +254,7 @@ std::optional<int> ForkServer::take_exit(pid_t pid, int wait_ms) {
   read_reports(0);
   if (exits_.find(pid) == exits_.end() && wait_ms > 0) {
     const auto deadline = Clock::now() + std::chrono::milliseconds(wait_ms);
-    while (exits_.find(pid) == exits_.end()) {
+    while (!dead_ && exits_.find(pid) == exits_.end()) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
       if (left <= 0) break;
       read_reports(static_cast<int>(left));
@@ -217,6 +265,34 @@ std::optional<int> ForkServer::take_exit(pid_t pid, int wait_ms) {
   const int status = it->second;
   exits_.erase(it);
   return status;
+}
+
+bool ForkServer::dead() {
+  std::lock_guard lk(mu_);
+  read_reports(0);
+  return dead_;
+}
+
+void ForkServer::kill(pid_t pid) {
+  std::lock_guard lk(mu_);
+  read_reports(0);
+  if (auto it = pidfds_.find(pid); it != pidfds_.end()) {
+    // Safe whatever happened to the process: a pidfd never refers to another one.
+    ::syscall(SYS_pidfd_send_signal, it->second, SIGKILL, nullptr, 0);
+    return;
+  }
+  // No pidfd (kernel before 5.3): the pid is ours until the fork server reports its exit, and the
+  // report is read above; a dead fork server reports nothing, so then nothing is signalled.
+  if (!dead_ && exits_.find(pid) == exits_.end()) ::kill(pid, SIGKILL);
+}
+
+void ForkServer::release(pid_t pid) {
+  std::lock_guard lk(mu_);
+  if (auto it = pidfds_.find(pid); it != pidfds_.end()) {
+    ::close(it->second);
+    pidfds_.erase(it);
+  }
+  exits_.erase(pid);
 }
 
 std::string describe_wait_status(int status) {

@@ -34,13 +34,26 @@ class ForkServer {
 
   // Forks a child that runs entry(args), then _exit()s with its return value. Blocks until the
   // fork server answered. Errc::peer_gone if the fork server is gone, io_error if fork() failed.
+  // The fork server passes a pidfd of the child along (SCM_RIGHTS, opened before it can reap the
+  // child); kill() uses it, release() closes it.
   Result<pid_t> spawn(ChildEntry entry, std::span<const std::byte> args);
 
   // Reads every exit report that arrived, without blocking (or waiting up to `wait_ms` for the
   // first one). Then returns the wait status of `pid` if it exited, removing it from the table.
   std::optional<int> take_exit(pid_t pid, int wait_ms = 0);
 
-  // Readable when an exit report may be waiting (for poll()).
+  // Whether the fork server died (its socket reached end of file). Its children died with it
+  // (PR_SET_PDEATHSIG) and were reaped by someone else: no exit of theirs will be reported, and
+  // spawn() fails with peer_gone from then on. Never blocks.
+  bool dead();
+  // SIGKILLs a child of spawn() through its pidfd, so a pid that was reaped (and perhaps reused)
+  // is never signalled. Without a pidfd (kernels before 5.3) it signals the pid only while the fork
+  // server lives and has not reported the exit.
+  void kill(pid_t pid);
+  // Forgets a child for good: closes its pidfd, drops an exit report not taken.
+  void release(pid_t pid);
+
+  // Readable when an exit report may be waiting (for poll()); also at end of file (see dead()).
   int fd() const noexcept { return fd_; }
   pid_t pid() const noexcept { return pid_; }
 
@@ -53,6 +66,8 @@ class ForkServer {
   std::uint64_t next_id_ = 1;
   std::map<pid_t, int> exits_;
   std::map<std::uint64_t, long long> spawned_;
+  std::map<pid_t, int> pidfds_;
+  bool dead_ = false;
 };
 
 // "exited with status 3", "killed by signal 9 (Killed)".

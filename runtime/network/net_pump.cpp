@@ -36,7 +36,9 @@ struct NetPump::Peer final : ChannelEvents {
                  .sender = Sender::peer(index),
                  .drop_on_bad_input = true,
                  .send_buffer_limit = pump.options_.send_buffer_limit,
-                 .options_name = "NetworkOptions"},
+                 .options_name = "NetworkOptions",
+                 .check = &proto::check_negotiated,
+                 .negotiate = true},
                 pump.directory_, *this, pump.counters_) {}
 
   Sender sender() const { return Sender::peer(index); }
@@ -46,6 +48,7 @@ struct NetPump::Peer final : ChannelEvents {
   Verdict on_hello(Channel&, const proto::Hello& theirs, const Result<void>& check) override {
     name = theirs.name;
     if (!check) {
+      pump.refused(*this, check.error(), false);
       pump.linger_refused(*this, check.error());
       return Stop{check.error(), true};
     }
@@ -63,9 +66,9 @@ struct NetPump::Peer final : ChannelEvents {
                     false};
       case proto::Control::error: {
         auto e = proto::decode_error(payload);
-        std::fprintf(stderr, "sage: network: %s refused this node: %s\n", address.c_str(),
-                     e ? e->text.c_str() : "(unreadable reason)");
-        return Stop{Error{Errc::fingerprint_mismatch, "refused by the peer: " + (e ? e->text : std::string("?"))}, false};
+        Error why{Errc::incompatible, "refused by the peer: " + (e ? e->text : std::string("(unreadable reason)"))};
+        pump.refused(*this, why, true);
+        return Stop{why, false};
       }
       case proto::Control::join_group: {
         auto group = proto::decode_name(payload);
@@ -122,6 +125,7 @@ struct NetPump::Peer final : ChannelEvents {
   bool bye_acked = false;    // remote_group: it answered remove_group()'s bye
   // lingering: drop once the queued bytes left, at linger_until at the latest
   Clock::time_point linger_until{};
+  Clock::time_point started{};  // this connection's start: the hello deadline counts from it
   Error linger_reason;
   bool linger_bad = false;
   // client: where to dial again
@@ -188,13 +192,21 @@ NetworkStats NetPump::stats() const {
   s.records_received = counters_.records_received;
   s.records_relayed = counters_.records_relayed;
   s.undeliverable = counters_.undeliverable;
+  s.unknown_type_skipped = stats_.unknown_type_skipped;
   if (listener_) s.accept_errors = listener_->accept_errors();
   return s;
 }
 
 // ---- connections ----
 
+void NetPump::check_name() const {
+  if (options_.name.size() > proto::max_hello_name || !proto::valid_utf8(options_.name))
+    throw usage_error("sage: NetworkOptions::name must be at most " + std::to_string(proto::max_hello_name) +
+                      " bytes of valid UTF-8 (it travels in the handshake)");
+}
+
 Endpoint NetPump::listen(std::string_view host, std::uint16_t port) {
+  check_name();
   if (listener_) throw usage_error("sage: this manager already listens on " + endpoint_->url);
   const std::string url = stream_url(host, port, options_.tls.enabled);
   auto l = StreamListener::open(url, tls_settings(false, host), limits(), ManagerAccess::shared_waker(manager_));
@@ -219,6 +231,7 @@ void NetPump::start_connection(Peer& p, std::unique_ptr<StreamConn> conn) {
   if (p.role == Peer::Role::main_group) p.channel.set_label("the main group at " + p.address);
   p.channel.attach(std::move(conn), p.role == Peer::Role::main_group ? joined_ : options_.name);
   p.state = Peer::State::handshaking;
+  p.started = Clock::now();
   p.overflow_logged = false;
   if (p.role == Peer::Role::main_group) p.channel.append_control(proto::Control::join_group, proto::encode_name(joined_));
   (void)p.channel.flush();
@@ -243,6 +256,7 @@ std::unique_ptr<StreamConn> NetPump::dial_blocking(std::string_view host, std::u
 }
 
 Sender NetPump::connect(std::string_view host, std::uint16_t port) {
+  check_name();
   std::unique_ptr<StreamDialer> dialer;
   auto conn = dial_blocking(host, port, &dialer);
   Peer& p = add_peer(std::move(conn), static_cast<int>(Peer::Role::client));
@@ -307,6 +321,16 @@ void NetPump::linger_refused(Peer& p, Error why) {
   linger(p, std::move(why), true);
 }
 
+void NetPump::refused(Peer& p, const Error& why, bool by_peer) {
+  ++stats_.handshakes_refused;
+  if (by_peer)
+    std::fprintf(stderr, "sage: network: %s refused this node: %s\n", p.address.c_str(), why.message().c_str());
+  else
+    std::fprintf(stderr, "sage: network: refused %s: %s\n", p.address.c_str(), why.message().c_str());
+  refused_[p.index] = why;
+  manager_.queue_message_from(PeerRefused{p.sender(), p.address, p.name, why, by_peer}, p.sender());
+}
+
 void NetPump::overflow(Peer& p, const Error& e) {
   ++stats_.send_buffer_full;
   const bool cut = options_.on_send_buffer_full == OverflowPolicy::disconnect;
@@ -324,6 +348,9 @@ void NetPump::overflow(Peer& p, const Error& e) {
 
 Result<void> NetPump::queue_record(Sender peer, const WireCodec& codec, std::span<const std::byte> payload) {
   Peer* p = find(peer);
+  if (auto it = refused_.find(peer.index); it != refused_.end())
+    return Error{Errc::incompatible, "the handshake with peer " + (p ? p->address : std::to_string(peer.index)) +
+                                         " was refused: " + it->second.message()};
   if (!p) return Error{Errc::peer_gone, "peer " + std::to_string(peer.index) + " is gone"};
   directory_.register_codec(codec);
   if (!p->live())
@@ -343,6 +370,10 @@ std::size_t NetPump::broadcast_record(const WireCodec& codec, std::span<const st
   std::size_t n = 0;
   for (auto& [i, p] : peers_) {
     if (!p->live() || !p->announced) continue;
+    if (!p->channel.peer_knows(codec.packet_type)) {
+      ++stats_.unknown_type_skipped;  // its schemas do not have this message (docs/network.md)
+      continue;
+    }
     auto r = p->channel.send(codec.packet_type, payload);
     if (r) ++n;
     else if (r.error().code == Errc::send_buffer_full) overflow(*p, r.error());
@@ -370,20 +401,46 @@ Clock::time_point NetPump::next_deadline() const {
   for (auto& [i, p] : peers_) {
     if (p->state == Peer::State::lingering) t = std::min(t, p->linger_until);
     if (p->state == Peer::State::reconnecting && p->dialer && !p->dialer->busy()) t = std::min(t, p->next_attempt);
+    if (p->state == Peer::State::handshaking && p->channel.connection())
+      t = std::min(t, p->started + options_.hello_timeout);
   }
+  // A frame in progress is checked by the heartbeat round (its deadline is 30 s by default, the
+  // round a second): no per-byte timer.
+  if (drop_log_held_ > 0) t = std::min(t, drop_log_window_ + options_.drop_log_interval);
   return t;
 }
 
 // ---- receiving ----
 
 void NetPump::log_drop(const std::string& address, const Error& why) {
-  std::fprintf(stderr, "sage: network: dropped %s: %s\n", address.c_str(), why.message().c_str());
+  const auto now = Clock::now();
+  flush_drop_log(now);
+  if (drop_log_lines_ < options_.drop_log_burst) {
+    ++drop_log_lines_;
+    std::fprintf(stderr, "sage: network: dropped %s: %s\n", address.c_str(), why.message().c_str());
+  } else {
+    ++drop_log_held_;
+    ++stats_.drop_logs_suppressed;
+  }
+}
+
+// Starts a new window of the drop log once the current one is over, with a summary of what the
+// old window held back.
+void NetPump::flush_drop_log(Clock::time_point now) {
+  if (now - drop_log_window_ < options_.drop_log_interval) return;
+  if (drop_log_held_ > 0)
+    std::fprintf(stderr, "sage: network: %llu more dropped peers not logged in the last %lld ms\n",
+                 static_cast<unsigned long long>(drop_log_held_), static_cast<long long>(ms(now - drop_log_window_)));
+  drop_log_window_ = now;
+  drop_log_lines_ = 0;
+  drop_log_held_ = 0;
 }
 
 void NetPump::receive_from(Peer& p) {
   if (!p.channel.connection() || p.state == Peer::State::lingering) return;
   const auto failure = p.channel.connection()->failure();
   const Verdict stop = p.channel.receive(manager_);
+  stats_.unknown_type_skipped += p.channel.take_unknown_dropped();
   if (p.state == Peer::State::lingering) return;  // refused: closes once the error record left
   if (stop) return drop(p, stop->error, stop->bad);
   if (p.channel.hello_received() && p.state == Peer::State::handshaking) {
@@ -401,6 +458,23 @@ void NetPump::receive_from(Peer& p) {
     }
   }
   if (failure) return drop(p, *failure, failure->code != Errc::peer_gone);  // a broken frame is bad input
+  const auto now = Clock::now();
+  if (p.state == Peer::State::handshaking && now - p.started > options_.hello_timeout) {
+    ++stats_.hello_timeouts;
+    const Error why{Errc::peer_gone, "no complete hello from " + p.address + " within " +
+                                         std::to_string(options_.hello_timeout.count()) +
+                                         " ms (NetworkOptions::hello_timeout)"};
+    log_drop(p.address, why);
+    return drop(p, why, false);
+  }
+  if (const auto partial = p.channel.connection()->partial_for(); partial > options_.frame_timeout) {
+    ++stats_.frame_timeouts;
+    const Error why{Errc::peer_gone, "a frame from " + p.address + " was still incomplete after " +
+                                         std::to_string(ms(partial)) + " ms (NetworkOptions::frame_timeout is " +
+                                         std::to_string(options_.frame_timeout.count()) + " ms)"};
+    log_drop(p.address, why);
+    return drop(p, why, false);
+  }
   if (const auto idle = p.channel.connection()->idle_for(); idle > options_.heartbeat_timeout) {
     ++stats_.heartbeat_timeouts;
     const Error why{Errc::peer_gone, "nothing arrived from " + p.address + " for " + std::to_string(ms(idle)) +
@@ -427,7 +501,7 @@ void NetPump::drop(Peer& p, Error why, bool bad) {
     return;
   }
   const bool retry = p.role == Peer::Role::client && options_.reconnect.enabled && !p.user_closed &&
-                     why.code != Errc::fingerprint_mismatch && p.dialer &&
+                     why.code != Errc::incompatible && p.dialer &&
                      (options_.reconnect.max_attempts == 0 || p.attempts < options_.reconnect.max_attempts);
   if (p.announced) {
     ++stats_.peers_disconnected;
@@ -461,9 +535,17 @@ void NetPump::poll(Manager&) {
   if (listener_) {
     for (auto& c : listener_->take_accepted()) {
       ++stats_.connections_accepted;
+      if (options_.max_peers != 0 && peers_.size() >= options_.max_peers) {
+        ++stats_.peers_refused;
+        log_drop(c->remote_address(), Error{Errc::io_error, "refused at accept: " + std::to_string(peers_.size()) +
+                                                                 " peers already (NetworkOptions::max_peers)"});
+        c->close();
+        continue;
+      }
       add_peer(std::move(c), static_cast<int>(Peer::Role::incoming));
     }
   }
+  flush_drop_log(Clock::now());
   std::vector<std::uint32_t> ids;
   ids.reserve(peers_.size());
   for (auto& [i, p] : peers_) ids.push_back(i);

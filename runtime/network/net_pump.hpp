@@ -90,10 +90,15 @@ class NetPump final : public Pump {
   void receive_from(Peer& p);
   void linger(Peer& p, Error why, bool bad);
   void linger_refused(Peer& p, Error why);
+  // The handshake was refused (by us, or `by_peer`): logged, counted, PeerRefused queued, and
+  // later sends to that peer fail with the reason.
+  void refused(Peer& p, const Error& why, bool by_peer);
+  void check_name() const;
   void drop(Peer& p, Error why, bool bad);
   void overflow(Peer& p, const Error& e);
   void service_reconnect(Peer& p);
   void log_drop(const std::string& address, const Error& why);
+  void flush_drop_log(Clock::time_point now);
   ConnectionLimits limits() const;
   TlsSettings tls_settings(bool dialing, std::string_view host) const;
 
@@ -106,9 +111,14 @@ class NetPump final : public Pump {
   std::map<std::uint32_t, std::unique_ptr<Peer>> peers_;  // by Sender::peer index, never reused
   std::uint32_t next_index_ = 1;
   ChannelCounters counters_;
+  std::map<std::uint32_t, Error> refused_;  // peers whose handshake was refused, by index
   NetworkStats stats_;  // the lifecycle counters (connections, peers, timeouts, overflows)
   std::vector<group_error> failures_;  // remote groups lost, thrown by poll()
   Clock::time_point next_round_ = Clock::time_point::max();  // the shared heartbeat timer
+  // Rate limit of log_drop(): lines written in the current window, and those held back.
+  Clock::time_point drop_log_window_{};
+  unsigned drop_log_lines_ = 0;
+  std::uint64_t drop_log_held_ = 0;
   // node side
   std::string joined_;
   bool join_acked_ = false;

@@ -8,8 +8,9 @@
 // service deadline).
 //
 // Readiness: a Connection is made with its manager's Waker and wakes it when something arrived or
-// the peer went away, either through a readiness fd it watches on the Waker (IPC) or by notify()
-// from a transport callback (TCP). The owner then calls receive() on its own thread.
+// the peer went away, by notify() from a transport callback (IPC and TCP; an IPC link does not
+// use NNG_OPT_RECVFD, which leaks on nng 1.5.2's pair0). The owner then calls receive() on its
+// own thread.
 // Threads: every member is called by the owning (manager's) thread; transport threads touch only
 // the implementation's own synchronised state and the Waker.
 // Ownership: a Connection is a resource (not copyable); destroying it closes it.
@@ -80,6 +81,10 @@ class Connection {
   virtual std::optional<Error> failure() const = 0;
   // Time since bytes last arrived (a message in progress counts).
   virtual Clock::duration idle_for() const = 0;
+  // Time since the first byte of a message that has not fully arrived yet (zero when none is in
+  // progress): a peer that starts a frame and trickles it is caught by a deadline on this, which a
+  // trickle never resets. Transports that deliver whole messages return zero.
+  virtual Clock::duration partial_for() const { return Clock::duration::zero(); }
   // "ip:port" of the other end, or the IPC path.
   virtual const std::string& remote_address() const noexcept = 0;
   virtual const ConnectionLimits& limits() const noexcept = 0;

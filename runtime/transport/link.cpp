@@ -44,16 +44,20 @@ struct Link::Impl {
   bool send_in_flight = false;
   std::size_t pending = 0;
   bool send_failed = false;
-  // Inbound: read by receive() on the owner's thread with non-blocking receives on rx (an aio
-  // without a callback: it completes on the calling thread, no hand-off to an nng thread).
-  nng_aio* rx = nullptr;
-  int recv_fd = -1;  // NNG_OPT_RECVFD, watched by the waker
-  bool recv_paused_by_user = false;
+  // Inbound: recv_aio's callback (on nng's threads) moves each arrival into the inbox and notifies
+  // the Waker; receive() takes them on the owner's thread. No NNG_OPT_RECVFD: nng 1.5.2's pair0
+  // never releases the pipe behind it (2 fds leaked per socket; fixed in nng 1.6), and nng only
+  // creates that pollable when it is asked for, so not asking avoids the leak on every nng version.
+  nng_aio* recv_aio = nullptr;
+  bool receiving = false;            // recv_aio is in flight (under mu)
+  bool recv_paused_by_user = false;  // under mu
+  std::deque<nng_msg*> inbox;        // under mu; freed by the destructor if never taken
+  std::size_t inbox_bytes = 0;       // under mu: past options.max_inbox_bytes reading stops
 
   std::atomic<bool> connected{false};
   std::atomic<bool> gone{false};
   std::atomic<std::uint32_t> peer_pipe{0};  // id of the first pipe attached: our one peer
-  Clock::time_point last_rx = Clock::now();  // owner's thread only
+  std::atomic<Clock::rep> last_rx{Clock::now().time_since_epoch().count()};
 
   // Caller holds no lock. Starts the next send if one is waiting and none is in flight.
   void pump_send() {
@@ -89,6 +93,37 @@ struct Link::Impl {
       // every round trip (measured: bench_ipc round trip). Only a failure is worth a wake-up.
       self->pump_send();
     } else {
+      self->waker->notify();
+    }
+  }
+
+  // Caller holds no lock. Starts the next receive unless one runs, the inbox is full (back-pressure:
+  // the peer's sends queue up on its side), receiving is paused or the link is closing.
+  void start_recv() {
+    {
+      std::lock_guard lk(mu);
+      if (closing || receiving || recv_paused_by_user || inbox_bytes >= options.max_inbox_bytes) return;
+      receiving = true;
+    }
+    nng_recv_aio(sock, recv_aio);
+  }
+
+  static void on_received(void* arg) {
+    auto* self = static_cast<Impl*>(arg);
+    const int rv = nng_aio_result(self->recv_aio);
+    {
+      std::lock_guard lk(self->mu);
+      self->receiving = false;
+      if (rv == 0) {
+        nng_msg* m = nng_aio_get_msg(self->recv_aio);
+        self->inbox.push_back(m);
+        self->inbox_bytes += nng_msg_len(m);
+        self->last_rx.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+      }
+    }
+    // NNG_ECLOSED / NNG_ECANCELED: the link is closing; the peer's loss is reported by on_pipe.
+    if (rv == 0) {
+      self->start_recv();
       self->waker->notify();
     }
   }
@@ -131,15 +166,12 @@ Result<std::unique_ptr<Link>> Link::open(Role role, const std::string& url, cons
   if ((rv = nng_pipe_notify(im.sock, NNG_PIPE_EV_ADD_POST, &Impl::on_pipe, &im)) != 0 ||
       (rv = nng_pipe_notify(im.sock, NNG_PIPE_EV_REM_POST, &Impl::on_pipe, &im)) != 0)
     return fail("cannot watch pipes of", rv);
-  if ((rv = nng_aio_alloc(&im.rx, nullptr, nullptr)) != 0 ||
+  if ((rv = nng_aio_alloc(&im.recv_aio, &Impl::on_received, &im)) != 0 ||
       (rv = nng_aio_alloc(&im.send_aio, &Impl::on_sent, &im)) != 0 ||
       (rv = nng_aio_alloc(&im.tx_now, nullptr, nullptr)) != 0)
     return fail("cannot allocate aios for", rv);
   nng_aio_set_timeout(im.tx_now, NNG_DURATION_ZERO);
-  nng_aio_set_timeout(im.rx, NNG_DURATION_ZERO);  // receive() never blocks
-  if ((rv = nng_socket_get_int(im.sock, NNG_OPT_RECVFD, &im.recv_fd)) != 0)
-    return fail("cannot get the receive fd of", rv);
-  im.waker->watch(im.recv_fd);
+  im.start_recv();  // completes once the peer sends; nothing is read before a pipe exists
   if (role == Role::listen) {
     rv = nng_listen(im.sock, url.c_str(), nullptr, 0);
     if (rv != 0) return fail("cannot listen on", rv);
@@ -153,10 +185,11 @@ Result<std::unique_ptr<Link>> Link::open(Role role, const std::string& url, cons
 Link::~Link() {
   close();
   Impl& im = *impl_;
-  if (im.rx) nng_aio_free(im.rx);
+  if (im.recv_aio) nng_aio_free(im.recv_aio);  // waits for a running callback
   if (im.send_aio) nng_aio_free(im.send_aio);  // waits for a running callback
   if (im.tx_now) nng_aio_free(im.tx_now);
   for (auto& [m, size] : im.outbox) nng_msg_free(m);
+  for (nng_msg* m : im.inbox) nng_msg_free(m);
 }
 
 void Link::close() {
@@ -166,8 +199,8 @@ void Link::close() {
     if (im.closing) return;
     im.closing = true;
   }
-  if (im.recv_fd >= 0) im.waker->unwatch(im.recv_fd);  // nng closes the fd with the socket
-  if (nng_socket_id(im.sock) > 0) nng_close(im.sock);
+  if (nng_socket_id(im.sock) > 0) nng_close(im.sock);  // fails recv_aio / send_aio with NNG_ECLOSED
+  if (im.recv_aio) nng_aio_stop(im.recv_aio);
   im.sent_cv.notify_all();
 }
 
@@ -239,13 +272,17 @@ bool Link::wait_sent(Clock::time_point deadline) {
 
 std::size_t Link::receive_impl(std::size_t max, void (*fn)(void*, std::span<const std::byte>), void* ctx) {
   Impl& im = *impl_;
-  if (im.recv_paused_by_user || im.closing) return 0;
-  std::size_t n = 0, bytes = 0;
-  while (n < max && bytes < im.options.max_inbox_bytes) {
-    nng_recv_aio(im.sock, im.rx);
-    nng_aio_wait(im.rx);  // immediate: the timeout is zero, and the aio has no callback
-    if (nng_aio_result(im.rx) != 0) break;  // NNG_ETIMEDOUT: nothing waiting; NNG_ECLOSED: closing
-    nng_msg* m = nng_aio_get_msg(im.rx);
+  std::size_t n = 0;
+  std::vector<std::uint64_t> aligned;  // reused for bodies nng did not place on an 8-byte boundary
+  while (n < max) {
+    nng_msg* m = nullptr;
+    {
+      std::lock_guard lk(im.mu);
+      if (im.closing || im.recv_paused_by_user || im.inbox.empty()) break;
+      m = im.inbox.front();
+      im.inbox.pop_front();
+      im.inbox_bytes -= nng_msg_len(m);
+    }
     std::unique_ptr<nng_msg, void (*)(nng_msg*)> owned(m, &nng_msg_free);
     const auto* body = static_cast<const std::byte*>(nng_msg_body(m));
     const std::size_t len = nng_msg_len(m);
@@ -253,15 +290,18 @@ std::size_t Link::receive_impl(std::size_t max, void (*fn)(void*, std::span<cons
       fn(ctx, std::span(body, len));
     } else {
       // nng does not promise alignment: copy into 8-aligned storage first.
-      std::vector<std::uint64_t> aligned((len + 7) / 8);
+      aligned.resize((len + 7) / 8);
       if (len) std::memcpy(aligned.data(), body, len);
       fn(ctx, std::span(reinterpret_cast<const std::byte*>(aligned.data()), len));
     }
-    bytes += len;
     ++n;
   }
-  if (n) im.last_rx = Clock::now();
-  im.waker->rearm(im.recv_fd);  // the next arrival (or what is left) wakes the next wait
+  im.start_recv();  // resumes reading if the inbox was full
+  if (n) {
+    // What is left (max reached) must wake the next wait: nothing else would.
+    std::lock_guard lk(im.mu);
+    if (!im.inbox.empty() && !im.recv_paused_by_user) im.waker->notify();
+  }
   return n;
 }
 
@@ -273,13 +313,22 @@ std::optional<Error> Link::failure() const {
   if (impl_->send_failed) return Error{Errc::peer_gone, "cannot send to " + impl_->url};
   return std::nullopt;
 }
-Clock::duration Link::idle_for() const { return Clock::now() - impl_->last_rx; }
+Clock::duration Link::idle_for() const {
+  return Clock::now() - Clock::time_point(Clock::duration(impl_->last_rx.load(std::memory_order_relaxed)));
+}
 const ConnectionLimits& Link::limits() const noexcept { return impl_->options; }
 const std::string& Link::remote_address() const noexcept { return impl_->url; }
 
 void Link::pause_receiving(bool paused) {
-  impl_->recv_paused_by_user = paused;
-  if (!paused) impl_->waker->rearm(impl_->recv_fd);
+  Impl& im = *impl_;
+  {
+    std::lock_guard lk(im.mu);
+    im.recv_paused_by_user = paused;
+  }
+  if (!paused) {
+    im.start_recv();
+    im.waker->notify();  // what arrived before the pause is taken at the next tick
+  }
 }
 
 }  // namespace sage::detail

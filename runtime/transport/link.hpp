@@ -1,10 +1,14 @@
 // runtime/transport/link.hpp: the IPC Connection of process groups (nng pair0 over ipc://).
 //
-// A Link is one pair0 socket with exactly one peer (pair0 refuses a second pipe). Receiving
-// happens on the owner's thread with non-blocking nng receives; the socket's NNG_OPT_RECVFD is
-// watched on the manager's Waker, so an arrival wakes the manager straight from nng. nng's own
-// threads only run the send-completion and pipe callbacks, which touch the Link's mutex-protected
-// send queue and atomics and notify the Waker (peer gone, send failed).
+// A Link is one pair0 socket with exactly one peer (pair0 refuses a second pipe). An nng_recv_aio
+// callback (on nng's threads) moves each arrival into the Link's inbox and notifies the manager's
+// Waker, as the TCP StreamConn does; receive() takes them on the owner's thread, each body on an
+// 8-byte boundary (copied when nng's is not). Past ConnectionLimits::max_inbox_bytes the Link stops
+// receiving until receive() takes some, so a manager that stops ticking fills the peer's send
+// buffer (back-pressure), not its own memory. NNG_OPT_RECVFD is never asked for: nng 1.5.2's pair0
+// leaks the pipe behind it (2 fds per socket, fixed in nng 1.6), and nng creates it lazily.
+// nng's threads run the receive, send-completion and pipe callbacks, which touch only the Link's
+// mutex-protected queues and atomics and notify the Waker.
 #pragma once
 
 #include <memory>

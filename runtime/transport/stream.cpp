@@ -153,6 +153,8 @@ struct StreamConn::Impl {
   bool reading = false;
   bool paused = false;
   std::atomic<Clock::rep> last_rx{Clock::now().time_since_epoch().count()};
+  // When the first byte of the frame now in progress arrived (0: none in progress).
+  std::atomic<Clock::rep> partial_since{0};
 
   std::byte* rbytes() noexcept { return reinterpret_cast<std::byte*>(rbuf.data()); }
   std::size_t rcap() const noexcept { return rbuf.size() * 8; }
@@ -279,8 +281,13 @@ struct StreamConn::Impl {
         }
       } else {
         self->last_rx.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+        const bool was_partial = self->rlen > 0;
         self->rlen += n;
         again = self->parse_locked();
+        // A frame in progress: keep the time its first byte arrived; none: clear it.
+        if (self->rlen == 0) self->partial_since.store(0, std::memory_order_relaxed);
+        else if (!was_partial || self->partial_since.load(std::memory_order_relaxed) == 0 || n >= self->rlen)
+          self->partial_since.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
       }
     }
     if (again) self->start_recv();
@@ -372,6 +379,12 @@ std::size_t StreamConn::receive_impl(std::size_t max, void (*fn)(void*, std::spa
 std::optional<Error> StreamConn::failure() const {
   std::lock_guard lk(impl_->mu);
   return impl_->failure;
+}
+
+Clock::duration StreamConn::partial_for() const {
+  const auto since = impl_->partial_since.load(std::memory_order_relaxed);
+  if (since == 0) return Clock::duration::zero();
+  return Clock::now() - Clock::time_point(Clock::duration(since));
 }
 
 Clock::duration StreamConn::idle_for() const {

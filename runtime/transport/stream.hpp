@@ -52,6 +52,7 @@ class StreamConn final : public Connection {
   bool wait_sent(Clock::time_point deadline) override;
   std::optional<Error> failure() const override;
   Clock::duration idle_for() const override;
+  Clock::duration partial_for() const override;
   const std::string& remote_address() const noexcept override;
   const ConnectionLimits& limits() const noexcept override;
   void close() override;

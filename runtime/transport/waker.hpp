@@ -2,8 +2,7 @@
 //
 // One Waker per Manager (created with it, shared with every Connection of that manager so that
 // nng's callback threads can wake it). It sleeps in one poll() over an eventfd (notify()) and the
-// readiness fds that connections and lifecycle owners watch (an IPC link's receive fd, the fork
-// server's socket), until a deadline that the Manager computes from the tick interval and the
+// readiness fds that lifecycle owners watch (the fork server's socket), until a deadline that the Manager computes from the tick interval and the
 // pumps' timers (heartbeat, reconnect, linger). Nothing else polls: an idle manager wakes only
 // when its interval ends, something arrives, or a timer is due.
 //

@@ -4,12 +4,15 @@
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -313,4 +316,173 @@ TEST_CASE("a network client that disconnects after sending has every accepted me
   for (std::size_t i = 0; i < net.food.got.size(); ++i)
     if (net.food.got[i].value != static_cast<int>(i)) FAIL("message " << i << " is Food " << net.food.got[i].value);
   CHECK(net.food.got.size() == sent);
+}
+
+namespace {
+// Never returns from its handler: the child's tick hangs.
+struct Sleeper : sage::Actor<Sleeper, sage::subscribes<test::Ping>> {
+  bool handle(const test::Ping&) {
+    for (;;) ::pause();
+  }
+};
+}  // namespace
+
+TEST_CASE("a child whose handler never returns is reported as unresponsive by the watchdog and restarted by "
+          "the policy, and without a watchdog a blocking handler is left alone") {
+  Fixture f;
+  sage::GroupOptions options;
+  options.watchdog = 300ms;
+  options.restart.mode = sage::RestartPolicy::Mode::on_failure;
+  f.mgr.add_process_group<Sleeper>("sleeper", options);
+  f.mgr.add_process_group<Sleeper>("patient");  // no watchdog
+  f.mgr.queue_message_to_group("sleeper", test::Ping{1});
+  f.mgr.queue_message_to_group("patient", test::Ping{1});
+  auto failure = tick_until_failure(f.mgr);
+  REQUIRE(failure.has_value());
+  CHECK(failure->group() == "sleeper");
+  CHECK(failure->reason().find("unresponsive: a tick ran longer than the watchdog (300 ms)") != std::string::npos);
+  CHECK(failure->restarted());
+  CHECK(f.mgr.has_process_group("sleeper"));
+  // The restarted child ticks again: it answers nothing (Sleeper), but it is up and its watchdog
+  // fires again on the next Ping.
+  REQUIRE(tick_until(f.mgr, [&] { return f.mgr.process_group_pid("sleeper") > 0; }));
+  const auto patient = f.mgr.process_group_pid("patient");
+  CHECK(process_alive(patient));
+  CHECK(f.mgr.has_process_group("patient"));
+}
+
+namespace {
+// Reads `fd` until the other end closes it (0 or a reset) or 5 s pass; whether it was closed.
+bool closed_by_server(int fd) {
+  char buf[256];
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ssize_t n = 0;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+  }
+  return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+// stderr of this process goes to a file while it lives; text() reads what was written.
+struct CapturedStderr {
+  std::string path = std::filesystem::temp_directory_path() / ("sage-stderr-" + std::to_string(::getpid()));
+  int saved = ::dup(2);
+  CapturedStderr() {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    REQUIRE(fd >= 0);
+    ::dup2(fd, 2);
+    ::close(fd);
+  }
+  ~CapturedStderr() {
+    ::dup2(saved, 2);
+    ::close(saved);
+    ::unlink(path.c_str());
+  }
+  std::string text() const {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+};
+
+std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("a network peer that connects and never completes its hello is dropped at the hello deadline though "
+          "its heartbeat timeout is far away") {
+  sage::NetworkOptions options;
+  options.heartbeat_timeout = 60s;
+  options.hello_timeout = 300ms;
+  ServerAndClient net(options);
+  REQUIRE(net.client_gets_through(1));
+  const int silent = tcp_connect(net.port);
+  const int dripping = tcp_connect(net.port);
+  const unsigned char header[8] = {40, 0, 0, 0, 'S', 'G', 1, 0};
+  std::size_t sent = 0;
+  REQUIRE(tick_both_until(net.server, net.client, [&] {
+    if (sent < sizeof header) sent += static_cast<std::size_t>(std::max<ssize_t>(0, ::write(dripping, header + sent, 1)));
+    return net.server.network_stats().hello_timeouts >= 2;
+  }));
+  CHECK(closed_by_server(silent));
+  CHECK(closed_by_server(dripping));
+  ::close(silent);
+  ::close(dripping);
+  CHECK(net.server.peers().size() == 1);
+  CHECK(net.client_gets_through(100));
+}
+
+TEST_CASE("a network peer that trickles one byte at a time inside a frame is dropped at the frame deadline, "
+          "though every byte would reset its heartbeat timeout") {
+  sage::NetworkOptions options;
+  options.heartbeat_interval = 100ms;
+  options.heartbeat_timeout = 1s;
+  options.hello_timeout = 60s;
+  options.frame_timeout = 500ms;
+  ServerAndClient net(options);
+  REQUIRE(net.client_gets_through(1));
+  const int slow = tcp_connect(net.port);
+  // A frame header announcing 4096 bytes, then one byte every ~20 ms.
+  const unsigned char header[8] = {0, 16, 0, 0, 'S', 'G', 1, 0};
+  REQUIRE(::write(slow, header, sizeof header) == 8);
+  auto last = Clock::now();
+  REQUIRE(tick_both_until(net.server, net.client, [&] {
+    if (Clock::now() - last >= 20ms) {
+      const char b = 0;
+      (void)::write(slow, &b, 1);  // fails once the server closed it
+      last = Clock::now();
+    }
+    return net.server.network_stats().frame_timeouts >= 1;
+  }));
+  CHECK(net.server.network_stats().heartbeat_timeouts == 0);
+  CHECK(closed_by_server(slow));
+  ::close(slow);
+  CHECK(net.client_gets_through(100));
+}
+
+TEST_CASE("connections past NetworkOptions::max_peers are closed at accept and counted, and the peers "
+          "already connected keep working") {
+  sage::NetworkOptions options;
+  options.max_peers = 2;
+  ServerAndClient net(options);
+  REQUIRE(net.client_gets_through(1));
+  const int second = tcp_connect(net.port);
+  REQUIRE(tick_both_until(net.server, net.client, [&] { return net.server.network_stats().connections_accepted >= 2; }));
+  int extra[3];
+  for (int& fd : extra) fd = tcp_connect(net.port);
+  REQUIRE(tick_both_until(net.server, net.client, [&] { return net.server.network_stats().peers_refused >= 3; }));
+  for (int fd : extra) {
+    CHECK(closed_by_server(fd));
+    ::close(fd);
+  }
+  CHECK(net.server.peers().size() == 2);
+  CHECK(net.client_gets_through(100));
+  ::close(second);
+}
+
+TEST_CASE("dropped network peers are logged for the first few in an interval, then as one summary line") {
+  sage::NetworkOptions options;
+  options.drop_log_burst = 3;
+  options.drop_log_interval = 300ms;
+  ServerAndClient net(options);
+  REQUIRE(net.client_gets_through(1));
+  CapturedStderr err;
+  for (int i = 0; i < 20; ++i) {
+    const int fd = tcp_connect(net.port);
+    const char garbage[16] = "not a sage peer";
+    REQUIRE(::write(fd, garbage, sizeof garbage) == static_cast<ssize_t>(sizeof garbage));
+    ::shutdown(fd, SHUT_WR);
+    ::close(fd);
+  }
+  REQUIRE(tick_both_until(net.server, net.client, [&] {
+    return net.server.network_stats().bad_input >= 20 && err.text().find("more dropped peers") != std::string::npos;
+  }));
+  const std::string text = err.text();
+  INFO(text);
+  CHECK(count(text, "sage: network: dropped ") <= 3 + 3);  // a burst per interval; the 20 span at most two
+  CHECK(count(text, "sage: network: dropped ") >= 3);
+  CHECK(net.server.network_stats().drop_logs_suppressed >= 1);
+  CHECK(net.client_gets_through(100));
 }

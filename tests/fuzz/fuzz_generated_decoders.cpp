@@ -1,6 +1,7 @@
 // Fuzzes the per-message decoders sagec generates (tests/codegen/schemas/alltypes.fbs and golden.fbs:
 // every scalar width, strings, vectors of every element kind, structs, nested and required tables,
-// optional scalars, deprecated fields). The first input byte picks the message class, the rest is
+// optional scalars, deprecated fields) and the feature schemas beside them (unions, vectors of unions,
+// fixed-size arrays, recursive tables, string defaults, escaped names). The first input byte picks the message class, the rest is
 // its FlatBuffer. decode() must refuse bad bytes with an Error or return a value; a value that
 // decoded must encode to bytes that decode again and re-encode to the same bytes.
 #include <cstdint>
@@ -10,8 +11,14 @@
 #include <vector>
 
 #include "alltypes.sage.hpp"
+#include "arrays.sage.hpp"
+#include "defaults.sage.hpp"
 #include "golden.sage.hpp"
+#include "names.sage.hpp"
 #include "pancakes.sage.hpp"
+#include "recursive.sage.hpp"
+#include "union_vectors.sage.hpp"
+#include "unions.sage.hpp"
 
 namespace {
 
@@ -38,8 +45,10 @@ void dispatch(sage::type_list<Ts...>, std::size_t which, std::span<const std::by
 using all_messages =
     sage::type_list<sagetest::Scalars, sagetest::Defaults, sagetest::Texts, sagetest::Vectors, sagetest::Nested,
                     sagetest::Keywords, sagetest::Empty, sagetest::WithDeprecated, kitchen::orders::OrderMessage,
-                    pancakes::FoodAvailableMessage, pancakes::FoodOnTableMessage, pancakes::PancakeStackMessage>;
-constexpr std::size_t message_count = 12;
+                    pancakes::FoodAvailableMessage, pancakes::FoodOnTableMessage, pancakes::PancakeStackMessage,
+                    feat::unions::Serve, feat::union_vectors::Document, feat::arrays::Placed, feat::recursive::Node,
+                    feat::defaults::Greeting, feat::names::class_::Field_>;
+constexpr std::size_t message_count = 18;
 
 }  // namespace
 

@@ -18,6 +18,7 @@
 
 #include "nettest.sage.hpp"
 #include "channel/protocol.hpp"
+#include "schema/description.hpp"
 #include "transport/stream.hpp"
 #include "sage/manager.hpp"
 
@@ -97,15 +98,25 @@ inline std::vector<std::byte> frame(const std::vector<std::byte>& body) {
 }
 
 // A hello record for `entries` (what a peer sends first).
-inline std::vector<std::byte> hello_record(std::vector<sage::detail::protocol::SchemaEntry> entries, std::string name) {
+inline std::vector<std::byte> hello_record(std::vector<sage::detail::protocol::SchemaEntry> entries, std::string name,
+                                           std::string description = {}) {
   sage::detail::protocol::Hello h;
   h.entries = std::move(entries);
   h.schema_fingerprint = sage::detail::protocol::schema_fingerprint(h.entries);
   h.name = std::move(name);
+  h.description = std::move(description);
   std::vector<std::byte> out;
   sage::detail::protocol::append_control(out, sage::detail::protocol::Control::hello,
                                           sage::detail::protocol::encode_hello(h));
   return out;
+}
+
+// The hello of a raw peer that knows the wire types Ms (their table and combined description).
+template <class... Ms>
+std::vector<std::byte> hello_knowing(std::string name) {
+  auto d = sage::schema::combine({Ms::schema_description...});
+  return hello_record({{static_cast<std::uint8_t>(Ms::packet_type), Ms::fingerprint}...}, std::move(name),
+                      sage::schema::to_text(d.description));
 }
 
 template <class M>

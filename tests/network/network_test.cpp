@@ -240,8 +240,53 @@ TEST_CASE("a payload failing the Verifier is dropped") {
   expect_dropped(frame(body), "verify");
 }
 
-TEST_CASE("a peer built from other schemas is refused at the handshake") {
-  expect_dropped(frame(hello_record({{IntMessage::packet_type, 0xdeadbeef}}, "old")), "fingerprint");
+TEST_CASE("a peer whose schemas cannot talk to ours is refused at the handshake with sagec check's diagnostic") {
+  // The same message with its field's type changed (int -> long).
+  std::string desc(IntMessage::schema_description);
+  desc.replace(desc.find("value int"), 9, "value long");
+  expect_dropped(frame(hello_record({{IntMessage::packet_type, 0xdeadbeef}}, "other", desc)),
+                 "error: field nettest.IntMessage.value changed type from long to int");
+}
+
+TEST_CASE("a NetworkOptions::name the handshake could not carry is a usage_error at listen and connect") {
+  for (const std::string& bad : {std::string(256, 'x'), std::string("\xff\xfe")}) {
+    sage::NetworkOptions o;
+    o.name = bad;
+    sage::Manager m;
+    m.enable_network(o);
+    CHECK_THROWS_AS(m.listen("127.0.0.1", 0), sage::usage_error);
+    CHECK_THROWS_AS(m.connect("127.0.0.1", 1), sage::usage_error);
+  }
+  sage::NetworkOptions ok;
+  ok.name = std::string(255, 'x');
+  sage::Manager m;
+  m.enable_network(ok);
+  CHECK(m.listen("127.0.0.1", 0).port != 0);
+}
+
+TEST_CASE("a peer speaking protocol 1 (sage before schema negotiation) is refused with 'upgrade it'") {
+  // A version-1 hello: 24-byte header, no description.
+  std::vector<std::byte> v1;
+  auto put = [&](std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) v1.push_back(std::byte((v >> (8 * i)) & 0xff));
+  };
+  put(sage::detail::protocol::hello_magic, 4);
+  put(1, 2);
+  put(3, 2);
+  put(0, 8);
+  put(1, 4);
+  put(0, 4);
+  for (char c : std::string("old")) v1.push_back(std::byte(c));
+  std::vector<std::byte> body;
+  sage::detail::protocol::append_control(body, sage::detail::protocol::Control::hello, v1);
+  expect_dropped(frame(body), "speaks protocol 1; upgrade it");
+}
+
+TEST_CASE("a peer listing message types without a description, or a table that is not its description, is refused") {
+  expect_dropped(frame(hello_record({{IntMessage::packet_type, IntMessage::fingerprint}}, "bare")),
+                 "sent no schema description");
+  expect_dropped(frame(hello_record({{121, 1}}, "liar", std::string(IntMessage::schema_description))),
+                 "does not list the wire messages of its description");
 }
 
 TEST_CASE("a connection that does not start with a hello is dropped") {
@@ -284,7 +329,7 @@ TEST_CASE("a slow client fills its bounded buffer: a loud per-peer error, then a
   o.send_buffer_limit = 256 * 1024;
   Duo p(o, o);
   RawSocket slow(port_of(p.server));  // says hello, then never reads
-  REQUIRE(slow.write_all(frame(hello_record({}, "slow"))));
+  REQUIRE(slow.write_all(frame(hello_knowing<Seq>("slow"))));
   REQUIRE(tick_until({&p.server, &p.client}, [&] { return p.at_server.all<sage::PeerConnected>().size() == 2; }));
   const sage::Sender slow_peer = p.at_server.all<sage::PeerConnected>().back().peer;
   const std::vector<std::uint8_t> kib(1024, 7);

@@ -11,11 +11,15 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include <flatbuffers/flatbuffers.h>
 
+#include "sage/box.hpp"
 #include "sage/result.hpp"
 
 namespace sage::detail {
@@ -93,9 +97,11 @@ flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> write_scalars(flatbuffers
   return flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>(fbb.EndVector(values.size()));
 }
 
-inline std::string read_string(const flatbuffers::Table& t, flatbuffers::voffset_t field) {
+// A missing string field reads as `fallback` (the schema's default, or empty).
+inline std::string read_string(const flatbuffers::Table& t, flatbuffers::voffset_t field,
+                               std::string_view fallback = {}) {
   const auto* s = t.GetPointer<const flatbuffers::String*>(field);
-  return s == nullptr ? std::string() : std::string(s->c_str(), s->size());
+  return s == nullptr ? std::string(fallback) : std::string(s->c_str(), s->size());
 }
 
 inline std::vector<std::string> read_strings(const flatbuffers::Table& t, flatbuffers::voffset_t field) {
@@ -147,6 +153,14 @@ template <class T>
 std::optional<T> read_table(const flatbuffers::Table& t, flatbuffers::voffset_t field) {
   const auto* sub = t.GetPointer<const flatbuffers::Table*>(field);
   if (sub == nullptr) return std::nullopt;
+  return T::unpack(*sub);
+}
+
+// A table that contains its own type (through this field) is held in a sage::Box.
+template <class T>
+sage::Box<T> read_boxed_table(const flatbuffers::Table& t, flatbuffers::voffset_t field) {
+  const auto* sub = t.GetPointer<const flatbuffers::Table*>(field);
+  if (sub == nullptr) return {};
   return T::unpack(*sub);
 }
 
@@ -228,6 +242,144 @@ bool verify_tables(flatbuffers::Verifier& v, const flatbuffers::Table& t, flatbu
   for (const auto* sub : *vec)
     if (!T::verify(v, *sub)) return false;
   return true;
+}
+
+// Unions: a schema union is std::variant<std::monostate, A, B, ...> (sage::Box<X> for a table X
+// that contains the union again); alternative i (1-based) has the schema's type tag Tags[i-1].
+// An unknown tag (a peer's newer schema) fails verification: it is never read as "none".
+template <class A>
+struct unboxed {
+  using type = A;
+};
+template <class T>
+struct unboxed<Box<T>> {
+  using type = T;
+};
+template <class A>
+using unboxed_t = typename unboxed<A>::type;
+
+template <class A>
+const unboxed_t<A>& unbox(const A& a) {
+  if constexpr (std::is_same_v<A, unboxed_t<A>>) return a;
+  else return *a;
+}
+
+// The wire tag of the alternative `v` holds (0 for none).
+template <std::uint8_t... Tags, class V>
+std::uint8_t union_tag(const V& v) noexcept {
+  constexpr std::uint8_t tags[] = {0, Tags...};
+  return tags[v.index()];
+}
+
+template <class V>
+flatbuffers::Offset<flatbuffers::Table> pack_union(flatbuffers::FlatBufferBuilder& fbb, const V& v) {
+  return std::visit(
+      [&](const auto& alt) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(alt)>, std::monostate>) return flatbuffers::Offset<flatbuffers::Table>();
+        else return unbox(alt).pack(fbb);
+      },
+      v);
+}
+
+// Calls f(std::integral_constant<std::size_t, i>) for the alternative i whose tag is `tag`;
+// false when no alternative has it.
+template <std::uint8_t... Tags, class F>
+bool with_alternative(std::uint8_t tag, F&& f) {
+  return [&]<std::size_t... I>(std::index_sequence<I...>) {
+    return ((tag == Tags && (f(std::integral_constant<std::size_t, I + 1>{}), true)) || ...);
+  }(std::index_sequence_for<decltype(Tags)...>{});
+}
+
+template <class V, std::uint8_t... Tags>
+bool verify_union_value(flatbuffers::Verifier& v, std::uint8_t tag, const flatbuffers::Table* value) {
+  if (tag == 0) return value == nullptr;  // none carries no table
+  if (value == nullptr) return false;
+  bool ok = false;
+  const bool known = with_alternative<Tags...>(tag, [&](auto i) {
+    ok = unboxed_t<std::variant_alternative_t<decltype(i)::value, V>>::verify(v, *value);
+  });
+  return known && ok;
+}
+
+template <class V, std::uint8_t... Tags>
+V read_union_value(std::uint8_t tag, const flatbuffers::Table* value) {
+  V out;
+  if (value == nullptr) return out;
+  with_alternative<Tags...>(tag, [&](auto i) {
+    using A = std::variant_alternative_t<decltype(i)::value, V>;
+    out.template emplace<decltype(i)::value>(A(unboxed_t<A>::unpack(*value)));
+  });
+  return out;
+}
+
+// One union field: its type tag (a ubyte field) and its value (a table offset).
+template <class V, std::uint8_t... Tags>
+bool verify_union(flatbuffers::Verifier& v, const flatbuffers::Table& t, flatbuffers::voffset_t type_field,
+                  flatbuffers::voffset_t value_field, bool required) {
+  if (!t.VerifyField<std::uint8_t>(v, type_field, 1) || !verify_offset(v, t, value_field, required)) return false;
+  return verify_union_value<V, Tags...>(v, t.GetField<std::uint8_t>(type_field, 0),
+                                        t.GetPointer<const flatbuffers::Table*>(value_field));
+}
+
+template <class V, std::uint8_t... Tags>
+V read_union(const flatbuffers::Table& t, flatbuffers::voffset_t type_field, flatbuffers::voffset_t value_field) {
+  return read_union_value<V, Tags...>(t.GetField<std::uint8_t>(type_field, 0),
+                                      t.GetPointer<const flatbuffers::Table*>(value_field));
+}
+
+// A vector of unions: a vector of tags and a vector of table offsets of the same length.
+template <std::uint8_t... Tags, class V>
+flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> write_union_types(flatbuffers::FlatBufferBuilder& fbb,
+                                                                         const std::vector<V>& values) {
+  std::vector<std::uint8_t> tags;
+  tags.reserve(values.size());
+  for (const auto& v : values) tags.push_back(union_tag<Tags...>(v));
+  return fbb.CreateVector(tags);
+}
+
+template <class V>
+flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>> write_unions(
+    flatbuffers::FlatBufferBuilder& fbb, const std::vector<V>& values) {
+  std::vector<flatbuffers::Offset<flatbuffers::Table>> offsets;
+  offsets.reserve(values.size());
+  for (const auto& v : values) {
+    // A none element gets tag 0 and, in place of the null offset FlatBuffers cannot put in a
+    // vector, an empty table that nobody reads.
+    offsets.push_back(v.index() == 0 ? flatbuffers::Offset<flatbuffers::Table>(fbb.EndTable(fbb.StartTable()))
+                                     : pack_union(fbb, v));
+  }
+  return fbb.CreateVector(offsets);
+}
+
+template <class V, std::uint8_t... Tags>
+bool verify_unions(flatbuffers::Verifier& v, const flatbuffers::Table& t, flatbuffers::voffset_t type_field,
+                   flatbuffers::voffset_t value_field, bool required) {
+  if (!verify_offset(v, t, type_field, required) || !verify_offset(v, t, value_field, required)) return false;
+  const auto* types = t.GetPointer<const flatbuffers::Vector<std::uint8_t>*>(type_field);
+  const auto* values = t.GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>*>(value_field);
+  if (!v.VerifyVector(types) || !v.VerifyVector(values)) return false;
+  if ((types == nullptr) != (values == nullptr)) return false;
+  if (types == nullptr) return true;
+  if (types->size() != values->size()) return false;
+  for (flatbuffers::uoffset_t i = 0; i < types->size(); ++i) {
+    // A none element (tag 0): its table is never read (sage writes an empty one; flatc a bad offset).
+    if (!verify_union_value<V, Tags...>(v, types->Get(i), types->Get(i) == 0 ? nullptr : values->Get(i)))
+      return false;
+  }
+  return true;
+}
+
+template <class V, std::uint8_t... Tags>
+std::vector<V> read_unions(const flatbuffers::Table& t, flatbuffers::voffset_t type_field,
+                           flatbuffers::voffset_t value_field) {
+  std::vector<V> out;
+  const auto* types = t.GetPointer<const flatbuffers::Vector<std::uint8_t>*>(type_field);
+  const auto* values = t.GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>*>(value_field);
+  if (types == nullptr || values == nullptr) return out;
+  out.reserve(types->size());
+  for (flatbuffers::uoffset_t i = 0; i < types->size(); ++i)
+    out.push_back(read_union_value<V, Tags...>(types->Get(i), types->Get(i) == 0 ? nullptr : values->Get(i)));
+  return out;
 }
 
 // The smallest finished FlatBuffer: root offset, vtable offset and a vtable of two entries.

@@ -26,7 +26,18 @@ struct WireCodec {
   std::uint64_t fingerprint = 0;
   std::string_view name;
   DecodeFn decode = nullptr;
+  // T::schema_description ("sage-schema 1" text of the type and what it reaches): what the network
+  // handshake sends and checks (docs/network.md). "" for a type without one (never negotiated).
+  std::string_view schema_description;
 };
+
+template <class T>
+constexpr std::string_view schema_description_of() noexcept {
+  if constexpr (requires { { T::schema_description } -> std::convertible_to<std::string_view>; })
+    return T::schema_description;
+  else
+    return {};
+}
 
 // M is always Manager; the parameter only delays name lookup until Manager is complete.
 template <WireMessage T, class M = Manager>
@@ -40,6 +51,6 @@ Result<void> decode_into(M& manager, std::span<const std::byte> payload, Sender 
 template <WireMessage T>
 inline constexpr WireCodec wire_codec_v{static_cast<std::uint8_t>(T::packet_type),
                                         static_cast<std::uint64_t>(T::fingerprint), T::message_name,
-                                        &decode_into<T>};
+                                        &decode_into<T>, schema_description_of<T>()};
 
 }  // namespace sage::detail

@@ -1,0 +1,105 @@
+// The old (or incompatible) build of the evolution tests: this file is compiled twice, against
+// v1/evo.fbs (evolution_v1_node) and bad/evo.fbs (evolution_bad_node); evolution_test.cpp is the new
+// build (v2/evo.fbs). It prints what it receives, one line each, for the test to check.
+//   <node> client <port>   connects, sends Order{7, "tea", 3, angry} and Ping{1}, prints the first
+//                          Order it gets back and the PeerRefused it may see, then exits 0
+//   <node> group <port>    a remote group "old": answers every Order with Order{id + 1, item + "!", qty, mood}
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "evo.sage.hpp"
+#include "sage/remote_group.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+void print_order(const evo::Order& o) {
+#ifdef EVO_BAD
+  std::printf("order id=%lld item=%s qty=%d mood=%d\n", static_cast<long long>(o.id), o.item.c_str(), o.qty,
+              static_cast<int>(o.mood));
+#else
+  std::printf("order id=%d item=%s qty=%d mood=%d\n", o.id, o.item.c_str(), o.qty, static_cast<int>(o.mood));
+#endif
+  std::fflush(stdout);
+}
+
+struct Client : sage::Actor<Client, sage::subscribes<evo::Order, sage::PeerConnected, sage::PeerRefused>> {
+  bool done = false;
+  bool handle(const evo::Order& o, const sage::Sender&) {
+    print_order(o);
+    done = true;
+    return true;
+  }
+  bool handle(const sage::PeerConnected& c, const sage::Sender&) {
+    std::printf("connected to %s\n", c.name.c_str());
+    std::fflush(stdout);
+    return true;
+  }
+  bool handle(const sage::PeerRefused& r, const sage::Sender&) {
+    std::printf("refused by_peer=%d code=%s\n%s\n", r.by_peer ? 1 : 0, std::string(sage::to_string(r.reason.code)).c_str(),
+                r.reason.detail.c_str());
+    std::fflush(stdout);
+    done = true;
+    return true;
+  }
+};
+
+struct OldGroup : sage::Actor<OldGroup, sage::subscribes<evo::Order>> {
+  explicit OldGroup(sage::Manager& m) : mgr(m) {}
+  sage::Manager& mgr;
+  bool handle(const evo::Order& o, const sage::Sender& from) {
+    print_order(o);
+    evo::Order reply = o;
+    reply.id = o.id + 1;
+    reply.item = o.item + "!";
+    mgr.queue_message_to_group(from, reply);
+    return true;
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3) return 64;
+  const std::string mode = argv[1];
+  const auto port = static_cast<std::uint16_t>(std::atoi(argv[2]));
+  if (mode == "group") {
+    sage::RemoteGroupOptions o;
+    o.interval = 5ms;
+    o.network.name = "old group";
+    return sage::run_remote_group<OldGroup>(evo::evo_wire_messages{}, "127.0.0.1", port, "old", o);
+  }
+  if (mode != "client") return 64;
+  sage::Manager m;
+  m.register_messages(evo::evo_wire_messages{});
+  sage::NetworkOptions options;
+  options.name = "old client";
+  m.enable_network(options);
+  Client client;
+  m.register_actor(client);
+  const sage::Sender server = m.connect("127.0.0.1", port);
+  evo::Order order;
+  order.id = 7;
+  order.item = "tea";
+  order.qty = 3;
+  order.mood = evo::Mood::angry;
+  // Sent before the handshake completed: held until the server's hello arrived, then sent.
+  m.send_message(order, server);
+#ifndef EVO_BAD
+  m.send_message(evo::Ping{1}, server);
+#endif
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (!client.done && std::chrono::steady_clock::now() < deadline) {
+    m.tick();
+    m.wait_for_next_tick(5ms);
+  }
+  if (!client.done) return 3;
+  // A refused peer: a later send fails loudly.
+  if (auto r = m.try_send_message(order, server); !r) {
+    std::printf("send after: %s\n", r.error().message().c_str());
+    std::fflush(stdout);
+  }
+  return 0;
+}
