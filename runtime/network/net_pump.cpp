@@ -141,7 +141,8 @@ NetPump::NetPump(Manager& manager, const NetworkOptions& options)
     : manager_(manager),
       waker_(ManagerAccess::waker(manager)),
       directory_(ManagerAccess::directory(manager)),
-      options_(options) {
+      options_(options),
+      drop_log_("network", options_.drop_log_burst, options_.drop_log_interval) {
   if (options_.max_message_size < 64) throw usage_error("sage: NetworkOptions::max_message_size must be >= 64");
   if (options_.heartbeat_timeout <= options_.heartbeat_interval)
     throw usage_error("sage: NetworkOptions::heartbeat_timeout must be longer than heartbeat_interval");
@@ -406,34 +407,14 @@ Clock::time_point NetPump::next_deadline() const {
   }
   // A frame in progress is checked by the heartbeat round (its deadline is 30 s by default, the
   // round a second): no per-byte timer.
-  if (drop_log_held_ > 0) t = std::min(t, drop_log_window_ + options_.drop_log_interval);
+  t = std::min(t, drop_log_.deadline());
   return t;
 }
 
 // ---- receiving ----
 
 void NetPump::log_drop(const std::string& address, const Error& why) {
-  const auto now = Clock::now();
-  flush_drop_log(now);
-  if (drop_log_lines_ < options_.drop_log_burst) {
-    ++drop_log_lines_;
-    std::fprintf(stderr, "sage: network: dropped %s: %s\n", address.c_str(), why.message().c_str());
-  } else {
-    ++drop_log_held_;
-    ++stats_.drop_logs_suppressed;
-  }
-}
-
-// Starts a new window of the drop log once the current one is over, with a summary of what the
-// old window held back.
-void NetPump::flush_drop_log(Clock::time_point now) {
-  if (now - drop_log_window_ < options_.drop_log_interval) return;
-  if (drop_log_held_ > 0)
-    std::fprintf(stderr, "sage: network: %llu more dropped peers not logged in the last %lld ms\n",
-                 static_cast<unsigned long long>(drop_log_held_), static_cast<long long>(ms(now - drop_log_window_)));
-  drop_log_window_ = now;
-  drop_log_lines_ = 0;
-  drop_log_held_ = 0;
+  if (!drop_log_.write(address, why.message())) ++stats_.drop_logs_suppressed;
 }
 
 void NetPump::receive_from(Peer& p) {
@@ -545,7 +526,7 @@ void NetPump::poll(Manager&) {
       add_peer(std::move(c), static_cast<int>(Peer::Role::incoming));
     }
   }
-  flush_drop_log(Clock::now());
+  drop_log_.roll(Clock::now());
   std::vector<std::uint32_t> ids;
   ids.reserve(peers_.size());
   for (auto& [i, p] : peers_) ids.push_back(i);

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "channel/channel.hpp"
+#include "network/drop_log.hpp"
 #include "local/pump.hpp"
 #include "sage/groups.hpp"
 #include "sage/network.hpp"
@@ -98,7 +99,6 @@ class NetPump final : public Pump {
   void overflow(Peer& p, const Error& e);
   void service_reconnect(Peer& p);
   void log_drop(const std::string& address, const Error& why);
-  void flush_drop_log(Clock::time_point now);
   ConnectionLimits limits() const;
   TlsSettings tls_settings(bool dialing, std::string_view host) const;
 
@@ -115,10 +115,7 @@ class NetPump final : public Pump {
   NetworkStats stats_;  // the lifecycle counters (connections, peers, timeouts, overflows)
   std::vector<group_error> failures_;  // remote groups lost, thrown by poll()
   Clock::time_point next_round_ = Clock::time_point::max();  // the shared heartbeat timer
-  // Rate limit of log_drop(): lines written in the current window, and those held back.
-  Clock::time_point drop_log_window_{};
-  unsigned drop_log_lines_ = 0;
-  std::uint64_t drop_log_held_ = 0;
+  DropLog drop_log_;  // rate limit of log_drop()
   // node side
   std::string joined_;
   bool join_acked_ = false;
