@@ -223,6 +223,7 @@ DatagramConn::DatagramConn(DatagramHost& host, ENetPeer* peer)
 DatagramConn::~DatagramConn() {
   close();
   for (ENetPacket* p : inbox_) enet_packet_destroy(p);
+  for (ENetPacket* p : held_) enet_packet_destroy(p);
   if (pending_->packets == 0) delete pending_;
   else pending_->orphan = true;
 }
@@ -292,20 +293,40 @@ bool DatagramConn::wait_sent(Clock::time_point deadline) {
 void DatagramConn::deliver(ENetPacket* packet, std::uint8_t channel) {
   last_receive_ = Clock::now();
   const bool reliable = channel < host_.settings().channels_per_mode;
-  // The peer's hello is its first reliable packet; an unreliable one can overtake it. Unreliable
-  // delivery allows dropping it, and the Channel would otherwise take it for bad input.
-  if (!reliable && !reliable_seen_) {
-    host_.note_early_unreliable();
-    enet_packet_destroy(packet);
+  // The peer's hello opens its first packet on channel 0 (reliable, ordered). Packets of its other
+  // channels can overtake it: unreliable ones are dropped (their delivery allows it), reliable
+  // ones are held until the hello arrived; the Channel would otherwise take them for bad input.
+  if (!hello_seen_ && channel != 0) {
+    if (!reliable) {
+      host_.note_early_unreliable();
+      enet_packet_destroy(packet);
+      return;
+    }
+    held_bytes_ += packet->dataLength;
+    held_.push_back(packet);
+    if (held_bytes_ > limits().max_inbox_bytes)
+      fail(Error{Errc::too_large, std::to_string(held_bytes_) + " bytes of reliable packets arrived before the hello"});
     return;
   }
-  if (reliable) reliable_seen_ = true;
   if (packet->dataLength > limits().max_message_size) {
     enet_packet_destroy(packet);
     fail(Error{Errc::too_large, "a packet over DatagramOptions::max_message_size arrived"});
     return;
   }
   inbox_.push_back(packet);
+  if (channel == 0 && !hello_seen_) {
+    hello_seen_ = true;
+    for (ENetPacket* p : held_) {
+      if (p->dataLength > limits().max_message_size) {
+        fail(Error{Errc::too_large, "a packet over DatagramOptions::max_message_size arrived"});
+        enet_packet_destroy(p);
+      } else {
+        inbox_.push_back(p);
+      }
+    }
+    held_.clear();
+    held_bytes_ = 0;
+  }
 }
 
 std::size_t DatagramConn::receive_impl(std::size_t max, void (*fn)(void*, std::span<const std::byte>), void* ctx) {

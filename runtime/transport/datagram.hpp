@@ -168,7 +168,9 @@ class DatagramConn final : public Connection {
   std::deque<_ENetPacket*> inbox_;
   std::optional<Error> failure_;
   Clock::time_point last_receive_ = Clock::now();
-  bool reliable_seen_ = false;
+  std::deque<_ENetPacket*> held_;  // reliable packets of channels 1.. that overtook the hello
+  std::size_t held_bytes_ = 0;
+  bool hello_seen_ = false;  // the first packet on channel 0 (it opens with the peer's hello) arrived
   bool paused_ = false;
 };
 
