@@ -13,13 +13,15 @@
 //
 // Datagram peers are network peers like TCP ones: the same Sender::peer(i) (their indices count
 // from datagram_peer_base, so they never collide with TCP peers), PeerConnected / PeerDisconnected,
-// Manager::peers(), the same hello and schema compatibility check. What differs is the delivery,
+// Manager::peers(), the same hello and schema negotiation (PeerRefused; a send of a type the
+// peer's schemas lack fails at the call with Errc::incompatible). What differs is the delivery,
 // chosen per send (Delivery below), and that ENet, not sage, keeps the link alive (its pings and
 // timeouts replace sage's heartbeats).
 //
 // Contract of a send: it is refused at the call (send_error / Result) with too_large (over
 // DatagramOptions::max_message_size), send_buffer_full (the peer has not acknowledged
-// send_buffer_limit bytes) or peer_gone; what is accepted is queued in the peer's batch for its
+// send_buffer_limit bytes), peer_gone, or incompatible (the peer's schemas do not have the type, or
+// its handshake was refused); what is accepted is queued in the peer's batch for its
 // delivery mode and channel and leaves at the end of the tick. Reliable messages arrive all and in
 // order per channel; unreliable ones may be lost (a lost datagram loses every message batched in
 // it) but never arrive corrupted.
@@ -72,10 +74,19 @@ constexpr bool is_datagram_peer(Sender s) noexcept {
 struct DatagramOptions {
   // Name this manager gives itself in the handshake (PeerConnected::name on the other end).
   std::string name;
-  // Peers listen_datagram() accepts at once. A connect beyond it is answered with a disconnect
-  // (counted in DatagramStats::connections_refused, logged at most once a second). ENet itself
-  // ignores connects silently once max_peers + 8 slots (handshakes, lingering peers) are in use.
+  // Most datagram peers (accepted, dialed or reconnecting) at once, 1..4000, as NetworkOptions::
+  // max_peers for TCP: a connect to listen_datagram() while max_peers exist is answered with a
+  // disconnect (counted in DatagramStats::peers_refused, logged at the drop-log rate). ENet itself
+  // ignores connects silently once max_peers + 8 slots (handshakes, lingering peers) are in use;
+  // connect_datagram() fails with network_error once this manager dialed max_peers.
   std::size_t max_peers = 64;
+  // An ENet connection whose sage hello has not arrived within hello_timeout of its start is
+  // dropped (DatagramStats::hello_timeouts), as NetworkOptions::hello_timeout.
+  std::chrono::milliseconds hello_timeout{std::chrono::seconds(5)};
+  // Dropped-peer log lines on stderr, as NetworkOptions: the first drop_log_burst in each
+  // drop_log_interval, then one summary line per interval (DatagramStats::drop_logs_suppressed).
+  unsigned drop_log_burst = 10;
+  std::chrono::milliseconds drop_log_interval{std::chrono::seconds(10)};
   // ENet channels per delivery mode (1..80): Delivery::channel must be below it.
   std::uint8_t channels = 4;
   // Largest transport message (one batch of records, sent as one ENet packet) sent or accepted;
@@ -101,7 +112,7 @@ struct DatagramOptions {
 // Counters of a manager's datagram traffic since enable_datagrams().
 struct DatagramStats {
   std::uint64_t connections_accepted = 0;  // ENet connects accepted by listen_datagram()
-  std::uint64_t connections_refused = 0;   // ... refused: max_peers reached, or not a sage peer
+  std::uint64_t peers_refused = 0;         // ... refused at once: max_peers reached
   std::uint64_t connections_dialed = 0;
   std::uint64_t peers_connected = 0;       // handshakes completed
   std::uint64_t peers_disconnected = 0;
@@ -113,6 +124,14 @@ struct DatagramStats {
   std::uint64_t bad_datagrams = 0;         // UDP datagrams that are not ENet traffic of a known peer (dropped)
   std::uint64_t early_unreliable = 0;      // unreliable packets that arrived before the peer's hello (dropped)
   std::uint64_t bad_input = 0;             // peers dropped for bad sage records (corrupt, unknown types...)
+                                           // and connects refused as not from a sage peer
+  std::uint64_t hello_timeouts = 0;        // dropped: no hello within hello_timeout
+  std::uint64_t handshakes_refused = 0;    // schemas cannot talk, old protocol: PeerRefused (both ends)
+  // Records not sent to a peer whose schemas do not have the type: skipped by broadcast_message, or
+  // sent before its handshake completed (logged). A send_message of such a type fails at the call
+  // (Errc::incompatible), as for TCP peers.
+  std::uint64_t unknown_type_skipped = 0;
+  std::uint64_t drop_logs_suppressed = 0;  // dropped-peer lines not written (rate limit)
   std::uint64_t send_buffer_full = 0;
   std::string last_bad_input;
 };

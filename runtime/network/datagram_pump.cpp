@@ -38,7 +38,9 @@ struct DatagramPump::Peer final : ChannelEvents {
                  .sender = Sender::peer(index),
                  .drop_on_bad_input = true,
                  .send_buffer_limit = pump.options_.send_buffer_limit,
-                 .options_name = "DatagramOptions"},
+                 .options_name = "DatagramOptions",
+                 .check = &proto::check_negotiated,
+                 .negotiate = true},
                 pump.directory_, *this, pump.counters_) {}
 
   Sender sender() const { return Sender::peer(index); }
@@ -48,6 +50,7 @@ struct DatagramPump::Peer final : ChannelEvents {
   Verdict on_hello(Channel&, const proto::Hello& theirs, const Result<void>& check) override {
     name = theirs.name;
     if (!check) {
+      pump.refused(*this, check.error(), false);
       // Tell the other end why, then disconnect once that was acknowledged.
       channel.append_control(proto::Control::error,
                              proto::encode_error({proto::ErrorKind::handshake_refused, check.error().message()}));
@@ -68,9 +71,9 @@ struct DatagramPump::Peer final : ChannelEvents {
                     false};
       case proto::Control::error: {
         auto e = proto::decode_error(payload);
-        std::fprintf(stderr, "sage: datagram: %s refused this node: %s\n", address.c_str(),
-                     e ? e->text.c_str() : "(unreadable reason)");
-        return Stop{Error{Errc::fingerprint_mismatch, "refused by the peer: " + (e ? e->text : std::string("?"))}, false};
+        Error why{Errc::incompatible, "refused by the peer: " + (e ? e->text : std::string("(unreadable reason)"))};
+        pump.refused(*this, why, true);
+        return Stop{why, false};
       }
       default:
         return Stop{Error{Errc::unknown_packet_type, "control packet_type " + std::to_string(proto::code(control)) +
@@ -89,6 +92,7 @@ struct DatagramPump::Peer final : ChannelEvents {
   bool announced = false;    // PeerConnected was queued (or, for a client, connect_datagram returned it)
   bool user_closed = false;  // disconnect() was called: never reconnect
   Clock::time_point linger_until{};
+  Clock::time_point started{};  // this connection's start: the hello deadline counts from it
   Error linger_reason;
   bool linger_bad = false;
   // client: where to dial (again)
@@ -106,14 +110,15 @@ DatagramPump::DatagramPump(Manager& manager, const DatagramOptions& options)
     : manager_(manager),
       waker_(ManagerAccess::waker(manager)),
       directory_(ManagerAccess::directory(manager)),
-      options_(options) {
+      options_(options),
+      drop_log_("datagram", options_.drop_log_burst, options_.drop_log_interval) {
   if (options_.max_message_size < 64) throw usage_error("sage: DatagramOptions::max_message_size must be >= 64");
   if (options_.channels < 1 || options_.channels > 80)
     throw usage_error("sage: DatagramOptions::channels must be 1..80 (ENet has 255 channels, 3 delivery modes)");
   if (options_.max_peers < 1 || options_.max_peers > 4000)
     throw usage_error("sage: DatagramOptions::max_peers must be 1..4000 (ENet's peer ids)");
-  if (options_.peer_timeout.count() <= 0 || options_.ping_interval.count() <= 0)
-    throw usage_error("sage: DatagramOptions::peer_timeout and ping_interval must be positive");
+  if (options_.peer_timeout.count() <= 0 || options_.ping_interval.count() <= 0 || options_.hello_timeout.count() <= 0)
+    throw usage_error("sage: DatagramOptions::peer_timeout, ping_interval and hello_timeout must be positive");
 }
 
 DatagramPump::~DatagramPump() {
@@ -163,19 +168,18 @@ DatagramStats DatagramPump::stats() const {
   return s;
 }
 
-void DatagramPump::log_limited(const std::string& text) {
-  const auto now = Clock::now();
-  if (now - last_log_ < 1s) {
-    ++unlogged_;
-    return;
-  }
-  if (unlogged_)
-    std::fprintf(stderr, "sage: datagram: %s (and %llu more events in the last second, counted in datagram_stats())\n",
-                 text.c_str(), static_cast<unsigned long long>(unlogged_));
+void DatagramPump::log_drop(const std::string& who, const Error& why) {
+  if (!drop_log_.write(who, why.message())) ++stats_.drop_logs_suppressed;
+}
+
+void DatagramPump::refused(Peer& p, const Error& why, bool by_peer) {
+  ++stats_.handshakes_refused;
+  if (by_peer)
+    std::fprintf(stderr, "sage: datagram: enet://%s refused this node: %s\n", p.address.c_str(), why.message().c_str());
   else
-    std::fprintf(stderr, "sage: datagram: %s\n", text.c_str());
-  unlogged_ = 0;
-  last_log_ = now;
+    std::fprintf(stderr, "sage: datagram: refused enet://%s: %s\n", p.address.c_str(), why.message().c_str());
+  refused_[p.index] = why;
+  manager_.queue_message_from(PeerRefused{p.sender(), p.address, p.name, why, by_peer}, p.sender());
 }
 
 // ---- connections ----
@@ -193,7 +197,7 @@ Endpoint DatagramPump::listen(std::string_view host, std::uint16_t port) {
 DatagramHost& DatagramPump::client_host() {
   if (!dialer_) {
     DatagramSettings s = settings();
-    s.peer_slots = 64;  // outgoing connections of this manager
+    s.peer_slots = options_.max_peers;  // outgoing connections of this manager
     auto h = DatagramHost::open(false, {}, 0, s, ManagerAccess::shared_waker(manager_));
     if (!h) throw network_error(h.error());
     dialer_ = std::move(*h);
@@ -215,6 +219,7 @@ void DatagramPump::attach(Peer& p, DatagramHost& host, _ENetPeer* enet_peer) {
   p.channel.set_label("peer enet://" + p.address);
   p.channel.attach(std::move(conn), options_.name);
   p.state = Peer::State::handshaking;
+  p.started = Clock::now();
   p.dialing = nullptr;
   (void)p.channel.flush();
 }
@@ -301,6 +306,10 @@ Result<void> DatagramPump::queue_record(Sender peer, const WireCodec& codec, std
     throw usage_error("sage: Delivery::channel " + std::to_string(delivery.channel) +
                       " is not below DatagramOptions::channels (" + std::to_string(options_.channels) + ")");
   Peer* p = find(peer);
+  if (auto it = refused_.find(peer.index); it != refused_.end())
+    return Error{Errc::incompatible, "the handshake with peer enet://" +
+                                         (p ? p->address : std::to_string(peer.index - datagram_peer_base)) +
+                                         " was refused: " + it->second.message()};
   if (!p) return Error{Errc::peer_gone, "datagram peer " + std::to_string(peer.index - datagram_peer_base) + " is gone"};
   directory_.register_codec(codec);
   if (!p->live())
@@ -319,9 +328,14 @@ std::size_t DatagramPump::broadcast_record(const WireCodec& codec, std::span<con
     throw send_error(Error{Errc::too_large, "a message of " + std::to_string(payload.size()) +
                                                 " bytes does not fit DatagramOptions::max_message_size (" +
                                                 std::to_string(options_.max_message_size) + " bytes)"});
+  directory_.register_codec(codec);
   std::size_t n = 0;
   for (auto& [i, p] : peers_) {
     if (p->state != Peer::State::connected || !p->live()) continue;
+    if (!p->channel.peer_knows(codec.packet_type)) {
+      ++stats_.unknown_type_skipped;  // its schemas do not have this message (docs/network.md)
+      continue;
+    }
     if (queue_record(p->sender(), codec, payload, delivery)) ++n;
   }
   return n;
@@ -342,8 +356,9 @@ Clock::time_point DatagramPump::next_deadline() const {
     if (p->state == Peer::State::lingering) t = std::min(t, p->linger_until);
     if (p->state == Peer::State::dialing) t = std::min(t, p->dial_deadline);
     if (p->state == Peer::State::reconnecting) t = std::min(t, p->next_attempt);
+    if (p->state == Peer::State::handshaking) t = std::min(t, p->started + options_.hello_timeout);
   }
-  return t;
+  return std::min(t, drop_log_.deadline());
 }
 
 // ---- receiving ----
@@ -362,18 +377,17 @@ void DatagramPump::on_connected(DatagramHost& host, const HostEvent& ev) {
   }
   const std::string from = DatagramHost::address_of(ev.peer);
   if (ev.data != datagram_code::connect) {
-    ++stats_.connections_refused;
-    log_limited("refused a connect from " + from + ": not a sage peer (connect data " + std::to_string(ev.data) + ")");
+    ++stats_.bad_input;
+    stats_.last_bad_input = "a connect from " + from + " is not from a sage peer (connect data " + std::to_string(ev.data) + ")";
+    log_drop("enet://" + from, Error{Errc::malformed, "refused at connect: not a sage peer (connect data " +
+                                                          std::to_string(ev.data) + ")"});
     host.drop_now(ev.peer, datagram_code::not_sage);
     return;
   }
-  std::size_t incoming = 0;
-  for (auto& [i, p] : peers_)
-    if (p->role == Peer::Role::incoming) ++incoming;
-  if (incoming >= options_.max_peers) {
-    ++stats_.connections_refused;
-    log_limited("refused a connect from " + from + ": " + std::to_string(incoming) +
-                " peers already (DatagramOptions::max_peers)");
+  if (peers_.size() >= options_.max_peers) {
+    ++stats_.peers_refused;
+    log_drop("enet://" + from, Error{Errc::io_error, "refused at connect: " + std::to_string(peers_.size()) +
+                                                        " peers already (DatagramOptions::max_peers)"});
     host.drop_now(ev.peer, datagram_code::full);
     return;
   }
@@ -403,6 +417,7 @@ void DatagramPump::receive_from(Peer& p) {
   if (!p.live()) return;
   const auto failure = p.channel.connection()->failure();
   const Verdict stop = p.channel.receive(manager_);
+  stats_.unknown_type_skipped += p.channel.take_unknown_dropped();
   if (p.state == Peer::State::lingering) return;  // refused: disconnects once the error record left
   if (stop) return drop(p, stop->error, stop->bad);
   if (p.channel.hello_received() && p.state == Peer::State::handshaking) {
@@ -413,22 +428,29 @@ void DatagramPump::receive_from(Peer& p) {
     ++stats_.peers_connected;
     manager_.queue_message_from(PeerConnected{p.sender(), p.address, p.name, p.role == Peer::Role::client}, p.sender());
   }
-  if (failure) drop(p, *failure, failure->code != Errc::peer_gone);
+  if (failure) return drop(p, *failure, failure->code != Errc::peer_gone);
+  if (p.state == Peer::State::handshaking && Clock::now() - p.started > options_.hello_timeout) {
+    ++stats_.hello_timeouts;
+    const Error why{Errc::peer_gone, "no hello from enet://" + p.address + " within " +
+                                         std::to_string(options_.hello_timeout.count()) +
+                                         " ms (DatagramOptions::hello_timeout)"};
+    drop(p, why, false);
+  }
 }
 
 void DatagramPump::drop(Peer& p, Error why, bool bad) {
   if (bad) {
     ++stats_.bad_input;
     stats_.last_bad_input = why.message();
-    log_limited("dropped enet://" + p.address + ": " + why.message());
+    log_drop("enet://" + p.address, why);
   } else if (!p.announced || p.state != Peer::State::connected) {
-    log_limited("lost enet://" + p.address + ": " + why.message());
+    log_drop("enet://" + p.address, why);  // never connected: a hello timeout, a failed dial
   }
   p.channel.detach();
   if (p.dialing && dialer_) dialer_->drop_now(p.dialing, datagram_code::closed);
   p.dialing = nullptr;
   const bool retry = p.role == Peer::Role::client && options_.reconnect.enabled && !p.user_closed &&
-                     why.code != Errc::fingerprint_mismatch &&
+                     why.code != Errc::incompatible &&
                      (options_.reconnect.max_attempts == 0 || p.attempts < options_.reconnect.max_attempts);
   if (p.announced) {
     ++stats_.peers_disconnected;
@@ -446,6 +468,7 @@ void DatagramPump::drop(Peer& p, Error why, bool bad) {
 }
 
 void DatagramPump::poll(Manager&) {
+  drop_log_.roll(Clock::now());
   if (listener_) listener_->service();
   if (dialer_) dialer_->service();
   std::vector<std::uint32_t> ids;

@@ -17,7 +17,11 @@
 // Timers: no heartbeats of sage's own: ENet pings idle peers (DatagramOptions::ping_interval) and
 // times out silent ones (peer_timeout). next_deadline() is the earliest of the hosts' service
 // deadlines (DatagramHost::next_deadline: ~2 wake-ups per ping interval per idle peer), lingering
-// peers and reconnect attempts; a manager without datagram peers never wakes for them.
+// peers, reconnect attempts, handshakes (hello_timeout) and the drop log's summary; a manager
+// without datagram peers never wakes for them.
+// Handshake: the same negotiation as the NetPump (Channel::Config::negotiate, check_negotiated):
+// a refused handshake queues PeerRefused on both ends and later sends to that peer fail with
+// Errc::incompatible; max_peers, hello_timeout and the drop log work as for TCP.
 // Indices: Sender::peer(datagram_peer_base + n), never reused.
 #pragma once
 
@@ -30,6 +34,7 @@
 
 #include "channel/channel.hpp"
 #include "local/pump.hpp"
+#include "network/drop_log.hpp"
 #include "sage/datagram.hpp"
 #include "transport/datagram.hpp"
 
@@ -78,7 +83,10 @@ class DatagramPump final : public Pump, HostEvents {
   void linger(Peer& p, Error why, bool bad, std::uint32_t code);
   void drop(Peer& p, Error why, bool bad);
   void dial(Peer& p);
-  void log_limited(const std::string& text);
+  void log_drop(const std::string& who, const Error& why);
+  // The handshake was refused (by us, or `by_peer`): logged, counted, PeerRefused queued, and
+  // later sends to that peer fail with the reason.
+  void refused(Peer& p, const Error& why, bool by_peer);
   DatagramSettings settings() const;
   DatagramHost& client_host();
 
@@ -93,8 +101,8 @@ class DatagramPump final : public Pump, HostEvents {
   std::uint32_t next_index_ = datagram_peer_base + 1;
   ChannelCounters counters_;
   DatagramStats stats_;
-  Clock::time_point last_log_{};
-  std::uint64_t unlogged_ = 0;
+  std::map<std::uint32_t, Error> refused_;  // peers whose handshake was refused, by index
+  DropLog drop_log_;
 };
 
 }  // namespace sage::detail

@@ -4,6 +4,7 @@
 #include <enet/enet.h>
 
 #include <cstring>
+#include <memory>
 #include <random>
 
 #include "lossy_relay.hpp"
@@ -16,7 +17,7 @@ using namespace nettest;
 
 namespace {
 
-using Inbox = Recorder<IntMessage, StringMessage, Seq, sage::PeerConnected, sage::PeerDisconnected>;
+using Inbox = Recorder<IntMessage, StringMessage, Seq, sage::PeerConnected, sage::PeerDisconnected, sage::PeerRefused>;
 
 sage::DatagramOptions quick(std::chrono::milliseconds timeout = 5s) {
   sage::DatagramOptions o;
@@ -294,18 +295,84 @@ TEST_CASE("datagram: a connect that is not from a sage peer is refused") {
   raw.dial(d.server_port, 0);
   REQUIRE(d.tick([&] { raw.service(); return raw.disconnected; }));
   CHECK(raw.disconnect_data == sage::detail::datagram_code::not_sage);
-  CHECK(d.server.datagram_stats().connections_refused == 1);
+  CHECK(d.server.datagram_stats().bad_input == 1);
+  CHECK(d.server.datagram_stats().last_bad_input.find("not from a sage peer") != std::string::npos);
 }
 
-TEST_CASE("datagram: a peer built from other schemas is refused at the handshake") {
+TEST_CASE("datagram: dropped peers are logged for the first drop_log_burst in an interval, then counted") {
+  auto so = quick();
+  so.drop_log_burst = 1;
+  so.drop_log_interval = 60s;
+  Duo d(so);
+  std::vector<std::unique_ptr<RawEnet>> raws;
+  for (int i = 0; i < 3; ++i) {
+    raws.push_back(std::make_unique<RawEnet>());
+    raws.back()->dial(d.server_port, 0);  // not a sage connect: refused and logged
+  }
+  REQUIRE(d.tick([&] {
+    for (auto& r : raws) r->service();
+    return d.server.datagram_stats().bad_input == 3;
+  }));
+  CHECK(d.server.datagram_stats().drop_logs_suppressed == 2);
+}
+
+TEST_CASE("datagram: a peer whose schemas cannot talk to ours is refused at the handshake with sagec check's diagnostic") {
   Duo d;
   RawEnet raw;
   raw.dial(d.server_port, sage::detail::datagram_code::connect);
   REQUIRE(d.tick([&] { raw.service(); return raw.connected; }));
-  raw.send(hello_record({{IntMessage::packet_type, 0xdeadbeef}}, "old"));
+  // The same message with its field's type changed (int -> long), in a v2 hello.
+  std::string desc(IntMessage::schema_description);
+  desc.replace(desc.find("value int"), 9, "value long");
+  raw.send(hello_record({{IntMessage::packet_type, 0xdeadbeef}}, "other", desc));
   REQUIRE(d.tick([&] { raw.service(); return d.server.datagram_stats().bad_input == 1; }));
-  CHECK(d.server.datagram_stats().last_bad_input.find("fingerprint") != std::string::npos);
+  CHECK(d.server.datagram_stats().last_bad_input.find("changed type from long to int") != std::string::npos);
+  CHECK(d.server.datagram_stats().handshakes_refused == 1);
+  REQUIRE(d.at_server.all<sage::PeerRefused>().size() == 1);
+  const sage::PeerRefused refused = d.at_server.all<sage::PeerRefused>().front();
+  CHECK_FALSE(refused.by_peer);
+  CHECK(refused.name == "other");
+  CHECK(refused.reason.code == sage::Errc::incompatible);
+  auto r = d.server.try_send_message(IntMessage{1}, refused.peer, sage::Delivery::sequenced());
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == sage::Errc::incompatible);
   REQUIRE(d.tick([&] { raw.service(); return raw.disconnected; }));
+  CHECK(d.at_server.all<sage::PeerConnected>().empty());
+}
+
+TEST_CASE("datagram: a peer speaking protocol 1 (a hello without schema description) is refused with 'upgrade it'") {
+  Duo d;
+  RawEnet raw;
+  raw.dial(d.server_port, sage::detail::datagram_code::connect);
+  REQUIRE(d.tick([&] { raw.service(); return raw.connected; }));
+  std::vector<std::byte> v1;
+  auto put = [&](std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) v1.push_back(std::byte((v >> (8 * i)) & 0xff));
+  };
+  put(sage::detail::protocol::hello_magic, 4);
+  put(1, 2);
+  put(3, 2);
+  put(0, 8);
+  put(1, 4);
+  put(0, 4);
+  for (char c : std::string("old")) v1.push_back(std::byte(c));
+  std::vector<std::byte> body;
+  sage::detail::protocol::append_control(body, sage::detail::protocol::Control::hello, v1);
+  raw.send(body);
+  REQUIRE(d.tick([&] { raw.service(); return d.server.datagram_stats().bad_input == 1; }));
+  CHECK(d.server.datagram_stats().last_bad_input.find("speaks protocol 1; upgrade it") != std::string::npos);
+  REQUIRE(d.tick([&] { raw.service(); return raw.disconnected; }));
+}
+
+TEST_CASE("datagram: a connection that sends no hello is dropped at hello_timeout") {
+  auto so = quick();
+  so.hello_timeout = 300ms;
+  Duo d(so);
+  RawEnet raw;
+  raw.dial(d.server_port, sage::detail::datagram_code::connect);
+  REQUIRE(d.tick([&] { raw.service(); return d.server.datagram_stats().hello_timeouts == 1; }));
+  REQUIRE(d.tick([&] { raw.service(); return raw.disconnected; }));
+  CHECK(d.server.peers().empty());
   CHECK(d.at_server.all<sage::PeerConnected>().empty());
 }
 
@@ -326,6 +393,6 @@ TEST_CASE("datagram: max_peers is enforced and the refused client is told") {
   c.connect_datagram("127.0.0.1", d.server_port);
   REQUIRE(tick_until({&d.server, &d.client, &b, &c}, [&] { return in_c.all<sage::PeerDisconnected>().size() == 1; }));
   CHECK(in_c.all<sage::PeerDisconnected>().front().reason.detail.find("max_peers") != std::string::npos);
-  CHECK(d.server.datagram_stats().connections_refused == 1);
+  CHECK(d.server.datagram_stats().peers_refused == 1);
   CHECK(d.server.peers().size() == 2);
 }
