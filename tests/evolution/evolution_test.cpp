@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "evo.sage.hpp"
+#include "sage/datagram.hpp"
 #include "sage/manager.hpp"
 #include "sage/network.hpp"
 
@@ -103,12 +104,19 @@ struct Server {
   sage::Manager m;
   Inbox inbox;
   std::uint16_t port = 0;
-  Server() {
+  explicit Server(bool datagram = false) {
     m.register_messages(evo::evo_wire_messages{});
+    m.register_actor(inbox);
+    if (datagram) {
+      sage::DatagramOptions o;
+      o.name = "new server";
+      m.enable_datagrams(o);
+      port = m.listen_datagram("127.0.0.1", 0).port;
+      return;
+    }
     sage::NetworkOptions o;
     o.name = "new server";
     m.enable_network(o);
-    m.register_actor(inbox);
     port = m.listen("127.0.0.1", 0).port;
   }
   bool tick_until(const std::function<bool()>& pred, std::chrono::milliseconds limit = 20s) {
@@ -263,4 +271,60 @@ TEST_CASE("a type registered after the handshake is announced: the peer may send
   REQUIRE(until([&] { return !at_server.got.empty(); }));
   CHECK(at_server.got[0].total == 2);
   CHECK(server.network_stats().bad_input == 0);
+}
+
+TEST_CASE("datagram: a v1 client and a v2 server negotiate over ENet as over TCP: unknown types refused at the call") {
+  Server s(true);
+  Node old(SAGE_EVO_V1_NODE, {"dclient", std::to_string(s.port)});
+  REQUIRE(s.tick_until([&] { return !s.inbox.orders.empty() && !s.inbox.pings.empty(); }));
+  REQUIRE(s.inbox.connected.size() == 1);
+  CHECK(s.inbox.connected[0].name == "old client");
+  CHECK(s.inbox.orders[0].id == 7);
+  CHECK(s.inbox.orders[0].priority == 5);  // a field v1 does not have: its default
+  const sage::Sender peer = s.inbox.order_from[0];
+  CHECK(sage::is_datagram_peer(peer));
+  // A message the v1 build does not know: refused at the call on every delivery, skipped by a broadcast.
+  for (sage::Delivery d : {sage::Delivery{}, sage::Delivery::sequenced(1), sage::Delivery::unsequenced()}) {
+    auto r = s.m.try_send_message(evo::Receipt{42}, peer, d);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == sage::Errc::incompatible);
+    CHECK(r.error().detail.find("does not know message evo.Receipt (packet_type 152)") != std::string::npos);
+  }
+  CHECK(s.m.broadcast_message(evo::Receipt{43}, sage::Delivery::sequenced()) == 0);
+  CHECK(s.m.datagram_stats().unknown_type_skipped == 1);
+  evo::Order reply;
+  reply.id = 8;
+  reply.product = "coffee";
+  reply.mood = evo::Mood::happy;
+  s.m.send_message(reply, peer, sage::Delivery::reliable_on(2));
+  REQUIRE(s.tick_until([&] { return old.printed("order id=8"); }));
+  CHECK(old.wait() == 0);
+  CHECK(old.text.find("connected to new server") != std::string::npos);
+  CHECK(s.m.datagram_stats().bad_input == 0);
+  CHECK(s.m.datagram_stats().handshakes_refused == 0);
+}
+
+TEST_CASE("datagram: an incompatible build is refused on both sides (PeerRefused), as over TCP") {
+  Server s(true);
+  Node bad(SAGE_EVO_BAD_NODE, {"dclient", std::to_string(s.port)});
+  REQUIRE(s.tick_until([&] { return !s.inbox.refused.empty(); }));
+  const sage::PeerRefused& here = s.inbox.refused[0];
+  CHECK(here.reason.code == sage::Errc::incompatible);
+  CHECK_FALSE(here.by_peer);
+  CHECK(here.name == "old client");
+  CHECK(sage::is_datagram_peer(here.peer));
+  CHECK(here.reason.detail.find("error: field evo.Order.id changed type from long to int") != std::string::npos);
+  CHECK(s.inbox.connected.empty());
+  CHECK(s.inbox.orders.empty());  // what it sent before the handshake never reached us
+  CHECK(s.m.datagram_stats().handshakes_refused == 1);
+  auto r = s.m.try_send_message(evo::Ping{1}, here.peer, sage::Delivery::unsequenced());
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == sage::Errc::incompatible);
+  CHECK(r.error().detail.find("refused") != std::string::npos);
+  REQUIRE(s.tick_until([&] { return bad.printed("send after:"); }));
+  CHECK(bad.wait() == 0);
+  CHECK(bad.text.find("refused by_peer=") != std::string::npos);
+  CHECK(bad.text.find("code=incompatible peer") != std::string::npos);
+  CHECK(bad.text.find("evo.Order.id changed type") != std::string::npos);
+  CHECK(bad.text.find("send after: incompatible peer") != std::string::npos);
 }

@@ -3,12 +3,14 @@
 // build (v2/evo.fbs). It prints what it receives, one line each, for the test to check.
 //   <node> client <port>   connects, sends Order{7, "tea", 3, angry} and Ping{1}, prints the first
 //                          Order it gets back and the PeerRefused it may see, then exits 0
+//   <node> dclient <port>  the same over datagrams (connect_datagram, enet://)
 //   <node> group <port>    a remote group "old": answers every Order with Order{id + 1, item + "!", qty, mood}
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "evo.sage.hpp"
+#include "sage/datagram.hpp"
 #include "sage/remote_group.hpp"
 
 using namespace std::chrono_literals;
@@ -27,6 +29,7 @@ void print_order(const evo::Order& o) {
 
 struct Client : sage::Actor<Client, sage::subscribes<evo::Order, sage::PeerConnected, sage::PeerRefused>> {
   bool done = false;
+  bool connected = false;
   bool handle(const evo::Order& o, const sage::Sender&) {
     print_order(o);
     done = true;
@@ -35,6 +38,7 @@ struct Client : sage::Actor<Client, sage::subscribes<evo::Order, sage::PeerConne
   bool handle(const sage::PeerConnected& c, const sage::Sender&) {
     std::printf("connected to %s\n", c.name.c_str());
     std::fflush(stdout);
+    connected = true;
     return true;
   }
   bool handle(const sage::PeerRefused& r, const sage::Sender&) {
@@ -71,28 +75,44 @@ int main(int argc, char** argv) {
     o.network.name = "old group";
     return sage::run_remote_group<OldGroup>(evo::evo_wire_messages{}, "127.0.0.1", port, "old", o);
   }
-  if (mode != "client") return 64;
+  if (mode != "client" && mode != "dclient") return 64;
   sage::Manager m;
   m.register_messages(evo::evo_wire_messages{});
-  sage::NetworkOptions options;
-  options.name = "old client";
-  m.enable_network(options);
   Client client;
   m.register_actor(client);
-  const sage::Sender server = m.connect("127.0.0.1", port);
+  sage::Sender server;
+  if (mode == "client") {
+    sage::NetworkOptions options;
+    options.name = "old client";
+    m.enable_network(options);
+    server = m.connect("127.0.0.1", port);
+  } else {
+    sage::DatagramOptions options;
+    options.name = "old client";
+    m.enable_datagrams(options);
+    server = m.connect_datagram("127.0.0.1", port);
+  }
   evo::Order order;
   order.id = 7;
   order.item = "tea";
   order.qty = 3;
   order.mood = evo::Mood::angry;
-  // Sent before the handshake completed: held until the server's hello arrived, then sent.
-  m.send_message(order, server);
-#ifndef EVO_BAD
-  m.send_message(evo::Ping{1}, server);
-#endif
   const auto deadline = std::chrono::steady_clock::now() + 30s;
+  // TCP: sent before the handshake completed, held until the server's hello arrived, then sent.
+  // Datagrams: connect_datagram() returns before ENet connected (a send then fails with
+  // peer_gone), so the node sends once connected.
+  bool sent = false;
+  auto send = [&] {
+    sent = true;
+    m.send_message(order, server);
+#ifndef EVO_BAD
+    m.send_message(evo::Ping{1}, server);
+#endif
+  };
+  if (mode == "client") send();
   while (!client.done && std::chrono::steady_clock::now() < deadline) {
     m.tick();
+    if (!sent && client.connected) send();
     m.wait_for_next_tick(5ms);
   }
   if (!client.done) return 3;
