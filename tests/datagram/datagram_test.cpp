@@ -345,20 +345,7 @@ TEST_CASE("datagram: a peer speaking protocol 1 (a hello without schema descript
   RawEnet raw;
   raw.dial(d.server_port, sage::detail::datagram_code::connect);
   REQUIRE(d.tick([&] { raw.service(); return raw.connected; }));
-  std::vector<std::byte> v1;
-  auto put = [&](std::uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) v1.push_back(std::byte((v >> (8 * i)) & 0xff));
-  };
-  put(sage::detail::protocol::hello_magic, 4);
-  put(1, 2);
-  put(3, 2);
-  put(0, 8);
-  put(1, 4);
-  put(0, 4);
-  for (char c : std::string("old")) v1.push_back(std::byte(c));
-  std::vector<std::byte> body;
-  sage::detail::protocol::append_control(body, sage::detail::protocol::Control::hello, v1);
-  raw.send(body);
+  raw.send(protocol1_hello_record("old"));
   REQUIRE(d.tick([&] { raw.service(); return d.server.datagram_stats().bad_input == 1; }));
   CHECK(d.server.datagram_stats().last_bad_input.find("speaks protocol 1; upgrade it") != std::string::npos);
   REQUIRE(d.tick([&] { raw.service(); return raw.disconnected; }));

@@ -111,6 +111,24 @@ inline std::vector<std::byte> hello_record(std::vector<sage::detail::protocol::S
   return out;
 }
 
+// A version-1 hello record (sage before schema negotiation): 24-byte header, no description.
+inline std::vector<std::byte> protocol1_hello_record(const std::string& name) {
+  std::vector<std::byte> v1;
+  auto put = [&](std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) v1.push_back(std::byte((v >> (8 * i)) & 0xff));
+  };
+  put(sage::detail::protocol::hello_magic, 4);
+  put(1, 2);
+  put(3, 2);
+  put(0, 8);
+  put(1, 4);
+  put(0, 4);
+  for (char c : name) v1.push_back(std::byte(c));
+  std::vector<std::byte> body;
+  sage::detail::protocol::append_control(body, sage::detail::protocol::Control::hello, v1);
+  return body;
+}
+
 // The hello of a raw peer that knows the wire types Ms (their table and combined description).
 template <class... Ms>
 std::vector<std::byte> hello_knowing(std::string name) {

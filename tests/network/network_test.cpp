@@ -265,21 +265,7 @@ TEST_CASE("a NetworkOptions::name the handshake could not carry is a usage_error
 }
 
 TEST_CASE("a peer speaking protocol 1 (sage before schema negotiation) is refused with 'upgrade it'") {
-  // A version-1 hello: 24-byte header, no description.
-  std::vector<std::byte> v1;
-  auto put = [&](std::uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) v1.push_back(std::byte((v >> (8 * i)) & 0xff));
-  };
-  put(sage::detail::protocol::hello_magic, 4);
-  put(1, 2);
-  put(3, 2);
-  put(0, 8);
-  put(1, 4);
-  put(0, 4);
-  for (char c : std::string("old")) v1.push_back(std::byte(c));
-  std::vector<std::byte> body;
-  sage::detail::protocol::append_control(body, sage::detail::protocol::Control::hello, v1);
-  expect_dropped(frame(body), "speaks protocol 1; upgrade it");
+  expect_dropped(frame(protocol1_hello_record("old")), "speaks protocol 1; upgrade it");
 }
 
 TEST_CASE("a peer listing message types without a description, or a table that is not its description, is refused") {
