@@ -85,7 +85,7 @@ struct NetworkOptions {
   std::chrono::milliseconds frame_timeout{std::chrono::seconds(30)};
   // Most peers (connections accepted, dialed or reconnecting) at once. A connection accepted while
   // max_peers exist is closed at once and counted (NetworkStats::peers_refused). 0 = no limit.
-  // The one limit of every sage network transport (TCP and datagram).
+  // Datagram peers have their own, counted the same way (DatagramOptions::max_peers).
   std::size_t max_peers = 1024;
   // Dropped-peer log lines on stderr: the first drop_log_burst in each drop_log_interval, then
   // one summary line ("N more dropped peers not logged") per interval.
