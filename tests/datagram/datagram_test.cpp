@@ -299,6 +299,27 @@ TEST_CASE("datagram: a connect that is not from a sage peer is refused") {
   CHECK(d.server.datagram_stats().last_bad_input.find("not from a sage peer") != std::string::npos);
 }
 
+TEST_CASE("datagram: messages sent before the server's hello arrived are held on every delivery and sent after it") {
+  Duo d;
+  // 150 ms each way: the client is ENet-connected (sends accepted) about 300 ms before the
+  // server's hello reaches it.
+  lossy::Relay relay(d.server_port, {.delay_ms = 150});
+  d.to_server = d.client.connect_datagram("127.0.0.1", relay.port());
+  bool held = false;
+  REQUIRE(d.tick([&] {
+    if (!d.client.try_send_message(IntMessage{41}, d.to_server, sage::Delivery::sequenced(1))) return false;
+    held = !d.client.peers().front().connected;  // accepted before the handshake completed
+    d.client.send_message(StringMessage{"early"}, d.to_server, sage::Delivery::reliable_on(2));
+    d.client.send_message(IntMessage{42}, d.to_server);
+    return true;
+  }));
+  CHECK(held);
+  REQUIRE(d.tick([&] { return d.at_server.all<IntMessage>().size() == 2 && !d.at_server.all<StringMessage>().empty(); }));
+  CHECK(d.at_server.all<StringMessage>().front().text == "early");
+  CHECK(d.server.datagram_stats().bad_input == 0);
+  CHECK(d.client.datagram_stats().unknown_type_skipped == 0);
+}
+
 TEST_CASE("datagram: dropped peers are logged for the first drop_log_burst in an interval, then counted") {
   auto so = quick();
   so.drop_log_burst = 1;
