@@ -443,8 +443,9 @@ void DatagramPump::drop(Peer& p, Error why, bool bad) {
     ++stats_.bad_input;
     stats_.last_bad_input = why.message();
     log_drop("enet://" + p.address, why);
-  } else if (!p.announced || p.state != Peer::State::connected) {
-    log_drop("enet://" + p.address, why);  // never connected: a hello timeout, a failed dial
+  } else if ((p.state == Peer::State::handshaking || p.state == Peer::State::dialing) &&
+             why.code != Errc::incompatible) {
+    log_drop("enet://" + p.address, why);  // never connected: a hello timeout, a failed dial (refusals: refused())
   }
   p.channel.detach();
   if (p.dialing && dialer_) dialer_->drop_now(p.dialing, datagram_code::closed);
