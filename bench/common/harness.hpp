@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -54,6 +56,29 @@ struct Row {
   double value = 0;
   long rss_kib = 0;
   double allocs_per_msg = -1;
+};
+
+// The one timing rule of every throughput case (sage and baselines alike): the clock starts when
+// the receiver has the `warm`-th message (1/20 of the count, at least 1) and stops at the last, and
+// the rate counts only the messages in between. Connection set-up, handshakes, process start-up and
+// the first batches' allocations are outside it for every library, so they do not decide a ratio.
+// Call received(n) with the number of messages received so far, after each one.
+class StreamClock {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit StreamClock(std::uint64_t count) : count_(count), warm_(std::max<std::uint64_t>(1, count / 20)) {}
+  void received(std::uint64_t n) {
+    if (n == warm_) start_ = Clock::now();
+    if (n == count_) end_ = Clock::now();
+  }
+  // Messages per second over [warm, count]; call after received(count).
+  double rate() const {
+    return static_cast<double>(count_ - warm_) / std::chrono::duration<double>(end_ - start_).count();
+  }
+
+ private:
+  std::uint64_t count_, warm_;
+  Clock::time_point start_{}, end_{};
 };
 
 inline long peak_rss_kib() {
@@ -121,12 +146,10 @@ inline std::string format_allocs(double a) {
   return buf;
 }
 
-// Prints one markdown table: a line per (scenario, metric, baseline) with sage's figure, the
-// baseline's, and sage's speed relative to it (>1: sage is faster, whichever way the unit points).
-inline void print_table(FILE* out, const std::vector<Row>& rows) {
-  std::fprintf(out,
-               "| case | metric | sage | baseline | baseline figure | sage speed vs baseline | peak RSS MiB (sage / baseline) "
-               "| allocs/msg (sage / baseline) |\n|---|---|---|---|---|---|---|---|\n");
+// Calls fn(scenario, metric, sage, baselines) per (scenario, metric) in first-seen order; `sage` is
+// the first implementation named "sage..." (nullptr in a partial run).
+template <class Fn>
+void for_each_scenario(const std::vector<Row>& rows, Fn fn) {
   std::vector<std::pair<std::string, std::string>> order;  // (scenario, metric) in first-seen order
   for (const Row& r : rows)
     if (std::find(order.begin(), order.end(), std::pair(r.scenario, r.metric)) == order.end())
@@ -141,26 +164,57 @@ inline void print_table(FILE* out, const std::vector<Row>& rows) {
       else
         baselines.push_back(&r);
     }
+    fn(scenario, metric, sage, baselines);
+  }
+}
+
+// sage's speed relative to a baseline: > 1 when sage is faster, whichever way the unit points.
+inline double speed(const Row& sage, const Row& baseline) {
+  return sage.higher_is_better ? sage.value / baseline.value : baseline.value / sage.value;
+}
+
+// Prints one markdown table: a line per (scenario, metric, baseline) with sage's figure, the
+// baseline's, and sage's speed relative to it (>1: sage is faster, whichever way the unit points).
+inline void print_table(FILE* out, const std::vector<Row>& rows) {
+  std::fprintf(out,
+               "| case | metric | sage | baseline | baseline figure | sage speed vs baseline | peak RSS MiB (sage / baseline) "
+               "| allocs/msg (sage / baseline) |\n|---|---|---|---|---|---|---|---|\n");
+  for_each_scenario(rows, [&](const std::string& scenario, const std::string& metric, const Row* sage,
+                              const std::vector<const Row*>& baselines) {
     if (!sage) {  // a partial run (--only): the baselines alone
       for (const Row* b : baselines)
         std::fprintf(out, "| %s | %s | - | %s | %s %s | - | - / %.1f | - / %s |\n", scenario.c_str(), metric.c_str(),
                      b->implementation.c_str(), format_value(b->value).c_str(), b->unit.c_str(),
                      static_cast<double>(b->rss_kib) / 1024, format_allocs(b->allocs_per_msg).c_str());
-      continue;
+      return;
     }
     const std::string sage_fig = format_value(sage->value) + " " + sage->unit;
     if (baselines.empty())
       std::fprintf(out, "| %s | %s | %s | - | - | - | %.1f | %s |\n", scenario.c_str(), metric.c_str(),
                    sage_fig.c_str(), static_cast<double>(sage->rss_kib) / 1024, format_allocs(sage->allocs_per_msg).c_str());
-    for (const Row* b : baselines) {
-      const double speed = sage->higher_is_better ? sage->value / b->value : b->value / sage->value;
+    for (const Row* b : baselines)
       std::fprintf(out, "| %s | %s | %s | %s | %s %s | %.2fx | %.1f / %.1f | %s / %s |\n", scenario.c_str(),
                    metric.c_str(), sage_fig.c_str(), b->implementation.c_str(), format_value(b->value).c_str(),
-                   b->unit.c_str(), speed, static_cast<double>(sage->rss_kib) / 1024,
+                   b->unit.c_str(), speed(*sage, *b), static_cast<double>(sage->rss_kib) / 1024,
                    static_cast<double>(b->rss_kib) / 1024, format_allocs(sage->allocs_per_msg).c_str(),
                    format_allocs(b->allocs_per_msg).c_str());
+  });
+}
+
+// Prints sage's speed per (scenario, metric, baseline) as tab-separated lines for a plot:
+//   <index>\t<speed>\t"<scenario> <metric> vs <baseline>"
+// (gnuplot reads the quoted label as one column; double quotes in names become single ones).
+inline void print_ratios(FILE* out, const std::vector<Row>& rows) {
+  int index = 0;
+  for_each_scenario(rows, [&](const std::string& scenario, const std::string& metric, const Row* sage,
+                              const std::vector<const Row*>& baselines) {
+    if (!sage) return;
+    for (const Row* b : baselines) {
+      std::string label = scenario + " " + metric + " vs " + b->implementation;
+      std::replace(label.begin(), label.end(), '"', '\'');
+      std::fprintf(out, "%d\t%.4g\t\"%s\"\n", index++, speed(*sage, *b), label.c_str());
     }
-  }
+  });
 }
 
 // Runs `<self> --run <id> [--quick]` and collects its result lines; false if it failed.

@@ -2,9 +2,12 @@
 // same settings (one host each side, 12 channels, reliable packets, MTU 1400) in the same run.
 //   build/bench/bench_datagram [--quick] [--csv]    (each case runs in its own process: common/harness.hpp)
 // Throughput: one sender thread, the receiver on the main thread, N reliable messages of 16 B /
-// 1 KiB payload, messages/s at the receiver. sage batches the messages of a tick into one ENet
-// packet; raw ENet sends one packet per message and flushes every 256 (what an ENet user writes).
-// Round trip: ping-pong of one 16 B reliable message, p50 / p99 over M exchanges.
+// 1 KiB payload, messages/s at the receiver, timed by bench::StreamClock for both (from the 1/20th
+// message received to the last: connection set-up and sage's hello are not in it). sage batches
+// the messages of a tick into one ENet packet; raw ENet sends one packet per message and flushes
+// every 256 (what an ENet user writes).
+// Round trip: ping-pong of one 16 B reliable message, p50 / p99 over M exchanges after 20
+// unrecorded ones.
 #include <enet/enet.h>
 
 #include <algorithm>
@@ -24,11 +27,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
+constexpr int warmup_rounds = 20;  // round trips not recorded (bench_net does the same)
+
 struct Counter : sage::Actor<Counter, sage::subscribes<bench::Blob>> {
   sage::Manager* echo_to = nullptr;
+  bench::StreamClock* clock = nullptr;  // set: time the stream
   std::atomic<std::uint64_t> n{0};
   bool handle(const bench::Blob& b, const sage::Sender& from) {
-    ++n;
+    const std::uint64_t k = ++n;
+    if (clock) clock->received(k);
     if (echo_to) echo_to->send_message(b, from);
     return true;
   }
@@ -37,11 +44,12 @@ struct Counter : sage::Actor<Counter, sage::subscribes<bench::Blob>> {
 double sage_throughput(std::size_t size, std::uint64_t count) {
   sage::Manager server;
   server.register_messages(bench::bench_wire_messages{});
+  bench::StreamClock clock(count);
   Counter counter;
+  counter.clock = &clock;
   server.register_actor(counter);
   const auto port = server.listen_datagram("127.0.0.1", 0).port;
   std::atomic<bool> done{false};
-  Clock::time_point start;
   std::atomic<bool> started{false};
   std::thread sender([&] {
     sage::Manager client;
@@ -73,15 +81,13 @@ double sage_throughput(std::size_t size, std::uint64_t count) {
     server.tick();
     server.wait_for_next_tick(1ms);
   }
-  start = Clock::now();
   while (counter.n < count) {
     server.tick();
     server.wait_for_next_tick(1ms);
   }
-  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
   done = true;
   sender.join();
-  return static_cast<double>(count) / secs;
+  return clock.rate();
 }
 
 std::vector<double> sage_rtt(int rounds) {
@@ -104,7 +110,7 @@ std::vector<double> sage_rtt(int rounds) {
   }
   std::vector<double> us;
   const bench::Blob ping{0, std::vector<std::uint8_t>(16, 2)};
-  for (int i = 0; i < rounds; ++i) {
+  for (int i = 0; i < warmup_rounds + rounds; ++i) {
     const auto t0 = Clock::now();
     client.send_message(ping, srv);
     const auto want = back.n + 1;
@@ -112,7 +118,7 @@ std::vector<double> sage_rtt(int rounds) {
       client.tick();
       if (back.n < want) client.wait_for_next_tick(100ms);
     }
-    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    if (i >= warmup_rounds) us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
   }
   stop = true;
   t.join();
@@ -158,7 +164,7 @@ double raw_throughput(std::size_t size, std::uint64_t count) {
   ENetPeer* peer = dial(client, port, server);
   std::vector<std::uint8_t> body(size, 1);
   std::atomic<bool> done{false};
-  const auto start = Clock::now();
+  bench::StreamClock clock(count);
   std::thread sender([&] {
     ENetEvent ev;
     for (std::uint64_t i = 0; i < count; ++i) {
@@ -174,16 +180,15 @@ double raw_throughput(std::size_t size, std::uint64_t count) {
   ENetEvent ev;
   while (got < count) {
     if (enet_host_service(server, &ev, 1) > 0 && ev.type == ENET_EVENT_TYPE_RECEIVE) {
-      ++got;
+      clock.received(++got);
       enet_packet_destroy(ev.packet);
     }
   }
-  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
   done = true;
   sender.join();
   enet_host_destroy(client);
   enet_host_destroy(server);
-  return static_cast<double>(count) / secs;
+  return clock.rate();
 }
 
 std::vector<double> raw_rtt(int rounds) {
@@ -206,7 +211,7 @@ std::vector<double> raw_rtt(int rounds) {
   std::vector<double> us;
   std::uint8_t body[16] = {};
   ENetEvent ev;
-  for (int i = 0; i < rounds; ++i) {
+  for (int i = 0; i < warmup_rounds + rounds; ++i) {
     const auto t0 = Clock::now();
     enet_peer_send(peer, 0, enet_packet_create(body, sizeof body, ENET_PACKET_FLAG_RELIABLE));
     enet_host_flush(client);
@@ -216,7 +221,7 @@ std::vector<double> raw_rtt(int rounds) {
         break;
       }
     }
-    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    if (i >= warmup_rounds) us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
   }
   stop = true;
   echo.join();

@@ -4,9 +4,10 @@
 //
 // Throughput, child -> main: a child process sends N messages of 16 B, 1 KiB or 64 KiB of payload
 // (an 8-byte sequence number + data) as fast as the transport takes them; the main process
-// receives them all. The rate is counted from the parent's "go" (sage: a Ping to the sending
-// group; baselines: a byte on a socketpair once the parent's socket is bound) to the last message
-// received, so process start-up is not in it. sage: a group's actor queues Blob messages
+// receives them all. The sender starts at the parent's "go" (sage: a Ping to the sending group;
+// baselines: a byte on a socketpair once the parent's socket is bound); the rate is timed by
+// bench::StreamClock for every library alike: from the 1/20th message received to the last, so
+// process start-up and connection set-up are not in it. sage: a group's actor queues Blob messages
 // (generated from bench_ipc.fbs) to the main group from update(), up to 50,000 per tick; the main
 // process ticks and waits with wait_for_next_tick(). Raw nng: pair1, one nng message per message, nng_recv() into a buffer.
 // ZeroMQ: PUSH/PULL, zmq_recv() into a buffer.
@@ -65,10 +66,6 @@ struct SageEcho : sage::Actor<SageEcho, sage::subscribes<bench::Ping>> {
     return true;
   }
 };
-
-double rate(std::uint64_t n, Clock::duration d) {
-  return static_cast<double>(n) / std::chrono::duration<double>(d).count();
-}
 
 std::vector<bench::Figure> throughput(double msgs_per_s) { return {bench::Figure{"rate", "msg/s", true, msgs_per_s}}; }
 
@@ -151,18 +148,19 @@ std::vector<bench::Figure> sage_throughput(std::uint64_t count, std::size_t size
   mgr.enable_groups();
   mgr.register_messages(bench::bench_ipc_wire_messages{});
   struct Sink : sage::Actor<Sink, sage::subscribes<bench::Blob>> {
+    explicit Sink(std::uint64_t count) : clock(count) {}
+    bench::StreamClock clock;
     std::uint64_t got = 0, bad = 0;
     bool handle(const bench::Blob& b) {
       bad += b.seq != got || b.data.size() != g_size - 8;
-      ++got;
+      clock.received(++got);
       return true;
     }
-  } sink;
+  } sink(count);
   mgr.register_actor(sink);
   sage::GroupOptions o;
   o.interval = 1ms;
   mgr.add_process_group<SageSender>("sender", o);
-  const auto t0 = Clock::now();
   mgr.queue_message_to_group("sender", bench::Ping{});  // go
   const auto deadline = Clock::now() + 120s;
   while (sink.got < count) {
@@ -170,10 +168,9 @@ std::vector<bench::Figure> sage_throughput(std::uint64_t count, std::size_t size
     mgr.tick();
     if (sink.got < count) mgr.wait_for_next_tick(1ms);
   }
-  const auto last = Clock::now();
   if (sink.bad) std::fprintf(stderr, "sage: %llu bad messages\n", static_cast<unsigned long long>(sink.bad));
   mgr.remove_process_group("sender");
-  return throughput(rate(count, last - t0));
+  return throughput(sink.clock.rate());
 }
 
 std::vector<bench::Figure> sage_round_trip(int rounds) {
@@ -248,7 +245,7 @@ std::vector<bench::Figure> nng_throughput(std::uint64_t count, std::size_t size)
   nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 1 << 20);
   nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 10000);
   nng_listen(s, url.c_str(), nullptr, 0);
-  const auto t0 = Clock::now();
+  bench::StreamClock clock(count);
   child.go();
   std::vector<char> buf(size);
   size_t n = 0;
@@ -259,8 +256,9 @@ std::vector<bench::Figure> nng_throughput(std::uint64_t count, std::size_t size)
     std::uint64_t seq;
     std::memcpy(&seq, buf.data(), 8);
     bad += seq != i || n != size;
+    clock.received(i + 1);
   }
-  const double r = rate(count, Clock::now() - t0);
+  const double r = clock.rate();
   child.done();
   if (bad) std::fprintf(stderr, "nng: %llu bad messages\n", static_cast<unsigned long long>(bad));
   reap(child.pid, dir);
@@ -332,7 +330,7 @@ std::vector<bench::Figure> zmq_throughput(std::uint64_t count, std::size_t size)
   const int timeout_ms = 10000;
   zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
   zmq_bind(s, url.c_str());
-  const auto t0 = Clock::now();
+  bench::StreamClock clock(count);
   child.go();
   std::vector<char> buf(size);
   std::uint64_t bad = 0;
@@ -342,8 +340,9 @@ std::vector<bench::Figure> zmq_throughput(std::uint64_t count, std::size_t size)
     std::uint64_t seq;
     std::memcpy(&seq, buf.data(), 8);
     bad += seq != i || n != static_cast<int>(size);
+    clock.received(i + 1);
   }
-  const double r = rate(count, Clock::now() - t0);
+  const double r = clock.rate();
   child.done();
   if (bad) std::fprintf(stderr, "zmq: %llu bad messages\n", static_cast<unsigned long long>(bad));
   reap(child.pid, dir);

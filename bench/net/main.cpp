@@ -3,7 +3,9 @@
 // raw nng shows the floor of the library sage's TCP is built on.
 //   build/bench/bench_net [--quick] [--csv]     (each case runs in its own process: common/harness.hpp)
 // Throughput: one sender, one receiver thread, N messages of 16 B / 1 KiB payload, messages/s at
-// the receiver. Round trip: ping-pong of one 16 B message, p50 / p99 over M exchanges.
+// the receiver, timed by bench::StreamClock for every library alike (from the 1/20th message
+// received to the last: connection set-up is not in it). Round trip: ping-pong of one 16 B
+// message, p50 / p99 over M exchanges after 20 unrecorded ones.
 #include <nng/nng.h>
 #include <nng/protocol/pair0/pair.h>
 #include <zmq.h>
@@ -26,11 +28,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
+constexpr int warm_rounds = 20;  // round trips before the recorded ones (every library alike)
+
 struct Counter : sage::Actor<Counter, sage::subscribes<bench::Blob>> {
   sage::Manager* echo_to = nullptr;  // set: reply to every message
+  bench::StreamClock* clock = nullptr;  // set: time the stream
   std::uint64_t n = 0;
   bool handle(const bench::Blob& b, const sage::Sender& from) {
     ++n;
+    if (clock) clock->received(n);
     if (echo_to) echo_to->send_message(b, from);
     return true;
   }
@@ -40,11 +46,12 @@ struct Counter : sage::Actor<Counter, sage::subscribes<bench::Blob>> {
 double sage_throughput(std::size_t size, std::uint64_t count) {
   sage::Manager server;
   server.register_messages(bench::bench_wire_messages{});
+  bench::StreamClock clock(count);
   Counter counter;
+  counter.clock = &clock;
   server.register_actor(counter);
   const auto port = server.listen("127.0.0.1", 0).port;
   std::atomic<bool> connected{false};
-  Clock::time_point start;
   std::thread sender([&] {
     sage::Manager client;
     client.register_messages(bench::bench_wire_messages{});
@@ -62,14 +69,12 @@ double sage_throughput(std::size_t size, std::uint64_t count) {
     while (client.peers().front().pending_bytes) client.wait_for_next_tick(1ms), client.tick();
   });
   while (!connected) std::this_thread::yield();
-  start = Clock::now();
   while (counter.n < count) {
     server.tick();
     server.wait_for_next_tick(1ms);
   }
-  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
   sender.join();
-  return static_cast<double>(count) / secs;
+  return clock.rate();
 }
 
 // sage: round-trip latencies in microseconds.
@@ -89,7 +94,7 @@ std::vector<double> sage_rtt(int rounds) {
   client.connect("127.0.0.1", port);
   std::vector<double> us;
   const bench::Blob ping{0, std::vector<std::uint8_t>(16, 2)};
-  for (int i = 0; i < rounds; ++i) {
+  for (int i = 0; i < rounds + warm_rounds; ++i) {
     const auto t0 = Clock::now();
     client.send_message(ping);
     const auto want = back.n + 1;
@@ -97,7 +102,7 @@ std::vector<double> sage_rtt(int rounds) {
       client.tick();  // sends at its end, dispatches what arrived at its start
       if (back.n < want) client.wait_for_next_tick(100ms);
     }
-    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    if (i >= warm_rounds) us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
   }
   stop = true;  // the server thread sees it after its next tick (at most 20 ms)
   t.join();
@@ -129,7 +134,7 @@ double raw_throughput(std::size_t size, std::uint64_t count) {
   check(nng_listen(rx, "tcp://127.0.0.1:0", &l, 0), "listen");
   check(nng_dial(tx, url_of(l).c_str(), nullptr, 0), "dial");
   std::vector<char> body(size, 1);
-  const auto start = Clock::now();
+  bench::StreamClock clock(count);
   std::thread sender([&] {
     for (std::uint64_t i = 0; i < count; ++i) check(nng_send(tx, body.data(), body.size(), 0), "send");
   });
@@ -137,12 +142,12 @@ double raw_throughput(std::size_t size, std::uint64_t count) {
     nng_msg* m = nullptr;
     check(nng_recvmsg(rx, &m, 0), "recv");
     nng_msg_free(m);
+    clock.received(i + 1);
   }
-  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
   sender.join();
   nng_close(tx);
   nng_close(rx);
-  return static_cast<double>(count) / secs;
+  return clock.rate();
 }
 
 std::vector<double> raw_rtt(int rounds) {
@@ -153,7 +158,7 @@ std::vector<double> raw_rtt(int rounds) {
   check(nng_listen(a, "tcp://127.0.0.1:0", &l, 0), "listen");
   check(nng_dial(b, url_of(l).c_str(), nullptr, 0), "dial");
   std::thread echo([&] {
-    for (int i = 0; i < rounds; ++i) {
+    for (int i = 0; i < rounds + warm_rounds; ++i) {
       nng_msg* m = nullptr;
       check(nng_recvmsg(a, &m, 0), "recv");
       check(nng_sendmsg(a, m, 0), "send");
@@ -161,13 +166,13 @@ std::vector<double> raw_rtt(int rounds) {
   });
   std::vector<double> us;
   char body[16] = {};
-  for (int i = 0; i < rounds; ++i) {
+  for (int i = 0; i < rounds + warm_rounds; ++i) {
     const auto t0 = Clock::now();
     check(nng_send(b, body, sizeof body, 0), "send");
     nng_msg* m = nullptr;
     check(nng_recvmsg(b, &m, 0), "recv");
     nng_msg_free(m);
-    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    if (i >= warm_rounds) us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
   }
   echo.join();
   nng_close(a);
@@ -191,7 +196,6 @@ std::string zmq_bound_url(void* s) {
   return url;
 }
 
-// Start-up is excluded as for sage and nng: the clock starts once the connection carried a message.
 double zmq_throughput(std::size_t size, std::uint64_t count) {
   void* ctx = zmq_ctx_new();
   void* rx = zmq_socket(ctx, ZMQ_PULL);
@@ -199,22 +203,22 @@ double zmq_throughput(std::size_t size, std::uint64_t count) {
   zcheck(zmq_bind(rx, "tcp://127.0.0.1:*") == 0, "bind");
   zcheck(zmq_connect(tx, zmq_bound_url(rx).c_str()) == 0, "connect");
   std::vector<char> body(size, 1);
-  zcheck(zmq_send(tx, body.data(), body.size(), 0) >= 0, "send");  // warm-up: the connection is up
   std::vector<char> buf(size + 64);
-  zcheck(zmq_recv(rx, buf.data(), buf.size(), 0) >= 0, "recv");
-  const auto start = Clock::now();
+  bench::StreamClock clock(count);
   std::thread sender([&] {
     for (std::uint64_t i = 0; i < count; ++i) zcheck(zmq_send(tx, body.data(), body.size(), 0) >= 0, "send");
   });
-  for (std::uint64_t i = 0; i < count; ++i) zcheck(zmq_recv(rx, buf.data(), buf.size(), 0) >= 0, "recv");
-  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  for (std::uint64_t i = 0; i < count; ++i) {
+    zcheck(zmq_recv(rx, buf.data(), buf.size(), 0) >= 0, "recv");
+    clock.received(i + 1);
+  }
   sender.join();
   int linger = 0;
   zmq_setsockopt(tx, ZMQ_LINGER, &linger, sizeof linger);
   zmq_close(tx);
   zmq_close(rx);
   zmq_ctx_term(ctx);
-  return static_cast<double>(count) / secs;
+  return clock.rate();
 }
 
 std::vector<double> zmq_rtt(int rounds) {
@@ -225,7 +229,7 @@ std::vector<double> zmq_rtt(int rounds) {
   zcheck(zmq_connect(b, zmq_bound_url(a).c_str()) == 0, "connect");
   std::thread echo([&] {
     char buf[64];
-    for (int i = 0; i < rounds; ++i) {
+    for (int i = 0; i < rounds + warm_rounds; ++i) {
       const int n = zmq_recv(a, buf, sizeof buf, 0);
       zcheck(n >= 0, "recv");
       zcheck(zmq_send(a, buf, static_cast<size_t>(n), 0) >= 0, "send");
@@ -233,11 +237,11 @@ std::vector<double> zmq_rtt(int rounds) {
   });
   std::vector<double> us;
   char body[16] = {};
-  for (int i = 0; i < rounds; ++i) {
+  for (int i = 0; i < rounds + warm_rounds; ++i) {
     const auto t0 = Clock::now();
     zcheck(zmq_send(b, body, sizeof body, 0) >= 0, "send");
     zcheck(zmq_recv(b, body, sizeof body, 0) >= 0, "recv");
-    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    if (i >= warm_rounds) us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
   }
   echo.join();
   zmq_close(a);

@@ -162,7 +162,9 @@ struct NetworkStats {
   std::uint64_t peers_refused = 0;        // accepted connections closed at once: max_peers reached
   std::uint64_t drop_logs_suppressed = 0; // dropped-peer lines not written (rate limit)
   std::uint64_t records_relayed = 0;      // main group: records of a remote group node forwarded to another group
-  std::uint64_t undeliverable = 0;        // ... for a group that does not exist (counted, logged once per node)
+  std::uint64_t undeliverable = 0;        // ... for a group that does not exist or does not know the type (logged once per node)
+  std::uint64_t relays_refused = 0;       // ... between two remote groups whose schemas disagree about the type
+                                          //     (logged once per pair and type with sagec check's diagnostics)
   std::uint64_t handshakes_refused = 0;   // handshakes refused (schemas cannot talk, old protocol): PeerRefused
   // Records not sent to a peer because its schemas do not have the message type: skipped by
   // broadcast_message, or sent before its handshake completed (logged). A send_message of such a

@@ -2,6 +2,7 @@
 #include "channel/channel.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 
 #include "runtime_assert.hpp"
@@ -14,6 +15,8 @@ namespace proto = protocol;
 namespace {
 // Largest route/from record a batch may need in front of a user record.
 constexpr std::size_t max_tag_record = wire::record_size(2 + proto::max_group_name);
+// Names each accepted negotiated handshake in this process (Channel::handshake_id_).
+std::atomic<std::uint64_t> handshakes{0};
 }  // namespace
 
 Channel::Channel(Config config, Directory& directory, ChannelEvents& events, ChannelCounters& counters)
@@ -33,6 +36,9 @@ void Channel::attach(std::unique_ptr<Connection> connection, std::string hello_n
   told_ = {};
   peer_hello_ = {};
   early_.clear();
+  peer_desc_ = {};
+  handshake_id_ = 0;
+  relay_verdicts_.clear();
 }
 
 void Channel::detach() noexcept {
@@ -269,8 +275,12 @@ Verdict Channel::on_record(Manager& manager, const wire::Record& rec, std::strin
         const auto check = config_.check(dir_.hello(hello_name_, config_.negotiate), *h, config_.self_label, config_.label);
         if (config_.negotiate) {
           peer_hello_ = *h;
-          peer_hello_.description.clear();  // checked; not needed any more
-          if (check) accept_peer_types(h->entries);
+          peer_hello_.description.clear();  // checked; kept parsed (peer_desc_) for relays
+          if (check) {
+            accept_peer_types(h->entries);
+            if (!h->description.empty()) peer_desc_ = schema::parse(h->description).description;
+            handshake_id_ = handshakes.fetch_add(1, std::memory_order_relaxed) + 1;
+          }
         }
         Verdict v = events_.on_hello(*this, *h, check);
         if (config_.negotiate && check && !v) release_early();
@@ -338,6 +348,7 @@ Verdict Channel::on_announce(std::span<const std::byte> payload) {
                                          config_.self_label, config_.label);
   if (!check) return events_.on_hello(*this, peer_hello_, check);
   accept_peer_types(a->entries);
+  if (auto d = schema::parse(a->description); d) (void)schema::merge(peer_desc_, d.description);
   return std::nullopt;
 }
 
@@ -379,8 +390,13 @@ void Channel::release_early() {
 void Channel::relay(const std::string& to, const wire::Record& rec) {
   const Route r = dir_.route(to);
   Result<void> res = Error{Errc::peer_gone, "no group '" + to + "'"};
-  if ((r.kind == Route::Kind::child || r.kind == Route::Kind::node) && r.channel)
+  if ((r.kind == Route::Kind::child || r.kind == Route::Kind::node) && r.channel) {
+    if (auto c = relay_check(*r.channel, rec.packet_type); !c) {
+      ++counters_.relays_refused;
+      return;
+    }
     res = r.channel->append(rec.packet_type, rec.payload, config_.peer_name);
+  }
   if (res) {
     ++counters_.records_relayed;
     return;
@@ -390,6 +406,32 @@ void Channel::relay(const std::string& to, const wire::Record& rec) {
     std::fprintf(stderr, "sage: cannot relay a record from %s to '%s': %s (further ones are counted)\n",
                  config_.label.c_str(), to.c_str(), res.error().message().c_str());
   relay_logged_ = true;
+}
+
+// Two negotiating ends were each checked against this (main) group, not against each other: a
+// record passes from one to the other only if both describe its type alike. A child has the main
+// group's own schemas (the exact check), so a relay from or to a child needs no check. A refusal is
+// logged once per pair of handshakes and type, with the diagnostics.
+Result<void> Channel::relay_check(const Channel& to, std::uint8_t packet_type) {
+  if (!config_.negotiate || !to.config_.negotiate || handshake_id_ == 0 || to.handshake_id_ == 0) return {};
+  auto it = std::find_if(relay_verdicts_.begin(), relay_verdicts_.end(),
+                         [&](const RelayVerdicts& v) { return v.to == to.handshake_id_; });
+  if (it == relay_verdicts_.end()) {
+    // Destinations that reconnected leave stale entries; past a bound, start afresh (recomputed).
+    if (relay_verdicts_.size() >= 64) relay_verdicts_.clear();
+    relay_verdicts_.push_back({to.handshake_id_, {}});
+    it = relay_verdicts_.end() - 1;
+  }
+  std::uint8_t& v = it->verdict[packet_type];
+  if (v == 0) {
+    auto r = proto::check_relay(peer_desc_, to.peer_desc_, packet_type, config_.label, to.config_.label);
+    v = r ? 1 : 2;
+    if (!r)
+      std::fprintf(stderr, "sage: %s\n  (each such record is counted in NetworkStats::relays_refused)\n",
+                   r.error().detail.c_str());
+  }
+  if (v == 1) return {};
+  return Error{Errc::incompatible, "relay refused"};
 }
 
 }  // namespace sage::detail

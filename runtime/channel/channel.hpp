@@ -30,6 +30,7 @@
 
 #include "channel/directory.hpp"
 #include "channel/protocol.hpp"
+#include "schema/description.hpp"
 #include "sage/sender.hpp"
 #include "transport/connection.hpp"
 
@@ -55,7 +56,8 @@ struct ChannelCounters {
   std::uint64_t messages_received = 0;
   std::uint64_t records_received = 0;  // user records decoded and queued here
   std::uint64_t records_relayed = 0;   // user records forwarded to another group (hub)
-  std::uint64_t undeliverable = 0;     // ... for a group that does not exist (logged once per channel)
+  std::uint64_t undeliverable = 0;     // ... for a group that does not exist or lacks the type (logged once per channel)
+  std::uint64_t relays_refused = 0;    // ... between two groups whose schemas disagree about the type (hub; negotiate)
   std::uint64_t bad_input = 0;
   std::string last_bad_input;
 };
@@ -180,6 +182,7 @@ class Channel {
   Verdict on_record(Manager& manager, const wire::Record& rec, std::string& tag);
   Verdict bad(Error e);
   void relay(const std::string& to, const wire::Record& rec);
+  Result<void> relay_check(const Channel& to, std::uint8_t packet_type);
   Verdict on_announce(std::span<const std::byte> payload);
   void accept_peer_types(const std::vector<protocol::SchemaEntry>& entries);
   void release_early();
@@ -206,6 +209,16 @@ class Channel {
   protocol::Hello peer_hello_;
   std::vector<std::byte> early_;        // user records appended before the other end's hello
   std::uint64_t unknown_dropped_ = 0;
+  // negotiate, relaying (hub): the other end's description (hello + announces) and a number that
+  // names this connection's handshake (unique in the process), and the relay verdicts per
+  // destination handshake and type (0 unknown, 1 relayed, 2 refused), computed once each.
+  schema::Description peer_desc_;
+  std::uint64_t handshake_id_ = 0;
+  struct RelayVerdicts {
+    std::uint64_t to = 0;
+    std::array<std::uint8_t, 256> verdict{};
+  };
+  std::vector<RelayVerdicts> relay_verdicts_;
 };
 
 }  // namespace sage::detail

@@ -269,6 +269,37 @@ Result<void> check_descriptions(std::string_view mine, std::string_view theirs, 
 }
 
 namespace {
+// `d` reduced to the message of `packet_type` and the definitions it reaches (schema::merge renumbers).
+schema::Description only_message(const schema::Description& d, int packet_type) {
+  schema::Description one;
+  one.definitions = d.definitions;
+  for (const auto& m : d.messages)
+    if (m.packet_type == packet_type) one.messages.push_back(m);
+  schema::Description out;
+  (void)schema::merge(out, one);  // into an empty description: cannot conflict
+  return out;
+}
+}  // namespace
+
+Result<void> check_relay(const schema::Description& from, const schema::Description& to, int packet_type,
+                         std::string_view from_name, std::string_view to_name) {
+  const schema::Definition* t = to.message_table(packet_type);
+  if (!t || !from.message_table(packet_type)) return {};
+  schema::CompareOptions options;
+  options.level = schema::Level::wire;
+  options.direction = schema::Direction::both;
+  options.history = false;
+  const auto cmp = schema::compare(only_message(from, packet_type), only_message(to, packet_type), options);
+  if (cmp.compatible()) return {};
+  std::string text = "the schemas of " + std::string(from_name) + " and " + std::string(to_name) +
+                     " disagree about " + t->name + " (packet_type " + std::to_string(packet_type) +
+                     "), so the main group does not relay it (sagec check --level wire):";
+  for (const auto& d : cmp.diagnostics)
+    if (d.severity == schema::Severity::error) text += "\n  error: " + d.text;
+  return Error{Errc::incompatible, std::move(text)};
+}
+
+namespace {
 // The table must list exactly the description's wire messages, with their fingerprints.
 Result<void> table_matches(const std::vector<SchemaEntry>& entries, std::string_view description, std::string_view who) {
   auto d = schema::parse(description);

@@ -17,6 +17,10 @@
 #include "sage/result.hpp"
 #include "sage/wire.hpp"
 
+namespace sage::schema {
+struct Description;
+}
+
 namespace sage::detail::protocol {
 
 inline constexpr std::uint32_t hello_magic = 0x45474153;  // "SAGE" read as little-endian u32
@@ -126,6 +130,13 @@ Result<void> check_negotiated(const Hello& mine, const Hello& theirs, std::strin
 // The heart of check_negotiated on two description texts (also what tests run the docs' table through).
 Result<void> check_descriptions(std::string_view mine, std::string_view theirs, std::string_view my_name,
                                 std::string_view their_name);
+// The relay check (a main group forwarding a record of `packet_type` from one negotiating group to
+// another, docs/network.md "Relaying"): both ends were checked against the main group, not against
+// each other, so the main group compares what the two say about this one message: the message's
+// table and what it reaches, with the same compare() and options as check_descriptions. Ok when
+// either description lacks the message (the caller refuses unknown types separately).
+Result<void> check_relay(const schema::Description& from, const schema::Description& to, int packet_type,
+                         std::string_view from_name, std::string_view to_name);
 
 inline void append_control(std::vector<std::byte>& out, Control c, std::span<const std::byte> payload = {}) {
   wire::append_record(out, static_cast<std::uint8_t>(c), payload);

@@ -193,6 +193,7 @@ NetworkStats NetPump::stats() const {
   s.records_received = counters_.records_received;
   s.records_relayed = counters_.records_relayed;
   s.undeliverable = counters_.undeliverable;
+  s.relays_refused = counters_.relays_refused;
   s.unknown_type_skipped = stats_.unknown_type_skipped;
   if (listener_) s.accept_errors = listener_->accept_errors();
   return s;

@@ -273,6 +273,38 @@ TEST_CASE("a type registered after the handshake is announced: the peer may send
   CHECK(server.network_stats().bad_input == 0);
 }
 
+TEST_CASE("a main group does not relay a message between two remote groups whose schemas disagree about it, and relays the others") {
+  // x and y are each compatible with this v2 main group, but Order's field `tag` is an int in x and
+  // a string in y: relayed unchecked, y's verifier would drop it (or read garbage).
+  Server s;
+  Node y(SAGE_EVO_Y_NODE, {"relay", std::to_string(s.port), "y", "x"});
+  Node x(SAGE_EVO_X_NODE, {"relay", std::to_string(s.port), "x", "y"});
+  REQUIRE(s.tick_until([&] { return s.m.has_remote_group("x") && s.m.has_remote_group("y"); }));
+  evo::Order order;
+  order.id = 1;
+  order.product = "tea";
+  s.m.queue_message_to_group("x", order);
+  // x sends Order{2, tag 7} and then Ping{2} to y, in that order: Ping arrives, Order does not.
+  REQUIRE(s.tick_until([&] { return y.printed("ping n=2"); }));
+  CHECK(x.printed("order id=1 item=tea"));
+  CHECK_FALSE(y.printed("order id=2"));
+  const auto st = s.m.network_stats();
+  CHECK(st.relays_refused == 1);
+  CHECK(st.records_relayed == 1);
+  CHECK(st.undeliverable == 0);
+  CHECK(st.bad_input == 0);
+  // The other direction is refused the same way (the verdict is per pair of groups and type).
+  order.id = 10;
+  s.m.queue_message_to_group("y", order);
+  REQUIRE(s.tick_until([&] { return x.printed("ping n=11"); }));
+  CHECK_FALSE(x.printed("order id=11"));
+  CHECK(s.m.network_stats().relays_refused == 2);
+  s.m.remove_process_group("x");
+  s.m.remove_process_group("y");
+  CHECK(x.wait() == 0);
+  CHECK(y.wait() == 0);
+}
+
 TEST_CASE("datagram: a v1 client and a v2 server negotiate over ENet as over TCP: unknown types refused at the call") {
   Server s(true);
   Node old(SAGE_EVO_V1_NODE, {"dclient", std::to_string(s.port)});

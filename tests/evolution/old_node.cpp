@@ -1,10 +1,15 @@
 // The old (or incompatible) build of the evolution tests: this file is compiled twice, against
 // v1/evo.fbs (evolution_v1_node) and bad/evo.fbs (evolution_bad_node); evolution_test.cpp is the new
-// build (v2/evo.fbs). It prints what it receives, one line each, for the test to check.
+// build (v2/evo.fbs). It is also compiled against x/evo.fbs and y/evo.fbs (evolution_x_node,
+// evolution_y_node, EVO_TAG: Order has a field `tag`). It prints what it receives, one line each,
+// for the test to check.
 //   <node> client <port>   connects, sends Order{7, "tea", 3, angry} and Ping{1}, prints the first
 //                          Order it gets back and the PeerRefused it may see, then exits 0
 //   <node> dclient <port>  the same over datagrams (connect_datagram, enet://)
 //   <node> group <port>    a remote group "old": answers every Order with Order{id + 1, item + "!", qty, mood}
+//   <node> relay <port> <name> <target>
+//                          a remote group <name>: for every Order from the main group sends
+//                          Order{id + 1, tag 7} and Ping{id + 1} to group <target>; prints what it gets
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -63,12 +68,48 @@ struct OldGroup : sage::Actor<OldGroup, sage::subscribes<evo::Order>> {
   }
 };
 
+#ifndef EVO_BAD
+std::string relay_target;
+
+struct RelayGroup : sage::Actor<RelayGroup, sage::subscribes<evo::Order, evo::Ping>> {
+  explicit RelayGroup(sage::Manager& m) : mgr(m) {}
+  sage::Manager& mgr;
+  bool handle(const evo::Order& o, const sage::Sender& from) {
+    print_order(o);
+    if (mgr.group_name(from) != sage::main_group) return true;
+    evo::Order next = o;
+    next.id = o.id + 1;
+#ifdef EVO_TAG
+    next.tag = 7;
+#endif
+    mgr.queue_message_to_group(relay_target, next);
+    mgr.queue_message_to_group(relay_target, evo::Ping{o.id + 1});
+    return true;
+  }
+  bool handle(const evo::Ping& p, const sage::Sender&) {
+    std::printf("ping n=%d\n", p.n);
+    std::fflush(stdout);
+    return true;
+  }
+};
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) return 64;
+  if (argc < 3) return 64;
   const std::string mode = argv[1];
   const auto port = static_cast<std::uint16_t>(std::atoi(argv[2]));
+#ifndef EVO_BAD
+  if (mode == "relay" && argc == 5) {
+    relay_target = argv[4];
+    sage::RemoteGroupOptions o;
+    o.interval = 5ms;
+    o.network.name = std::string("group ") + argv[3];
+    return sage::run_remote_group<RelayGroup>(evo::evo_wire_messages{}, "127.0.0.1", port, argv[3], o);
+  }
+#endif
+  if (argc != 3) return 64;
   if (mode == "group") {
     sage::RemoteGroupOptions o;
     o.interval = 5ms;
