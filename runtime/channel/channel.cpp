@@ -108,7 +108,10 @@ Result<void> Channel::append(std::uint8_t packet_type, std::span<const std::byte
 
 Result<void> Channel::flush() {
   if (conn_ && hello_received_) announce_new_types();  // types registered since (negotiate only)
-  if (!hello_pending_ && batch_.empty()) return {};
+  if (!hello_pending_ && batch_.empty()) {
+    release_excess(batch_, 0);  // idle: let go of a past burst's buffer
+    return {};
+  }
   if (!conn_) return Error{Errc::peer_gone, config_.label + " is not connected"};
   if (hello_pending_) {
     // Our hello is the first record the other end reads. Its table is taken now, so types
@@ -130,7 +133,9 @@ Result<void> Channel::flush() {
   if (batch_.empty()) return {};
   if (auto r = conn_->send(batch_); !r) return r;
   ++counters_.messages_sent;
+  const std::size_t used = batch_.size();
   batch_.clear();
+  release_excess(batch_, used);
   batch_tag_.clear();
   last_sent_ = Clock::now();
   return {};

@@ -145,7 +145,9 @@ struct StreamConn::Impl {
   std::vector<std::byte> inflight;
   std::size_t inflight_at = 0;
   bool sending = false;
-  // Inbound: rbuf holds rlen bytes not yet parsed (8-aligned storage).
+  // Inbound: rbuf holds rlen bytes not yet parsed (8-aligned storage); it grows to fit a big frame
+  // and returns to its initial size once empty.
+  static constexpr std::size_t initial_rbuf_bytes = idle_buffer_bytes;
   std::vector<std::uint64_t> rbuf;
   std::size_t rlen = 0;
   std::deque<std::pair<std::vector<std::uint64_t>, std::size_t>> inbox;
@@ -169,10 +171,16 @@ struct StreamConn::Impl {
       std::lock_guard lk(mu);
       if (closing || sending || failure) return;
       if (inflight_at == inflight.size()) {
-        if (out.empty()) return;
+        // All written. Nothing more to send: let go of a burst's buffer now.
+        const std::size_t used = inflight.size();
         inflight.clear();
-        inflight.swap(out);
         inflight_at = 0;
+        release_excess(inflight, out.empty() ? 0 : used);
+        if (out.empty()) {
+          release_excess(out, 0);  // empty, but may hold an earlier burst's capacity (swapped)
+          return;
+        }
+        inflight.swap(out);
       }
       sending = true;
       nng_iov iov{inflight.data() + inflight_at, inflight.size() - inflight_at};
@@ -243,6 +251,8 @@ struct StreamConn::Impl {
       std::memmove(rbytes(), rbytes() + at, rlen - at);
       rlen -= at;
     }
+    // Grown for a big frame and now empty: back to the initial size.
+    if (rlen == 0 && rcap() > initial_rbuf_bytes) std::vector<std::uint64_t>(initial_rbuf_bytes / 8).swap(rbuf);
     return ok;
   }
 
@@ -342,6 +352,11 @@ Result<void> StreamConn::send(std::span<const std::byte> body, Delivery) {
   return {};
 }
 
+std::size_t StreamConn::buffer_capacity() const {
+  std::lock_guard lk(impl_->mu);
+  return impl_->rbuf.capacity() * 8 + impl_->out.capacity() + impl_->inflight.capacity();
+}
+
 std::size_t StreamConn::pending_bytes() const {
   std::lock_guard lk(impl_->mu);
   return impl_->out.size() + (impl_->inflight.size() - impl_->inflight_at);
@@ -409,7 +424,7 @@ std::unique_ptr<StreamConn> adopt(nng_stream* s, const ConnectionLimits& options
   impl->stream = s;
   impl->options = options;
   impl->waker = waker;
-  impl->rbuf.resize(64 * 1024 / 8);
+  impl->rbuf.resize(StreamConn::Impl::initial_rbuf_bytes / 8);
   nng_sockaddr sa{};
   impl->remote = nng_stream_get_addr(s, NNG_OPT_REMADDR, &sa) == 0 ? address_text(sa) : std::string("?");
   nng_stream_set_bool(s, NNG_OPT_TCP_NODELAY, true);

@@ -57,6 +57,8 @@ class StreamConn final : public Connection {
   const ConnectionLimits& limits() const noexcept override;
   void close() override;
   void pause_receiving(bool paused) override;
+  // Test hook: bytes of capacity its read and write buffers hold now.
+  std::size_t buffer_capacity() const;
 
   struct Impl;
   explicit StreamConn(std::unique_ptr<Impl> impl);
