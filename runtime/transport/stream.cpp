@@ -577,6 +577,21 @@ struct StreamDialer::Impl {
     }
     self->waker->notify();
   }
+
+  // A new nng dialer for `url` (with the TLS configuration, if any); 0 or the nng error.
+  int make_dialer() {
+    int rv = nng_stream_dialer_alloc(&dialer, url.c_str());
+    if (rv == 0 && tls != nullptr && (rv = nng_stream_dialer_set_ptr(dialer, NNG_OPT_TLS_CONFIG, tls)) != 0) {
+      nng_stream_dialer_free(dialer);
+      dialer = nullptr;
+    }
+    return rv;
+  }
+  // Frees the nng dialer. Precondition: no attempt runs (its callback has returned).
+  void free_dialer() {
+    if (dialer) nng_stream_dialer_free(dialer);  // closes it
+    dialer = nullptr;
+  }
 };
 
 StreamDialer::StreamDialer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -593,14 +608,13 @@ Result<std::unique_ptr<StreamDialer>> StreamDialer::open(const std::string& url,
   auto fail = [&](std::string what) -> Result<std::unique_ptr<StreamDialer>> {
     return Error{Errc::peer_gone, "cannot connect to " + url + ": " + what};
   };
-  int rv = nng_stream_dialer_alloc(&im.dialer, url.c_str());
-  if (rv != 0) return fail(nng_text(rv));
   if (tls.enabled) {
     std::string err;
     im.tls = make_tls(tls, false, err);
     if (!im.tls) return fail(err);
-    if ((rv = nng_stream_dialer_set_ptr(im.dialer, NNG_OPT_TLS_CONFIG, im.tls)) != 0) return fail(nng_text(rv));
   }
+  int rv = im.make_dialer();
+  if (rv != 0) return fail(nng_text(rv));
   if ((rv = nng_aio_alloc(&im.aio, &Impl::on_dialed, &im)) != 0) return fail(nng_text(rv));
   return d;
 }
@@ -608,13 +622,21 @@ Result<std::unique_ptr<StreamDialer>> StreamDialer::open(const std::string& url,
 StreamDialer::~StreamDialer() {
   Impl& im = *impl_;
   if (im.aio) nng_aio_stop(im.aio);  // cancels a dial in progress and waits for its callback
-  if (im.dialer) nng_stream_dialer_free(im.dialer);  // closes it
+  im.free_dialer();                   // before a connection not taken (im.result) is freed
   if (im.aio) nng_aio_free(im.aio);
   if (im.tls) nng_tls_config_free(im.tls);
 }
 
 void StreamDialer::start(std::chrono::milliseconds timeout) {
   Impl& im = *impl_;
+  if (!im.dialer) {
+    if (const int rv = im.make_dialer(); rv != 0) {
+      std::lock_guard lk(im.mu);
+      im.result = Error{Errc::peer_gone, "cannot connect to " + im.url + ": " + nng_text(rv)};
+      im.waker->notify();
+      return;
+    }
+  }
   {
     std::lock_guard lk(im.mu);
     im.busy = true;
@@ -630,8 +652,19 @@ bool StreamDialer::busy() const {
 }
 
 std::optional<Result<std::unique_ptr<StreamConn>>> StreamDialer::take() {
-  std::lock_guard lk(impl_->mu);
-  return std::exchange(impl_->result, std::nullopt);
+  Impl& im = *impl_;
+  std::optional<Result<std::unique_ptr<StreamConn>>> r;
+  {
+    std::lock_guard lk(im.mu);
+    r = std::exchange(im.result, std::nullopt);
+  }
+  if (r && *r) {
+    // A connection leaves: free the nng dialer before it (see the header), after the callback
+    // that delivered it has returned.
+    nng_aio_wait(im.aio);
+    im.free_dialer();
+  }
+  return r;
 }
 
 std::uint64_t StreamListener::accept_errors() const {

@@ -92,6 +92,14 @@ class StreamListener {
 };
 
 // Dials a tcp:// or tls+tcp:// URL, one attempt at a time, asynchronously.
+//
+// Teardown order: nng 1.5.2's TCP connection holds a reference on the nng dialer that made it,
+// dropped by nng's reaper thread when the connection is freed; whichever of the dialer's free and
+// that drop comes last destroys the dialer's mutex, synchronised only by atomics inside the
+// (uninstrumented) libnng, so ThreadSanitizer reports a race when the connection was freed first.
+// So the nng dialer never outlives a connection it made: take() frees it as soon as it hands out
+// a connection (the connection is freed later, through nng's reap queue, whose mutex orders the
+// two), and start() makes a new one for the next attempt.
 class StreamDialer {
  public:
   static Result<std::unique_ptr<StreamDialer>> open(const std::string& url, const TlsSettings& tls,
