@@ -166,3 +166,15 @@ TEST_CASE("a too-deep record that arrives anyway is dropped as bad input naming 
   REQUIRE(tick_both_until(d.server, d.client, [&] { return !d.at_server.got.empty(); }));
   CHECK(d.at_server.got.front() == chain(64));
 }
+
+TEST_CASE("queue_message and trigger deliver a 70-deep message locally as it is: nothing is encoded") {
+  Manager mgr;
+  Chains got;
+  mgr.register_actor(got);
+  mgr.queue_message(chain(70));
+  mgr.tick();
+  CHECK(mgr.trigger(chain(70)));
+  REQUIRE(got.got.size() == 2);
+  CHECK(depth_of(got.got[0]) == 70);
+  CHECK(got.got[1] == chain(70));
+}
