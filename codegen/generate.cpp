@@ -548,11 +548,15 @@ Code emit_table(const StructDef& s) {
     const auto described = message_description(s);
     vars["fingerprint"] = hex64(described.fingerprint);
     vars["description"] = description_literal(described.text);
+    const int depth = nesting_depth(s);
+    vars["max_depth"] = depth < 0 ? "-1;  // contains itself: the depth is up to the sender, checked at send"
+                                  : std::to_string(depth) + ";  // tables deep at most (the root counts 1)";
     head = fill(R"(  static constexpr std::uint8_t packet_type = {{packet_type}};
   static constexpr std::string_view message_name = "{{qualified}}";
   // What the handshake sends about this message (docs/schemas.md, "Schema descriptions").
   static constexpr std::string_view schema_description ={{description}};
   static constexpr std::uint64_t fingerprint = {{fingerprint}};  // FNV-1a 64 of schema_description
+  static constexpr int max_depth = {{max_depth}}
 
 )",
                 vars);

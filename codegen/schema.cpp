@@ -14,6 +14,8 @@
 
 #include <flatbuffers/util.h>
 
+#include "sage/wire.hpp"
+
 namespace fs = std::filesystem;
 
 namespace sagec {
@@ -548,11 +550,15 @@ void check_include_cycles(const flatbuffers::Parser& p, const std::string& root,
 // are 16-bit; FlatBuffers 2.0.8's parser silently wraps the offsets of later fields.
 constexpr std::size_t max_table_fields = 32765;
 
-// The deepest nesting the decoders accept: the FlatBuffers Verifier's default max_depth, which
-// sage::detail::decode_root() uses.
-constexpr int max_nesting_depth = 64;
+// The deepest nesting the decoders accept (sage::detail::decode_root() passes it to the Verifier).
+constexpr int max_nesting_depth = static_cast<int>(sage::wire::max_message_depth);
 
 }  // namespace
+
+int nesting_depth(const flatbuffers::StructDef& s) {
+  std::string path;
+  return NestingDepth().of(s, path);
+}
 
 bool reaches_table(const flatbuffers::StructDef& from, const flatbuffers::StructDef& target) {
   std::set<const flatbuffers::StructDef*> seen;

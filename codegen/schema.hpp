@@ -101,6 +101,10 @@ PacketType packet_type_of(const flatbuffers::StructDef& s);
 // (`from` == `target` counts only through a field: a table that contains itself).
 bool reaches_table(const flatbuffers::StructDef& from, const flatbuffers::StructDef& target);
 
+// How many tables deep a message of table `s` can nest (the root counts 1, as the FlatBuffers
+// Verifier counts); -1 when a table it reaches contains itself (the depth is up to the sender).
+int nesting_depth(const flatbuffers::StructDef& s);
+
 // Checks one call's schemas: packet_type values, uniqueness across all schemas, unsupported
 // constructs. Adds diagnostics; returns true when clean.
 bool check_schemas(const std::vector<std::unique_ptr<Schema>>& schemas, Diagnostics& diags);

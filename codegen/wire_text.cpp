@@ -46,12 +46,12 @@ Found find_packet_type(const std::vector<std::unique_ptr<Schema>>& schemas, int 
 }
 
 // Verifies a buffer against the parser's schema, field by field, with the FlatBuffers Verifier's
-// limits (depth 64, 1,000,000 tables). sagec used flatbuffers::Verify with reflection data, whose
+// limits (sage::wire::max_message_depth, max_message_tables). sagec used flatbuffers::Verify with reflection data, whose
 // 2.0.8 version looks union members up by position instead of by tag (`union U { A, B = 5 }`
 // fails); this does what the generated verify() functions do.
 class SchemaVerifier {
  public:
-  SchemaVerifier(const std::uint8_t* buf, std::size_t size) : buf_(buf), v_(buf, size) {}
+  SchemaVerifier(const std::uint8_t* buf, std::size_t size) : buf_(buf), v_(buf, size, sage::wire::max_message_depth, sage::wire::max_message_tables) {}
 
   bool root(const flatbuffers::StructDef& table) {
     const auto offset = v_.VerifyOffset(0);

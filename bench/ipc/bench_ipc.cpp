@@ -206,6 +206,46 @@ std::vector<bench::Figure> sage_round_trip(int rounds) {
   return latency(us);
 }
 
+// Starts `groups` groups (idle echo actors), waits until every one answered a Ping (all links up),
+// then times one clear_process_groups(). Figures: the clear, and the start-up for context.
+std::vector<bench::Figure> sage_clear_groups(int groups) {
+  sage::Manager mgr;
+  mgr.enable_groups();
+  mgr.register_messages(bench::bench_ipc_wire_messages{});
+  struct Count : sage::Actor<Count, sage::subscribes<bench::Pong>> {
+    int got = 0;
+    bool handle(const bench::Pong&) {
+      ++got;
+      return true;
+    }
+  } pongs;
+  mgr.register_actor(pongs);
+  sage::GroupOptions o;
+  o.interval = 50ms;  // idle children: as a game's worker groups between frames
+  const auto t0 = Clock::now();
+  for (int i = 0; i < groups; ++i) {
+    const std::string name = "g" + std::to_string(i);
+    mgr.add_process_group<SageEcho>(name, o);
+    mgr.queue_message_to_group(name, bench::Ping{static_cast<std::uint64_t>(i), {}});
+  }
+  const auto deadline = Clock::now() + 300s;
+  while (pongs.got < groups) {
+    if (Clock::now() > deadline) lost("sage clear", static_cast<std::uint64_t>(pongs.got), static_cast<std::uint64_t>(groups));
+    mgr.tick();
+    if (pongs.got < groups) mgr.wait_for_next_tick(1ms);
+  }
+  const auto t1 = Clock::now();
+  mgr.clear_process_groups();
+  const auto t2 = Clock::now();
+  if (!mgr.process_groups().empty()) {
+    std::fprintf(stderr, "bench_ipc: clear_process_groups left %zu groups\n", mgr.process_groups().size());
+    std::exit(1);
+  }
+  const auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
+  return {bench::Figure{"clear_process_groups()", "ms", false, ms(t2 - t1)},
+          bench::Figure{"start all + one round trip each", "ms", false, ms(t1 - t0)}};
+}
+
 // ---- raw nng pair1 ----
 bool dial(nng_socket& s, const std::string& url) {
   return nng_pair1_open(&s) == 0 && nng_dial(s, url.c_str(), nullptr, 0) == 0;
@@ -403,5 +443,8 @@ int main(int argc, char** argv) {
   cases.push_back({"rt.sage", rt, "sage groups", [](bool q) { return sage_round_trip(rounds_for(q)); }});
   cases.push_back({"rt.nng", rt, "raw nng pair1", [](bool q) { return nng_round_trip(rounds_for(q)); }});
   cases.push_back({"rt.zmq", rt, "ZeroMQ PAIR", [](bool q) { return zmq_round_trip(rounds_for(q)); }});
+  // Not compared with a baseline: how long removing many groups at once takes (issue 13).
+  cases.push_back({"clear.sage", "clear 1000 groups (--quick: 50)", "sage groups",
+                   [](bool q) { return sage_clear_groups(q ? 50 : 1000); }});
   return bench::main(argc, argv, "bench_ipc", cases);
 }

@@ -15,6 +15,9 @@
 //  - queue_message*(): FIFO across all types; delivered by the next tick() that starts after the
 //    call (a message queued while a tick dispatches waits for the following tick).
 //  - trigger*(): delivered before the call returns, nested inside any dispatch in progress.
+//  - queue_message*() and trigger*() never encode: a message of any depth (a recursive schema
+//    type nested past sage::wire::max_message_depth included) is delivered locally as it is. Only
+//    sends to another group or peer encode, and refuse a too-deep message there (Errc::too_deep).
 //  - one message goes to its subscribers in order of priority (higher first), then registration
 //    order, until a handler returns true (consumed). Wildcard subscribers see it first.
 // Mutation during a dispatch (inside a handler, coroutine or update()):
@@ -58,6 +61,7 @@
 #include "sage/actor.hpp"
 #include "sage/actor_id.hpp"
 #include "sage/any_message.hpp"
+#include "sage/detail/generated.hpp"
 #include "sage/detail/message_type.hpp"
 #include "sage/detail/record_queue.hpp"
 #include "sage/errors.hpp"
@@ -275,7 +279,8 @@ class Manager {
   // child: the main group relays it). Sent at the end of this tick, several messages per transport
   // message; delivered to the group's subscribers with Sender = this group. Only wire messages
   // (schema tables with a packet_type) compile. Throws groups_not_enabled, no_such_group, and
-  // send_error when the message cannot be accepted (send_buffer_full, too_large): nothing is
+  // send_error when the message cannot be accepted (send_buffer_full, too_large; too_deep: it nests
+  // deeper than sage::wire::max_message_depth tables, which no receiver accepts): nothing is
   // silently dropped.
   template <class M>
   void queue_message_to_group(std::string_view group, const M& msg) {
@@ -286,7 +291,7 @@ class Manager {
   void queue_message_to_group(Sender group, const M& msg) {
     queue_message_to_group(group_name_checked(group), msg);
   }
-  // Same as queue_message_to_group() but reports send_buffer_full / too_large / peer_gone /
+  // Same as queue_message_to_group() but reports send_buffer_full / too_large / too_deep / peer_gone /
   // incompatible (a remote group whose schemas do not have the message) as a value.
   template <class M>
   Result<void> try_queue_message_to_group(std::string_view group, const M& msg) {
@@ -296,8 +301,9 @@ class Manager {
     flatbuffers::FlatBufferBuilder& fbb = group_builder();
     fbb.Clear();
     msg.encode(fbb);
-    return queue_group_record(group, detail::wire_codec_v<M>,
-                              std::span(reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()), fbb.GetSize()));
+    const std::span bytes(reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()), fbb.GetSize());
+    if (auto d = detail::check_depth<M>(bytes); !d) return d.error();
+    return queue_group_record(group, detail::wire_codec_v<M>, bytes);
   }
   // Counters of group traffic (bad input, relays, ...). Throws groups_not_enabled.
   GroupStats group_stats() const;
@@ -324,7 +330,7 @@ class Manager {
   void disconnect();
   void disconnect(Sender peer);
   // Queues `msg` for `peer`; sent at the end of this tick. Throws not_a_peer (not a peer Sender)
-  // and send_error (peer_gone, too_large, send_buffer_full; incompatible: the peer's schemas do not
+  // and send_error (peer_gone, too_large, too_deep, send_buffer_full; incompatible: the peer's schemas do not
   // have this message, or its handshake was refused): nothing is silently dropped.
   template <class M>
   void send_message(const M& msg, Sender peer) {
@@ -337,15 +343,20 @@ class Manager {
   }
   template <class M>
   Result<void> try_send_message(const M& msg, Sender peer) {
-    return queue_net_record(peer, detail::wire_codec_v<M>, encode_for_network(msg));
+    const auto bytes = encode_for_network(msg);
+    if (auto d = detail::check_depth<M>(bytes); !d) return d.error();
+    return queue_net_record(peer, detail::wire_codec_v<M>, bytes);
   }
   // Queues `msg` for every connected peer (not remote groups; datagram peers reliably); returns how
   // many accepted it. A TCP peer whose buffer is full is handled by NetworkOptions::on_send_buffer_full,
   // the others still get the message; a peer whose schemas do not have it is skipped
-  // (NetworkStats::unknown_type_skipped, DatagramStats::unknown_type_skipped). Throws send_error(too_large).
+  // (NetworkStats::unknown_type_skipped, DatagramStats::unknown_type_skipped). Throws send_error(too_large,
+  // too_deep).
   template <class M>
   std::size_t broadcast_message(const M& msg) {
-    return broadcast_net_record(detail::wire_codec_v<M>, encode_for_network(msg));
+    const auto bytes = encode_for_network(msg);
+    if (auto d = detail::check_depth<M>(bytes); !d) throw send_error(d.error());
+    return broadcast_net_record(detail::wire_codec_v<M>, bytes);
   }
   // Connected and reconnecting peers (TCP and datagram).
   std::vector<PeerInfo> peers() const;
@@ -375,12 +386,17 @@ class Manager {
   }
   template <class M>
   Result<void> try_send_message(const M& msg, Sender peer, Delivery delivery) {
-    return queue_net_record(peer, detail::wire_codec_v<M>, encode_for_network(msg), delivery);
+    const auto bytes = encode_for_network(msg);
+    if (auto d = detail::check_depth<M>(bytes); !d) return d.error();
+    return queue_net_record(peer, detail::wire_codec_v<M>, bytes, delivery);
   }
-  // The same with `delivery` for the datagram peers (TCP peers still get it, reliably).
+  // The same with `delivery` for the datagram peers (TCP peers still get it, reliably). Throws
+  // send_error(too_large, too_deep).
   template <class M>
   std::size_t broadcast_message(const M& msg, Delivery delivery) {
-    return broadcast_datagram_record(detail::wire_codec_v<M>, encode_for_network(msg), delivery);
+    const auto bytes = encode_for_network(msg);
+    if (auto d = detail::check_depth<M>(bytes); !d) throw send_error(d.error());
+    return broadcast_datagram_record(detail::wire_codec_v<M>, bytes, delivery);
   }
   // Throws usage_error if datagrams are not enabled.
   DatagramStats datagram_stats() const;

@@ -32,6 +32,8 @@ concept Message = std::is_object_v<T> && std::movable<T> && !std::is_const_v<T>;
 //   static constexpr std::uint8_t packet_type;      101..255, unique across the application
 //   static constexpr std::string_view message_name; fully qualified schema name, "ns.Table"
 //   static constexpr std::uint64_t fingerprint;     hash of the table's layout, see docs/schemas.md
+//   static constexpr int max_depth;                 (optional) how many tables deep it can nest, -1 if
+//                                                   recursive; without it sends do not check depth
 //   void encode(flatbuffers::FlatBufferBuilder&) const;   builds and finishes one buffer
 //   static Result<T> decode(std::span<const std::byte>);  verifies first; never reads out of bounds
 template <class T>

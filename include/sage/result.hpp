@@ -32,6 +32,7 @@ enum class Errc : std::uint8_t {
                         // fork failed, out of file descriptors or memory (not the peer's fault)
   incompatible,         // the peer's schemas cannot talk to ours (the handshake's diagnostics), or it
                         // does not know the message type sent, or speaks another protocol version
+  too_deep,             // a message nests deeper than sage::wire::max_message_depth tables
 };
 
 constexpr std::string_view to_string(Errc e) noexcept {
@@ -48,6 +49,7 @@ constexpr std::string_view to_string(Errc e) noexcept {
     case Errc::peer_gone: return "peer gone";
     case Errc::io_error: return "I/O error";
     case Errc::incompatible: return "incompatible peer";
+    case Errc::too_deep: return "too deep";
   }
   return "unknown error";
 }

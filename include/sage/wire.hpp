@@ -29,6 +29,17 @@ namespace sage::wire {
 inline constexpr std::size_t record_alignment = 8;
 inline constexpr std::size_t record_header_size = 8;
 
+// The deepest a payload may nest: tables inside tables (through table fields, vectors of tables
+// and unions), the root table counting 1. Receivers verify every payload with this limit and
+// drop a deeper one as bad input; senders refuse a deeper message at the send call (Errc::too_deep),
+// so nothing accepted at send is lost to it. Part of the wire format: peers built from different
+// versions must agree on it (docs/wire-format.md "Limits"). Equal to the FlatBuffers Verifier's
+// default, now passed explicitly.
+inline constexpr std::uint32_t max_message_depth = 64;
+// The most tables one payload may hold (the FlatBuffers Verifier's default, passed explicitly).
+// A payload over it is dropped by the receiver; sizes are bounded first by max_message_size.
+inline constexpr std::uint32_t max_message_tables = 1'000'000;
+
 struct RecordHeader {
   std::uint8_t packet_type = 0;
   std::uint8_t flags = 0;

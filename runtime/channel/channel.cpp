@@ -193,7 +193,10 @@ Result<void> Channel::flush() {
 }
 
 Result<void> Channel::flush_default() {
-  if (!hello_pending_ && batch_.empty()) return {};
+  if (!hello_pending_ && batch_.empty()) {
+    release_excess(batch_, 0);  // idle: let go of a past burst's buffer
+    return {};
+  }
   if (!conn_) return Error{Errc::peer_gone, config_.label + " is not connected"};
   if (hello_pending_) {
     // Our hello is the first record the other end reads. Its table is taken now, so types
@@ -215,7 +218,9 @@ Result<void> Channel::flush_default() {
   if (batch_.empty()) return {};
   if (auto r = conn_->send(batch_); !r) return r;
   ++counters_.messages_sent;
+  const std::size_t used = batch_.size();
   batch_.clear();
+  release_excess(batch_, used);
   batch_tag_.clear();
   last_sent_ = Clock::now();
   return {};

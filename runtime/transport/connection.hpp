@@ -22,12 +22,28 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "sage/datagram.hpp"
 #include "sage/result.hpp"
 #include "transport/waker.hpp"
 
 namespace sage::detail {
+
+// Per-connection buffers (a channel's batch, a stream's outbound and read buffers) keep at most
+// this much capacity once a burst is over, so a peer that once sent or received a big message does
+// not hold that memory for the life of its connection (1,000 peers x 1 MiB otherwise).
+inline constexpr std::size_t idle_buffer_bytes = 64 * 1024;
+
+// Call with `v` empty, after it held `used_bytes`: frees its capacity when that is over
+// idle_buffer_bytes and the last use took under a quarter of it (a steady stream of big batches
+// keeps its buffer); the next use grows it again from nothing.
+template <class T>
+void release_excess(std::vector<T>& v, std::size_t used_bytes) {
+  const std::size_t cap = v.capacity() * sizeof(T);
+  if (cap <= idle_buffer_bytes || used_bytes * 4 >= cap) return;
+  std::vector<T>().swap(v);
+}
 
 // How one message travels (sage/datagram.hpp). Stream transports are always reliable and ordered
 // and ignore it; the datagram transport maps each mode to ENet channels of its own.

@@ -145,7 +145,9 @@ struct StreamConn::Impl {
   std::vector<std::byte> inflight;
   std::size_t inflight_at = 0;
   bool sending = false;
-  // Inbound: rbuf holds rlen bytes not yet parsed (8-aligned storage).
+  // Inbound: rbuf holds rlen bytes not yet parsed (8-aligned storage); it grows to fit a big frame
+  // and returns to its initial size once empty.
+  static constexpr std::size_t initial_rbuf_bytes = idle_buffer_bytes;
   std::vector<std::uint64_t> rbuf;
   std::size_t rlen = 0;
   std::deque<std::pair<std::vector<std::uint64_t>, std::size_t>> inbox;
@@ -169,10 +171,16 @@ struct StreamConn::Impl {
       std::lock_guard lk(mu);
       if (closing || sending || failure) return;
       if (inflight_at == inflight.size()) {
-        if (out.empty()) return;
+        // All written. Nothing more to send: let go of a burst's buffer now.
+        const std::size_t used = inflight.size();
         inflight.clear();
-        inflight.swap(out);
         inflight_at = 0;
+        release_excess(inflight, out.empty() ? 0 : used);
+        if (out.empty()) {
+          release_excess(out, 0);  // empty, but may hold an earlier burst's capacity (swapped)
+          return;
+        }
+        inflight.swap(out);
       }
       sending = true;
       nng_iov iov{inflight.data() + inflight_at, inflight.size() - inflight_at};
@@ -243,6 +251,8 @@ struct StreamConn::Impl {
       std::memmove(rbytes(), rbytes() + at, rlen - at);
       rlen -= at;
     }
+    // Grown for a big frame and now empty: back to the initial size.
+    if (rlen == 0 && rcap() > initial_rbuf_bytes) std::vector<std::uint64_t>(initial_rbuf_bytes / 8).swap(rbuf);
     return ok;
   }
 
@@ -342,6 +352,11 @@ Result<void> StreamConn::send(std::span<const std::byte> body, Delivery) {
   return {};
 }
 
+std::size_t StreamConn::buffer_capacity() const {
+  std::lock_guard lk(impl_->mu);
+  return impl_->rbuf.capacity() * 8 + impl_->out.capacity() + impl_->inflight.capacity();
+}
+
 std::size_t StreamConn::pending_bytes() const {
   std::lock_guard lk(impl_->mu);
   return impl_->out.size() + (impl_->inflight.size() - impl_->inflight_at);
@@ -409,7 +424,7 @@ std::unique_ptr<StreamConn> adopt(nng_stream* s, const ConnectionLimits& options
   impl->stream = s;
   impl->options = options;
   impl->waker = waker;
-  impl->rbuf.resize(64 * 1024 / 8);
+  impl->rbuf.resize(StreamConn::Impl::initial_rbuf_bytes / 8);
   nng_sockaddr sa{};
   impl->remote = nng_stream_get_addr(s, NNG_OPT_REMADDR, &sa) == 0 ? address_text(sa) : std::string("?");
   nng_stream_set_bool(s, NNG_OPT_TCP_NODELAY, true);
@@ -562,6 +577,21 @@ struct StreamDialer::Impl {
     }
     self->waker->notify();
   }
+
+  // A new nng dialer for `url` (with the TLS configuration, if any); 0 or the nng error.
+  int make_dialer() {
+    int rv = nng_stream_dialer_alloc(&dialer, url.c_str());
+    if (rv == 0 && tls != nullptr && (rv = nng_stream_dialer_set_ptr(dialer, NNG_OPT_TLS_CONFIG, tls)) != 0) {
+      nng_stream_dialer_free(dialer);
+      dialer = nullptr;
+    }
+    return rv;
+  }
+  // Frees the nng dialer. Precondition: no attempt runs (its callback has returned).
+  void free_dialer() {
+    if (dialer) nng_stream_dialer_free(dialer);  // closes it
+    dialer = nullptr;
+  }
 };
 
 StreamDialer::StreamDialer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -578,14 +608,13 @@ Result<std::unique_ptr<StreamDialer>> StreamDialer::open(const std::string& url,
   auto fail = [&](std::string what) -> Result<std::unique_ptr<StreamDialer>> {
     return Error{Errc::peer_gone, "cannot connect to " + url + ": " + what};
   };
-  int rv = nng_stream_dialer_alloc(&im.dialer, url.c_str());
-  if (rv != 0) return fail(nng_text(rv));
   if (tls.enabled) {
     std::string err;
     im.tls = make_tls(tls, false, err);
     if (!im.tls) return fail(err);
-    if ((rv = nng_stream_dialer_set_ptr(im.dialer, NNG_OPT_TLS_CONFIG, im.tls)) != 0) return fail(nng_text(rv));
   }
+  int rv = im.make_dialer();
+  if (rv != 0) return fail(nng_text(rv));
   if ((rv = nng_aio_alloc(&im.aio, &Impl::on_dialed, &im)) != 0) return fail(nng_text(rv));
   return d;
 }
@@ -593,13 +622,21 @@ Result<std::unique_ptr<StreamDialer>> StreamDialer::open(const std::string& url,
 StreamDialer::~StreamDialer() {
   Impl& im = *impl_;
   if (im.aio) nng_aio_stop(im.aio);  // cancels a dial in progress and waits for its callback
-  if (im.dialer) nng_stream_dialer_free(im.dialer);  // closes it
+  im.free_dialer();                   // before a connection not taken (im.result) is freed
   if (im.aio) nng_aio_free(im.aio);
   if (im.tls) nng_tls_config_free(im.tls);
 }
 
 void StreamDialer::start(std::chrono::milliseconds timeout) {
   Impl& im = *impl_;
+  if (!im.dialer) {
+    if (const int rv = im.make_dialer(); rv != 0) {
+      std::lock_guard lk(im.mu);
+      im.result = Error{Errc::peer_gone, "cannot connect to " + im.url + ": " + nng_text(rv)};
+      im.waker->notify();
+      return;
+    }
+  }
   {
     std::lock_guard lk(im.mu);
     im.busy = true;
@@ -615,8 +652,19 @@ bool StreamDialer::busy() const {
 }
 
 std::optional<Result<std::unique_ptr<StreamConn>>> StreamDialer::take() {
-  std::lock_guard lk(impl_->mu);
-  return std::exchange(impl_->result, std::nullopt);
+  Impl& im = *impl_;
+  std::optional<Result<std::unique_ptr<StreamConn>>> r;
+  {
+    std::lock_guard lk(im.mu);
+    r = std::exchange(im.result, std::nullopt);
+  }
+  if (r && *r) {
+    // A connection leaves: free the nng dialer before it (see the header), after the callback
+    // that delivered it has returned.
+    nng_aio_wait(im.aio);
+    im.free_dialer();
+  }
+  return r;
 }
 
 std::uint64_t StreamListener::accept_errors() const {

@@ -57,6 +57,8 @@ class StreamConn final : public Connection {
   const ConnectionLimits& limits() const noexcept override;
   void close() override;
   void pause_receiving(bool paused) override;
+  // Test hook: bytes of capacity its read and write buffers hold now.
+  std::size_t buffer_capacity() const;
 
   struct Impl;
   explicit StreamConn(std::unique_ptr<Impl> impl);
@@ -90,6 +92,14 @@ class StreamListener {
 };
 
 // Dials a tcp:// or tls+tcp:// URL, one attempt at a time, asynchronously.
+//
+// Teardown order: nng 1.5.2's TCP connection holds a reference on the nng dialer that made it,
+// dropped by nng's reaper thread when the connection is freed; whichever of the dialer's free and
+// that drop comes last destroys the dialer's mutex, synchronised only by atomics inside the
+// (uninstrumented) libnng, so ThreadSanitizer reports a race when the connection was freed first.
+// So the nng dialer never outlives a connection it made: take() frees it as soon as it hands out
+// a connection (the connection is freed later, through nng's reap queue, whose mutex orders the
+// two), and start() makes a new one for the next attempt.
 class StreamDialer {
  public:
   static Result<std::unique_ptr<StreamDialer>> open(const std::string& url, const TlsSettings& tls,

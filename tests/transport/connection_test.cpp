@@ -216,3 +216,24 @@ TEST_CASE("a TCP listener on an address in use fails with io_error naming it") {
   CHECK(second.error().code == sage::Errc::io_error);
   CHECK(second.error().detail.find(url) != std::string::npos);
 }
+
+// Issue 13: 1,000 peers that each once sent or received a big message must not keep its size each.
+TEST_CASE("a TCP stream lets go of buffers grown for big frames once they are sent and read") {
+  Ends e = tcp_pair();
+  auto& sender = dynamic_cast<StreamConn&>(*e.b);
+  auto& receiver = dynamic_cast<StreamConn&>(*e.a);
+  REQUIRE(sender.buffer_capacity() <= sage::detail::idle_buffer_bytes + 16 * 1024);  // the read buffer
+  for (int i = 0; i < 8; ++i) REQUIRE(e.b->send(bytes(512 * 1024, i)).ok());
+  const auto got = receive_n(*e.a, *e.wa, 8);
+  REQUIRE(got.size() == 8);
+  CHECK(got[7] == bytes(512 * 1024, 7));
+  REQUIRE(e.b->wait_sent(Clock::now() + 10s));
+  // The release runs on nng's callback thread right after the last write: wait for it.
+  const auto deadline = Clock::now() + 10s;
+  while ((sender.buffer_capacity() > sage::detail::idle_buffer_bytes + 16 * 1024 ||
+          receiver.buffer_capacity() > sage::detail::idle_buffer_bytes + 16 * 1024) &&
+         Clock::now() < deadline)
+    e.wb->wait_until(Clock::now() + 10ms);
+  CHECK(sender.buffer_capacity() <= sage::detail::idle_buffer_bytes + 16 * 1024);
+  CHECK(receiver.buffer_capacity() <= sage::detail::idle_buffer_bytes + 16 * 1024);
+}

@@ -5,9 +5,11 @@
 // does the verifying.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -21,6 +23,7 @@
 
 #include "sage/box.hpp"
 #include "sage/result.hpp"
+#include "sage/wire.hpp"
 
 namespace sage::detail {
 
@@ -382,6 +385,16 @@ std::vector<V> read_unions(const flatbuffers::Table& t, flatbuffers::voffset_t t
   return out;
 }
 
+// Whether a message of type T can nest deeper than wire::max_message_depth tables: sagec's
+// T::max_depth is -1 (recursive) or over the limit. false for types without max_depth.
+template <class T>
+constexpr bool may_nest_too_deep() noexcept {
+  if constexpr (requires { { T::max_depth } -> std::convertible_to<int>; })
+    return T::max_depth < 0 || T::max_depth > static_cast<int>(wire::max_message_depth);
+  else
+    return false;
+}
+
 // The smallest finished FlatBuffer: root offset, vtable offset and a vtable of two entries.
 inline constexpr std::size_t min_buffer_size =
     sizeof(flatbuffers::uoffset_t) + sizeof(flatbuffers::soffset_t) + 2 * sizeof(flatbuffers::voffset_t);
@@ -411,7 +424,7 @@ Result<T> decode_root(std::span<const std::byte> bytes) {
     std::memcpy(to, bytes.data(), bytes.size());
     data = reinterpret_cast<const std::uint8_t*>(to);
   }
-  flatbuffers::Verifier verifier(data, bytes.size());
+  flatbuffers::Verifier verifier(data, bytes.size(), wire::max_message_depth, wire::max_message_tables);
   const auto root = verifier.VerifyOffset(0);
   if (root == 0)
     return Error{Errc::verify_failed, name() + ": root offset points outside the " + std::to_string(bytes.size()) +
@@ -419,8 +432,35 @@ Result<T> decode_root(std::span<const std::byte> bytes) {
   const auto* table = reinterpret_cast<const flatbuffers::Table*>(data + root);
   if (!T::verify(verifier, *table))
     return Error{Errc::verify_failed, "the " + std::to_string(bytes.size()) + " bytes are not a valid " + name() +
-                                          " (truncated, corrupt or another message type)"};
+                                          " (truncated, corrupt, another message type" +
+                                          (may_nest_too_deep<T>() ? ", or nested deeper than " +
+                                                                        std::to_string(wire::max_message_depth) + " tables"
+                                                                  : std::string()) +
+                                          ")"};
   return T::unpack(*table);
+}
+
+// The send-side depth check: whether a finished buffer of T nests at most wire::max_message_depth
+// tables, so that every receiver's decode_root() accepts it. Only types whose static max_depth
+// (sagec's nesting depth of the schema: -1 when a table contains itself) can exceed the limit
+// walk the buffer; for every other type this is a constant and costs nothing. Types without
+// max_depth (hand-written wire types) are not checked: their depth is up to their author.
+template <class T>
+Result<void> check_depth(std::span<const std::byte> finished) {
+  if constexpr (!may_nest_too_deep<T>()) {
+    (void)finished;
+    return {};
+  } else {
+    // Table count is not limited here: only depth is the question.
+    const auto* data = reinterpret_cast<const std::uint8_t*>(finished.data());
+    flatbuffers::Verifier verifier(data, finished.size(), wire::max_message_depth,
+                                   std::numeric_limits<flatbuffers::uoffset_t>::max());
+    const auto root = verifier.VerifyOffset(0);
+    if (root != 0 && T::verify(verifier, *reinterpret_cast<const flatbuffers::Table*>(data + root))) return {};
+    return Error{Errc::too_deep, std::string(T::message_name) + " nests more than " +
+                                     std::to_string(wire::max_message_depth) +
+                                     " tables deep; receivers refuse deeper messages (sage::wire::max_message_depth)"};
+  }
 }
 
 // Finishes a buffer with root `root` and copies it out.
