@@ -92,7 +92,7 @@ concept HandlesWithSender = requires(D& d, const T& m, const Sender& s) { d.hand
 template <class D, class T>
 concept HandlesPlain = requires(D& d, const T& m) { d.handle(m); };
 template <class T>
-concept HasView = Viewable<T>;
+concept HasView = requires { typename T::View; };
 template <class D, class T>
 concept HandlesViewWithSender =
     HasView<T> && requires(D& d, const typename T::View& v, const Sender& s) { d.handle(v, s); };

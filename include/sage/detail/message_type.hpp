@@ -41,7 +41,11 @@ struct Encoded {
 
 // A generated wire message, which has a zero-copy View (sage/view.hpp).
 template <class T>
-concept Viewable = requires { typename T::View; };
+concept Viewable = requires(flatbuffers::Verifier& v, const flatbuffers::Table& t) {
+  typename T::View;
+  { T::verify(v, t) } -> std::same_as<bool>;
+  { T::unpack(t) } -> std::same_as<T>;
+};
 
 template <class T>
 inline constexpr bool is_encoded_v = false;
