@@ -626,9 +626,9 @@ Code emit_table(const StructDef& s) {
   // Checks `bytes` in place as a {{name}} that View(bytes) may read; they must start on an 8-byte
   // boundary (Errc::misaligned otherwise). Bad bytes give an Error, never UB.
   static sage::Result<void> verify_bytes(std::span<const std::byte> bytes) {
-    auto root = sage::detail::verify_in_place<{{name}}>(bytes);
-    if (!root) return root.error();
-    return {};
+    if (sage::detail::verified_root<{{name}}>(bytes) != nullptr) [[likely]]
+      return {};
+    return sage::detail::verify_in_place<{{name}}>(bytes).error();
   }
 )",
                                        vars)
