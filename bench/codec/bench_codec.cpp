@@ -218,8 +218,8 @@ int main(int argc, char** argv) {
   const char* amount = "codec Amount (1 int)";
   const char* entity = "codec EntityUpdate (string + 2 structs + 8 waypoints + 2 tags)";
   // Zero-copy reading: sage's views against FlatBuffers' accessors.
-  const char* amount_view = "codec Amount, zero-copy read";
-  const char* entity_view = "codec EntityUpdate, zero-copy read";
+  const char* amount_view = "codec Amount (1 int) zero-copy read";
+  const char* entity_view = "codec EntityUpdate zero-copy read";
   std::vector<bench::Case> cases = {
       {"amount.sage", amount, "sage", [](bool q) { return sage_amount(total_for(q)); }},
       {"amount.object_api", amount, "flatc object API", [](bool q) { return object_api_amount(total_for(q)); }},
