@@ -29,7 +29,8 @@
 //    value handler still reaches the view handlers (and the other way round). When only view
 //    handlers exist, a T from a group or peer is never decoded. ManagerStats counts a message that
 //    reaches both lists as two dispatched messages.
-//  - An actor has either a value handler or a view handler for T, not both.
+//  - An actor with a handler that takes the value (including a generic template handler, which
+//    accepts views too) gets values; its view handler for the same type, if any, is not used.
 #pragma once
 
 #include <array>
@@ -98,8 +99,11 @@ concept HandlesViewWithSender =
     HasView<T> && requires(D& d, const typename T::View& v, const Sender& s) { d.handle(v, s); };
 template <class D, class T>
 concept HandlesViewPlain = HasView<T> && requires(D& d, const typename T::View& v) { d.handle(v); };
+// A view handler is used only when no handler takes the value: a generic `template <class M> bool
+// handle(const M&)` accepts views too, and keeps receiving values.
 template <class D, class T>
-concept HandlesView = HandlesViewWithSender<D, T> || HandlesViewPlain<D, T>;
+concept HandlesView =
+    (HandlesViewWithSender<D, T> || HandlesViewPlain<D, T>) && !HandlesWithSender<D, T> && !HandlesPlain<D, T>;
 // Coroutine handlers taking the message by reference would read it after it was destroyed.
 template <class D, class T>
 concept TaskByReference =
@@ -132,8 +136,6 @@ constexpr bool check_handler() {
   } else {
     static_assert(Message<T>, "sage::Actor: subscribes<...> lists a type that is not a message (a movable object type)");
     if constexpr (HandlesView<D, T>) {
-      static_assert(!HandlesWithSender<D, T> && !HandlesPlain<D, T>,
-                    "sage::Actor: an actor has either handle(const T&) or handle(const T::View&) for a type, not both");
       static_assert(WireMessage<T>, "sage::Actor: handle(const T::View&) needs a wire message (a schema table with a "
                                     "packet_type); views read wire bytes");
       if constexpr (HandlesViewWithSender<D, T>) {

@@ -196,3 +196,27 @@ TEST_CASE("trigger and queue_message_to_actor reach a view handler, and abort_me
   CHECK(views.got.size() == 3);
   CHECK(values.got.size() == 2);
 }
+
+namespace {
+// A generic handler accepts views too; it keeps receiving values, as before views existed.
+struct Generic : sage::Actor<Generic, sage::subscribes<Everything, Tag>> {
+  std::vector<std::string> seen;
+  template <class M>
+  bool handle(const M& m) {
+    if constexpr (std::is_same_v<M, Everything>) seen.push_back("value " + m.title);
+    else if constexpr (std::is_same_v<M, Tag>) seen.push_back("tag " + m.label);
+    else seen.push_back("view");
+    return false;
+  }
+};
+}  // namespace
+
+TEST_CASE("an actor whose generic template handler also accepts views keeps receiving values") {
+  Manager mgr;
+  Generic generic;
+  mgr.register_actor(generic);
+  mgr.queue_message(sample(1));
+  mgr.queue_message(Tag{"x", 1});
+  mgr.tick();
+  CHECK(generic.seen == std::vector<std::string>{"value message 1", "tag x"});
+}
