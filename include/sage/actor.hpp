@@ -133,23 +133,22 @@ constexpr bool check_handler() {
     static_assert(requires(D& d, const AnyMessageRef& m) { d.handle_any(m); },
                   "sage::Actor: subscribes<..., sage::AnyMessage> needs a public member "
                   "void handle_any(const sage::AnyMessageRef&)");
+  } else if constexpr (HandlesView<D, T>) {
+    static_assert(WireMessage<T>, "sage::Actor: handle(const T::View&) needs a wire message (a schema table with a "
+                                  "packet_type); views read wire bytes");
+    if constexpr (HandlesViewWithSender<D, T>) {
+      static_assert(std::is_same_v<decltype(std::declval<D&>().handle(std::declval<const typename T::View&>(),
+                                                                      std::declval<const Sender&>())),
+                                   bool>,
+                    "sage::Actor: handle(const T::View&, const sage::Sender&) must return bool; a view is valid "
+                    "for the call only, so it cannot be a coroutine");
+    } else {
+      static_assert(std::is_same_v<decltype(std::declval<D&>().handle(std::declval<const typename T::View&>())), bool>,
+                    "sage::Actor: handle(const T::View&) must return bool; a view is valid for the call only, so it "
+                    "cannot be a coroutine");
+    }
   } else {
     static_assert(Message<T>, "sage::Actor: subscribes<...> lists a type that is not a message (a movable object type)");
-    if constexpr (HandlesView<D, T>) {
-      static_assert(WireMessage<T>, "sage::Actor: handle(const T::View&) needs a wire message (a schema table with a "
-                                    "packet_type); views read wire bytes");
-      if constexpr (HandlesViewWithSender<D, T>) {
-        static_assert(std::is_same_v<decltype(std::declval<D&>().handle(std::declval<const typename T::View&>(),
-                                                                        std::declval<const Sender&>())),
-                                     bool>,
-                      "sage::Actor: handle(const T::View&, const sage::Sender&) must return bool; a view is valid "
-                      "for the call only, so it cannot be a coroutine");
-      } else {
-        static_assert(std::is_same_v<decltype(std::declval<D&>().handle(std::declval<const typename T::View&>())), bool>,
-                      "sage::Actor: handle(const T::View&) must return bool; a view is valid for the call only, so it "
-                      "cannot be a coroutine");
-      }
-    } else {
     static_assert(HandlesWithSender<D, T> || HandlesPlain<D, T>,
                   "sage::Actor: a subscribed message type T has no handler; declare a public member "
                   "bool handle(const T&), bool handle(const T&, const sage::Sender&) or sage::Task handle(T)");
@@ -163,7 +162,6 @@ constexpr bool check_handler() {
                       "the queued message is destroyed when dispatch moves on");
         static_assert(std::is_copy_constructible_v<T>, "sage::Actor: coroutine handlers need a copyable message type");
       }
-    }
     }
   }
   return true;

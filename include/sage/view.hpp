@@ -28,8 +28,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <span>
+#include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <variant>
 #include <vector>
 
