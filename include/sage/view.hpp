@@ -255,10 +255,11 @@ class UnionView {
   bool holds() const noexcept {
     return tag_ != 0 && index() == index_of<A>();
   }
-  // A's view; precondition: holds<A>().
+  // A's view; when it holds another table (or none), a view of an absent A (false, defaults): the
+  // bytes of one table are never read as another.
   template <class A>
   typename A::View get() const noexcept {
-    return typename A::View(*value_);
+    return typename A::View(holds<A>() ? *value_ : detail::empty_table());
   }
   // f(std::monostate{}) for none, else f(A::View) for the table held; returns what f returns.
   template <class F>

@@ -105,6 +105,8 @@ TEST_CASE("every field kind reads through a View as the value that was encoded")
   CHECK(v.payload().holds<Tree>());
   CHECK_FALSE(v.payload().holds<Tag>());
   CHECK(v.payload().get<Tree>().name() == "in a union");
+  CHECK_FALSE(static_cast<bool>(v.payload().get<Tag>()));  // the wrong table: absent, never misread
+  CHECK(v.payload().get<Tag>().weight() == 2);
   const std::string visited = v.payload().visit([](const auto& alt) -> std::string {
     if constexpr (std::is_same_v<std::decay_t<decltype(alt)>, Tree::View>) return std::string(alt.name());
     else return "other";
