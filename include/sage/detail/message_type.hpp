@@ -29,12 +29,15 @@ struct Encoded {
     if (!bytes.empty()) std::memcpy(e.words.get(), bytes.data(), bytes.size());
     return e;
   }
-  // `msg` encoded once (a builder reused per thread).
+  // `msg` encoded once (a builder reused per thread; it lets go of buffers over 1 MiB, so one big
+  // message does not stay resident).
   static Encoded of(const T& msg) {
     thread_local flatbuffers::FlatBufferBuilder fbb;
     fbb.Clear();
     msg.encode(fbb);
-    return copy_of({reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()), fbb.GetSize()});
+    Encoded e = copy_of({reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()), fbb.GetSize()});
+    if (fbb.GetSize() > (std::size_t{1} << 20)) fbb.Reset();
+    return e;
   }
   std::span<const std::byte> bytes() const noexcept { return {reinterpret_cast<const std::byte*>(words.get()), size}; }
 };
