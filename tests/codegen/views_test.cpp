@@ -268,3 +268,29 @@ TEST_CASE("fixed-size arrays and nested unions read through Views like their dec
   CHECK(group.parts()[1].get<Image>().height() == 4);
   CHECK(dv.to_value() == doc);
 }
+
+TEST_CASE("bytes with any one byte flipped are refused by verify_bytes or read safely through a View") {
+  Everything m = full();
+  m.numbers.resize(4);
+  m.plain = "p";
+  const std::vector<std::byte> good = m.to_bytes();
+  std::size_t accepted = 0, refused = 0;
+  for (std::size_t i = 0; i < good.size(); ++i) {
+    auto bad = good;
+    bad[i] ^= std::byte{0xff};
+    const Aligned bytes(bad);
+    if (!Everything::verify_bytes(bytes.span())) {
+      ++refused;
+      continue;
+    }
+    ++accepted;  // some bytes are values, padding or unused: reading must still stay in bounds
+    const Everything::View v(bytes.span());
+    (void)v.to_value();
+    std::size_t n = v.words().size() + v.tags().size() + v.payloads().size() + v.tree().kids().size();
+    for (const auto w : v.words()) n += w.size();
+    for (std::size_t k = 0; k < v.payloads().size(); ++k) n += v.payloads()[k].index();
+    CHECK(n < bytes.size);
+  }
+  CHECK(refused > 0);
+  CHECK(accepted > 0);
+}
