@@ -294,3 +294,17 @@ TEST_CASE("bytes with any one byte flipped are refused by verify_bytes or read s
   CHECK(refused > 0);
   CHECK(accepted > 0);
 }
+
+TEST_CASE("a table named View with fields named like the View's own members reads through its View") {
+  feat::views::View_ m;
+  m.to_value_ = 5;
+  m.table__ = "t";
+  m.verify_bytes_ = true;
+  const Aligned bytes(m.to_bytes());
+  REQUIRE(feat::views::View_::verify_bytes(bytes.span()).has_value());
+  const feat::views::View_::View v(bytes.span());
+  CHECK(v.to_value_() == 5);
+  CHECK(v.table__() == "t");
+  CHECK(v.verify_bytes_());
+  CHECK(v.to_value() == m);
+}
