@@ -220,3 +220,20 @@ TEST_CASE("an actor whose generic template handler also accepts views keeps rece
   mgr.tick();
   CHECK(generic.seen == std::vector<std::string>{"value message 1", "tag x"});
 }
+
+TEST_CASE("a message queued only for a view handler that is gone by the tick is a dead letter") {
+  Manager mgr;
+  std::vector<std::string> dead;
+  mgr.set_dead_letter_handler([&](const sage::AnyMessageRef& m) { dead.emplace_back(m.name()); });
+  {
+    ViewReader views;
+    mgr.register_actor(views);
+    mgr.queue_message(sample(1));
+  }  // unregistered before the tick
+  const auto before = mgr.stats().unhandled;
+  mgr.tick();
+  CHECK(mgr.stats().unhandled == before + 1);
+  REQUIRE(dead.size() == 1);
+  CHECK(dead[0].find("Encoded") != std::string::npos);  // the bytes, named as such (not decoded)
+  CHECK(dead[0].find("Everything") != std::string::npos);
+}
