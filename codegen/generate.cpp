@@ -307,6 +307,7 @@ constexpr std::string_view to_string({{name}} value) noexcept {
 // that tables that contain each other compile).
 struct Code {
   std::string decl, defs;
+  std::string view;  // a table's View class, emitted after every class (its accessors return Views)
 };
 
 Code emit_struct(const StructDef& s) {
@@ -384,7 +385,16 @@ inline {{name}} {{name}}::from_layout(const std::uint8_t* bytes) {
 
 struct TableCode {
   std::string members, field_offsets, refs, adds, verifies, unpacks;
+  std::string view_decls, view_defs;  // the View's accessors: declared in its class, defined after
 };
+
+// One accessor of a table's View: `type name() const noexcept`, declared in the class and defined
+// (with `body`) after every View class, since it may return another table's View.
+void view_accessor(TableCode& c, const std::string& owner, const std::string& name, const std::string& type,
+                   const std::string& body) {
+  c.view_decls += "  " + type + " " + name + "() const noexcept;\n";
+  c.view_defs += "inline auto " + owner + "::View::" + name + "() const noexcept -> " + type + " {\n  " + body + "\n}\n";
+}
 
 void emit_table_field(const StructDef& s, const FieldDef& f, const std::vector<std::string>& ns, const std::set<std::string>& names,
                       TableCode& c) {
@@ -409,6 +419,8 @@ void emit_table_field(const StructDef& s, const FieldDef& f, const std::vector<s
     return;
   }
   c.members += cpp_doc_comment(f.doc_comment, "  ");
+  c.view_decls += cpp_doc_comment(f.doc_comment, "  ");
+  const auto owner = cpp_type_name(s.name);
   const auto type = member_cpp(s, f, ns);
   if (flatbuffers::IsScalar(t.base_type) && !f.IsOptional())
     c.members += "  " + type + " " + name + " = " + scalar_literal(t, f.value.constant, ns) + ";\n";
@@ -428,6 +440,11 @@ void emit_table_field(const StructDef& s, const FieldDef& f, const std::vector<s
       if (t.base_type == flatbuffers::BASE_TYPE_BOOL) read += " != 0";
       else if (wire != value_type) read = "static_cast<" + value_type + ">(" + read + ")";
       c.unpacks += "  if (table.CheckField(" + vt + ")) out." + name + " = " + read + ";\n";
+      std::string view_read = "table_->GetField<" + wire + ">(" + vt + ", 0)";
+      if (t.base_type == flatbuffers::BASE_TYPE_BOOL) view_read += " != 0";
+      else if (wire != value_type) view_read = "static_cast<" + value_type + ">(" + view_read + ")";
+      view_accessor(c, owner, name, type,
+                    "if (!table_->CheckField(" + vt + ")) return std::nullopt;\n  return " + view_read + ";");
     } else {
       const auto def = wire_default(t, f.value.constant, ns);
       const auto value = (wire == value_type) ? name : "static_cast<" + wire + ">(" + name + ")";
@@ -436,6 +453,10 @@ void emit_table_field(const StructDef& s, const FieldDef& f, const std::vector<s
       if (t.base_type == flatbuffers::BASE_TYPE_BOOL) read += " != 0";
       else if (wire != value_type) read = "static_cast<" + value_type + ">(" + read + ")";
       c.unpacks += "  out." + name + " = " + read + ";\n";
+      std::string view_read = "table_->GetField<" + wire + ">(" + vt + ", " + def + ")";
+      if (t.base_type == flatbuffers::BASE_TYPE_BOOL) view_read += " != 0";
+      else if (wire != value_type) view_read = "static_cast<" + value_type + ">(" + view_read + ")";
+      view_accessor(c, owner, name, type, "return " + view_read + ";");
     }
   } else if (flatbuffers::IsStruct(t)) {
     const auto sname = element_cpp(t, ns);
@@ -444,12 +465,17 @@ void emit_table_field(const StructDef& s, const FieldDef& f, const std::vector<s
     c.adds += "  {{fbb}}.AddStruct(" + vt + ", &" + layout + ");\n";
     c.verifies += "         sage::detail::verify_struct<" + sname + ">(verifier, table, " + vt + ", " + required + ") &&\n";
     c.unpacks += "  out." + name + " = sage::detail::read_struct<" + sname + ">(table, " + vt + ");\n";
+    view_accessor(c, owner, name, sname, "return sage::detail::read_struct<" + sname + ">(*table_, " + vt + ");");
   } else if (t.base_type == flatbuffers::BASE_TYPE_STRING) {
     c.refs += "  const auto " + ref + " = {{fbb}}.CreateString(" + name + ");\n";
     c.adds += "  {{fbb}}.AddOffset(" + vt + ", " + ref + ");\n";
     c.verifies += "         sage::detail::verify_string(verifier, table, " + vt + ", " + required + ") &&\n";
     const auto fallback = has_string_default(f) ? ", " + string_literal(f.value.constant) : std::string();
     c.unpacks += "  out." + name + " = sage::detail::read_string(table, " + vt + fallback + ");\n";
+    view_accessor(c, owner, name, "std::string_view",
+                  "const auto* s = table_->GetPointer<const flatbuffers::String*>(" + vt + ");\n  return s != nullptr ? "
+                  "std::string_view(s->c_str(), s->size()) : std::string_view(" +
+                      (has_string_default(f) ? string_literal(f.value.constant) : std::string()) + ");");
   } else if (flatbuffers::IsUnion(t) || (flatbuffers::IsVector(t) && flatbuffers::IsUnion(t.VectorType()))) {
     const bool vec = flatbuffers::IsVector(t);
     const auto args = union_args(*t.enum_def);
@@ -460,6 +486,15 @@ void emit_table_field(const StructDef& s, const FieldDef& f, const std::vector<s
                   type_vt + ", " + vt + ", " + required + ") &&\n";
     c.unpacks += "  out." + name + " = sage::detail::read_union" + (vec ? "s" : "") + "<" + args + ">(table, " + type_vt +
                  ", " + vt + ");\n";
+    if (vec)
+      view_accessor(c, owner, name, "sage::UnionVectorView<" + args + ">",
+                    "return {table_->GetPointer<const flatbuffers::Vector<std::uint8_t>*>(" + type_vt +
+                        "),\n          table_->GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>*>(" +
+                        vt + ")};");
+    else
+      view_accessor(c, owner, name, "sage::UnionView<" + args + ">",
+                    "return {table_->GetField<std::uint8_t>(" + type_vt + ", 0), table_->GetPointer<const flatbuffers::Table*>(" +
+                        vt + ")};");
   } else if (flatbuffers::IsTable(t)) {
     const auto tname = element_cpp(t, ns);
     if (f.IsRequired() && !boxed(s, f)) {
@@ -472,23 +507,29 @@ void emit_table_field(const StructDef& s, const FieldDef& f, const std::vector<s
     }
     c.adds += "  {{fbb}}.AddOffset(" + vt + ", " + ref + ");\n";
     c.verifies += "         sage::detail::verify_table<" + tname + ">(verifier, table, " + vt + ", " + required + ") &&\n";
+    view_accessor(c, owner, name, tname + "::View",
+                  "return " + tname + "::View(sage::detail::sub_table(*table_, " + vt + "));");
   } else if (flatbuffers::IsVector(t)) {
     const auto et = t.VectorType();
     const auto ename = element_cpp(et, ns);
-    std::string write, read, verify;
+    std::string write, read, verify, element;
     if (flatbuffers::IsScalar(et.base_type)) {
+      element = ename;
       write = "sage::detail::write_scalars({{fbb}}, " + name + ")";
       read = "sage::detail::read_scalars<" + ename + ">(table, " + vt + ")";
       verify = "sage::detail::verify_vector<" + std::to_string(flatbuffers::SizeOf(et.base_type)) + ">(verifier, table, " + vt + ", " + required + ")";
     } else if (et.base_type == flatbuffers::BASE_TYPE_STRING) {
+      element = "std::string_view";
       write = "sage::detail::write_strings({{fbb}}, " + name + ")";
       read = "sage::detail::read_strings(table, " + vt + ")";
       verify = "sage::detail::verify_strings(verifier, table, " + vt + ", " + required + ")";
     } else if (flatbuffers::IsStruct(et)) {
+      element = ename;
       write = "sage::detail::write_structs({{fbb}}, " + name + ")";
       read = "sage::detail::read_structs<" + ename + ">(table, " + vt + ")";
       verify = "sage::detail::verify_vector<sizeof(" + ename + "::Layout)>(verifier, table, " + vt + ", " + required + ")";
     } else {
+      element = ename + "::View";
       write = "sage::detail::write_tables({{fbb}}, " + name + ")";
       read = "sage::detail::read_tables<" + ename + ">(table, " + vt + ")";
       verify = "sage::detail::verify_tables<" + ename + ">(verifier, table, " + vt + ", " + required + ")";
@@ -497,6 +538,9 @@ void emit_table_field(const StructDef& s, const FieldDef& f, const std::vector<s
     c.adds += "  {{fbb}}.AddOffset(" + vt + ", " + ref + ");\n";
     c.verifies += "         " + verify + " &&\n";
     c.unpacks += "  out." + name + " = " + read + ";\n";
+    view_accessor(c, owner, name, "sage::VectorView<" + element + ">",
+                  "flatbuffers::uoffset_t n = 0;\n  const auto* p = sage::detail::vector_data(*table_, " + vt +
+                      ", n);\n  return {p, n};");
   }
 }
 
@@ -519,6 +563,8 @@ Code emit_table(const StructDef& s) {
     c.refs += one.refs;
     c.verifies += one.verifies;
     c.unpacks += one.unpacks;
+    c.view_decls += one.view_decls;
+    c.view_defs += one.view_defs;
   }
   auto by_size = fields;
   std::stable_sort(by_size.begin(), by_size.end(),
@@ -581,6 +627,13 @@ Code emit_table(const StructDef& s) {
   static sage::Result<{{name}}> decode(std::span<const std::byte> bytes) {
     return sage::detail::decode_root<{{name}}>(bytes);
   }
+  // Checks `bytes` in place as a {{name}} that View(bytes) may read; they must start on an 8-byte
+  // boundary (Errc::misaligned otherwise). Bad bytes give an Error, never UB.
+  static sage::Result<void> verify_bytes(std::span<const std::byte> bytes) {
+    if (sage::detail::verified_root<{{name}}>(bytes) != nullptr) [[likely]]
+      return {};
+    return sage::detail::verify_in_place<{{name}}>(bytes).error();
+  }
 )",
                                        vars)
                                   : "";
@@ -591,12 +644,42 @@ Code emit_table(const StructDef& s) {
   code.decl = fill(R"({{doc}}struct {{name}} {
 {{head}}{{members}}  bool operator==(const {{name}}&) const = default;
 {{wire_api}}
+  // A zero-copy view of a {{name}} (sage/view.hpp): valid while the bytes it reads are.
+  class View;
+
   // The vtable offset of each field, and the table's parts, for generated code.
   struct Field {
 {{field_offsets}}  };
   flatbuffers::Offset<flatbuffers::Table> pack(flatbuffers::FlatBufferBuilder& fbb) const;
   static bool verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table);
   static {{name}} unpack(const flatbuffers::Table& table);
+};
+
+)",
+                   vars);
+  vars["view_decls"] = c.view_decls.empty() ? "" : c.view_decls + "\n";
+  vars["view_from_bytes"] =
+      pt.present ? fill(R"(  // Reads bytes that {{name}}::verify_bytes() accepted, in place.
+  explicit View(std::span<const std::byte> verified_bytes) noexcept
+      : table_(&sage::detail::root_table(verified_bytes)) {}
+)",
+                        vars)
+                 : "";
+  code.view = fill(R"(class {{name}}::View {
+ public:
+  explicit View(const flatbuffers::Table& table) noexcept : table_(&table) {}
+{{view_from_bytes}}  // Not copyable or movable: a view lives no longer than the call it was handed to.
+  View(const View&) = delete;
+  View& operator=(const View&) = delete;
+
+  // False for an absent table (whose fields read as their defaults).
+  explicit operator bool() const noexcept { return table_ != &sage::detail::empty_table(); }
+
+{{view_decls}}  // The owning value: copies out every field.
+  {{name}} to_value() const { return {{name}}::unpack(*table_); }
+
+ private:
+  const flatbuffers::Table* table_;
 };
 
 )",
@@ -617,7 +700,8 @@ inline {{name}} {{name}}::unpack(const flatbuffers::Table&{{table_param}}) {
 }
 
 )",
-                   vars);
+                   vars) +
+              (c.view_defs.empty() ? "" : c.view_defs + "\n");
   return code;
 }
 
@@ -736,6 +820,7 @@ std::string generate_header(const Schema& schema) {
 
 #include "sage/detail/generated.hpp"
 #include "sage/message.hpp"
+#include "sage/view.hpp"
 {{includes}}
 )",
                           {{"guard", guard},
@@ -764,13 +849,19 @@ std::string generate_header(const Schema& schema) {
   if (!body.empty() && body.back() == '\n' && body.compare(body.size() - 2, 2, ";\n") == 0) body += "\n";
   std::vector<Code> code;
   for (const auto& item : order)
-    code.push_back(item.u != nullptr ? Code{emit_union(*item.u), ""}
+    code.push_back(item.u != nullptr ? Code{emit_union(*item.u), "", ""}
                                      : item.s->fixed ? emit_struct(*item.s) : emit_table(*item.s));
   auto ns_of = [](const Item& item) { return item.u != nullptr ? namespace_of(*item.u) : namespace_of(*item.s); };
   for (std::size_t i = 0; i < order.size(); ++i) {
     enter(ns_of(order[i]));
     body += code[i].decl;
     std::string().swap(code[i].decl);
+  }
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    if (code[i].view.empty()) continue;
+    enter(ns_of(order[i]));
+    body += code[i].view;
+    std::string().swap(code[i].view);
   }
   for (std::size_t i = 0; i < order.size(); ++i) {
     if (code[i].defs.empty()) continue;

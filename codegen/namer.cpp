@@ -39,7 +39,8 @@ const std::set<std::string>& reserved_macros() {
 const std::set<std::string>& generated_members() {
   static const std::set<std::string> m = {"packet_type", "message_name", "fingerprint", "encode",   "decode",
                                           "to_bytes",    "pack",         "verify",      "unpack",   "Field",
-                                          "Layout",      "to_layout",    "from_layout", "operator", "schema_description"};
+                                          "Layout",      "to_layout",    "from_layout", "operator", "schema_description",
+                                          "View",        "verify_bytes", "to_value",  "table_"};
   return m;
 }
 

@@ -10,9 +10,27 @@
 // have a public handler, or its constructor does not compile:
 //   bool handle(const T&)  or  bool handle(const T&, const sage::Sender&)   returns "consumed"
 //   sage::Task handle(T)   or  sage::Task handle(T, const sage::Sender&)    a coroutine (sage/task.hpp)
+//   bool handle(const T::View&)  or  bool handle(const T::View&, const sage::Sender&)
+//                          a zero-copy view (wire messages only; sage/view.hpp), see below
 // Listing sage::AnyMessage subscribes to every message (a wildcard): it requires
 //   void handle_any(const sage::AnyMessageRef&)
 // which sees every message the manager dispatches, before typed subscribers, and cannot consume.
+//
+// View handlers, handle(const T::View&), read the message in place from its wire bytes:
+//  - Lifetime: the view (and every string_view, VectorView and nested View read from it) is valid
+//    for the duration of the call only. Views cannot be copied or moved; keep m.to_value() or
+//    std::string(m.name()) for later. A coroutine cannot take a view (only bool handlers).
+//  - Where the bytes come from: a message from a group or a network peer is verified and copied
+//    once into an 8-aligned buffer owned by the queued record (one allocation and one memcpy, no
+//    decoding); a local queue_message()/trigger() of a T value is encoded once, when at least one
+//    registered actor has a view handler for T. So a view handler sees every T, whatever its origin.
+//  - Order: for one T, the value handlers (handle(const T&), coroutines) and the view handlers are
+//    two lists, each in priority order; the value handlers run first, and a message consumed by a
+//    value handler still reaches the view handlers (and the other way round). When only view
+//    handlers exist, a T from a group or peer is never decoded. ManagerStats counts a message that
+//    reaches both lists as two dispatched messages.
+//  - An actor with a handler that takes the value (including a generic template handler, which
+//    accepts views too) gets values; its view handler for the same type, if any, is not used.
 #pragma once
 
 #include <array>
@@ -44,6 +62,8 @@ struct AnyMessage {};
 
 namespace detail {
 
+struct ViewAccess;
+
 // Calls the actor's handler for one message type; returns whether it consumed the message.
 using Deliver = bool (*)(ActorBase& actor, const void* message, const Sender& from);
 // Calls the actor's handle_any().
@@ -72,6 +92,18 @@ template <class D, class T>
 concept HandlesWithSender = requires(D& d, const T& m, const Sender& s) { d.handle(m, s); };
 template <class D, class T>
 concept HandlesPlain = requires(D& d, const T& m) { d.handle(m); };
+template <class T>
+concept HasView = requires { typename T::View; };
+template <class D, class T>
+concept HandlesViewWithSender =
+    HasView<T> && requires(D& d, const typename T::View& v, const Sender& s) { d.handle(v, s); };
+template <class D, class T>
+concept HandlesViewPlain = HasView<T> && requires(D& d, const typename T::View& v) { d.handle(v); };
+// A view handler is used only when no handler takes the value: a generic `template <class M> bool
+// handle(const M&)` accepts views too, and keeps receiving values.
+template <class D, class T>
+concept HandlesView =
+    (HandlesViewWithSender<D, T> || HandlesViewPlain<D, T>) && !HandlesWithSender<D, T> && !HandlesPlain<D, T>;
 // Coroutine handlers taking the message by reference would read it after it was destroyed.
 template <class D, class T>
 concept TaskByReference =
@@ -101,6 +133,20 @@ constexpr bool check_handler() {
     static_assert(requires(D& d, const AnyMessageRef& m) { d.handle_any(m); },
                   "sage::Actor: subscribes<..., sage::AnyMessage> needs a public member "
                   "void handle_any(const sage::AnyMessageRef&)");
+  } else if constexpr (HandlesView<D, T>) {
+    static_assert(WireMessage<T>, "sage::Actor: handle(const T::View&) needs a wire message (a schema table with a "
+                                  "packet_type); views read wire bytes");
+    if constexpr (HandlesViewWithSender<D, T>) {
+      static_assert(std::is_same_v<decltype(std::declval<D&>().handle(std::declval<const typename T::View&>(),
+                                                                      std::declval<const Sender&>())),
+                                   bool>,
+                    "sage::Actor: handle(const T::View&, const sage::Sender&) must return bool; a view is valid "
+                    "for the call only, so it cannot be a coroutine");
+    } else {
+      static_assert(std::is_same_v<decltype(std::declval<D&>().handle(std::declval<const typename T::View&>())), bool>,
+                    "sage::Actor: handle(const T::View&) must return bool; a view is valid for the call only, so it "
+                    "cannot be a coroutine");
+    }
   } else {
     static_assert(Message<T>, "sage::Actor: subscribes<...> lists a type that is not a message (a movable object type)");
     static_assert(HandlesWithSender<D, T> || HandlesPlain<D, T>,
@@ -142,6 +188,17 @@ bool deliver(ActorBase& actor, const void* message, const Sender& from) {
   }
 }
 
+// A view handler: `message` is the Encoded<T> record.
+template <class D, class T>
+bool deliver_view(ActorBase& actor, const void* message, const Sender& from) {
+  D& d = static_cast<D&>(actor);
+  const typename T::View view(static_cast<const Encoded<T>*>(message)->bytes());
+  if constexpr (HandlesViewWithSender<D, T>)
+    return d.handle(view, from);
+  else
+    return d.handle(view);
+}
+
 template <class D>
 void observe(ActorBase& actor, const AnyMessageRef& message) {
   static_cast<D&>(actor).handle_any(message);
@@ -151,6 +208,8 @@ template <class D, class T>
 constexpr Subscription subscription_for() noexcept {
   if constexpr (std::is_same_v<T, AnyMessage>)
     return {nullptr, nullptr, nullptr};
+  else if constexpr (WireMessage<T> && HandlesView<D, T>)
+    return {&message_type_v<Encoded<T>>, &deliver_view<D, T>, wire_codec_of<T>()};
   else if constexpr (!HandlesWithSender<D, T> && !HandlesPlain<D, T>)
     return {&message_type_v<T>, nullptr, nullptr};  // check_handler() reports the missing handler
   else
@@ -187,6 +246,8 @@ class ActorBase {
   // Whether the actor has a handler for message type T (wildcards do not count).
   template <Message T>
   bool subscribes_to() const noexcept {
+    if constexpr (WireMessage<T>)
+      if (find_subscription(detail::message_type_v<detail::Encoded<T>>) != nullptr) return true;  // a view handler
     return find_subscription(detail::message_type_v<T>) != nullptr;
   }
 
@@ -196,6 +257,7 @@ class ActorBase {
 
  private:
   friend class Manager;
+  friend struct detail::ViewAccess;
   const detail::Subscription* find_subscription(const detail::MessageType& type) const noexcept {
     for (const auto& s : subscriptions_)
       if (s.type == &type) return &s;

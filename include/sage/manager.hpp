@@ -83,6 +83,7 @@ class ChildPump;
 class NetPump;
 class DatagramPump;
 struct ManagerAccess;
+struct ViewAccess;
 }  // namespace detail
 
 // A message argument of the typed verbs: a Message that is not a string (strings name ad hoc messages).
@@ -159,6 +160,10 @@ class Manager {
   template <TypedMessage M>
   bool trigger(const M& msg) {
     using T = std::remove_cvref_t<M>;
+    if constexpr (WireMessage<T>) {
+      if (has_subscribers(detail::message_type_v<detail::Encoded<T>>)) [[unlikely]]
+        return trigger_with_views(msg);
+    }
     return dispatch_broadcast(note_type(detail::message_type_v<T>), &msg, Sender::local());
   }
   // Delivers `msg` now to actor `id` only; returns whether it consumed it. Throws unknown_actor.
@@ -167,14 +172,29 @@ class Manager {
     using T = std::remove_cvref_t<M>;
     const detail::MessageType& type = detail::message_type_v<T>;
     note_type(type);
-    if (!find(id)) throw unknown_actor(id);
+    ActorBase* actor = find(id);
+    if (!actor) throw unknown_actor(id);
+    if constexpr (WireMessage<T>) {
+      const detail::MessageType& encoded = detail::message_type_v<detail::Encoded<T>>;
+      if (actor->find_subscription(encoded) != nullptr) {  // a view handler: encode once
+        const auto e = detail::Encoded<T>::of(msg);
+        note_type(encoded);
+        return dispatch_to(id, encoded, &e, Sender::local());
+      }
+    }
     return dispatch_to(id, type, &msg, Sender::local());
   }
   // Removes queued (not yet dispatched) messages of type T: all of them, or only the first.
   // Returns how many were removed.
+  // (A message queued for both value and view handlers counts once.)
   template <Message T>
   std::size_t abort_message(bool all = true) {
-    return abort_queued(detail::message_type_v<T>, all);
+    const std::size_t values = abort_queued(detail::message_type_v<T>, all);
+    if constexpr (WireMessage<T>) {
+      const std::size_t views = abort_queued(detail::message_type_v<detail::Encoded<T>>, all);
+      return values > views ? values : views;
+    }
+    return values;
   }
   // Messages queued and not yet dispatched.
   std::size_t queue_length() const noexcept { return incoming_.size() + dispatching_.size(); }
@@ -416,6 +436,7 @@ class Manager {
  private:
   friend class ActorBase;
   friend struct detail::ManagerAccess;
+  friend struct detail::ViewAccess;
   friend void detail::adopt_task(ActorBase&, Task);
 
   struct Subscriber {
@@ -460,8 +481,51 @@ class Manager {
   template <class M>
   void enqueue(ActorId target, Sender from, M&& msg) {
     using T = std::remove_cvref_t<M>;
+    if constexpr (WireMessage<T>) {
+      if (has_subscribers(detail::message_type_v<detail::Encoded<T>>)) [[unlikely]] {
+        enqueue_with_views(target, from, std::forward<M>(msg));
+        return;
+      }
+    }
     incoming_.push<T>(pool_, note_type(detail::message_type_v<T>), target, from, std::forward<M>(msg));
     ++stats_.queued;
+  }
+  // Whether an actor has a handler for `type` (a relaxed look, no slot is created).
+  bool has_subscribers(const detail::MessageType& type) const noexcept {
+    const std::uint32_t i = type.index.load(std::memory_order_relaxed);
+    return i != 0 && i < types_.size() && types_[i] && !types_[i]->subscribers.empty();
+  }
+  // Value handlers of T get `msg` (also when nobody but wildcards would: dead-letter accounting
+  // stays per value), view handlers its bytes, encoded once; a target gets the form it handles.
+  template <class T>
+  void enqueue_with_views(ActorId target, Sender from, T msg) {
+    const detail::MessageType& encoded = detail::message_type_v<detail::Encoded<T>>;
+    bool value = true;
+    bool view = true;
+    if (target) {
+      const ActorBase* actor = find(target);
+      view = actor != nullptr && actor->find_subscription(encoded) != nullptr;
+      value = !view;
+    } else {
+      value = has_subscribers(detail::message_type_v<T>) || !observers_.empty();
+    }
+    auto bytes = view ? detail::Encoded<T>::of(msg) : detail::Encoded<T>{};
+    if (value) {
+      incoming_.push<T>(pool_, note_type(detail::message_type_v<T>), target, from, std::move(msg));
+      ++stats_.queued;
+    }
+    if (view) {
+      incoming_.push<detail::Encoded<T>>(pool_, note_type(encoded), target, from, std::move(bytes));
+      ++stats_.queued;
+    }
+  }
+  template <class T>
+  bool trigger_with_views(const T& msg) {
+    bool consumed = false;
+    if (has_subscribers(detail::message_type_v<T>) || !observers_.empty())
+      consumed = dispatch_broadcast(note_type(detail::message_type_v<T>), &msg, Sender::local());
+    const auto e = detail::Encoded<T>::of(msg);
+    return dispatch_broadcast(note_type(detail::message_type_v<detail::Encoded<T>>), &e, Sender::local()) || consumed;
   }
 
   bool dispatch_broadcast(const TypeSlot& slot, const void* data, Sender from) {
@@ -571,3 +635,6 @@ class Manager {
 Manager& default_manager();
 
 }  // namespace sage
+
+#include "sage/detail/view_delivery.hpp"
+

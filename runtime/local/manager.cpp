@@ -302,6 +302,7 @@ bool Manager::trigger_to_actor(ActorId id, std::string_view name) {
 }
 
 void Manager::observe_all(const detail::MessageType& type, const void* data, Sender from, ActorId target) {
+  if (type.encoded) return;  // the bytes for view handlers: wildcards saw the value (or see none)
   const AnyMessageRef ref(type, data, from, target);
   const Observer* o = observers_.data();  // not resized during a dispatch
   const std::size_t n = observers_.size();

@@ -345,7 +345,7 @@ TEST_CASE("sagec encode reports bad JSON with its position, and local-only messa
 // One golden file per feature: golden.fbs (the basics), then one schema per feature of issue 11.
 TEST_CASE("generated code for each golden schema matches its golden file") {
   const fs::path schemas = SAGE_TEST_SCHEMA_DIR;
-  for (const std::string stem : {"golden", "unions", "union_vectors", "arrays", "recursive", "defaults", "names"}) {
+  for (const std::string stem : {"golden", "unions", "union_vectors", "arrays", "recursive", "defaults", "names", "views"}) {
     INFO(stem);
     TempDir out("golden_" + stem);
     const fs::path golden = fs::path(SAGE_GOLDEN_DIR) / (stem + ".sage.hpp");

@@ -695,3 +695,27 @@ TEST_CASE("listen, connect and send_message work from inside a handler and take 
   third.connect("127.0.0.1", starter.listening_on);
   REQUIRE(tick_until({&client, &third}, [&] { return client.peers().size() == 2; }));
 }
+
+namespace {
+struct StringViews : sage::Actor<StringViews, sage::subscribes<StringMessage>> {
+  std::vector<std::string> texts;
+  std::vector<sage::Sender> from;
+  bool handle(const StringMessage::View& m, const sage::Sender& s) {
+    texts.emplace_back(m.text());
+    from.push_back(s);
+    return false;
+  }
+};
+}  // namespace
+
+TEST_CASE("a View handler reads a message from a TCP peer in place, beside a value handler") {
+  Duo p;
+  StringViews views;
+  p.server.register_actor(views);
+  p.client.send_message(StringMessage{std::string(5000, 'v')});
+  REQUIRE(tick_until({&p.server, &p.client},
+                     [&] { return !views.texts.empty() && !p.at_server.all<StringMessage>().empty(); }));
+  CHECK(views.texts[0] == std::string(5000, 'v'));
+  CHECK(views.from[0] == p.client_at_server());
+  CHECK(p.at_server.all<StringMessage>()[0].text == views.texts[0]);
+}

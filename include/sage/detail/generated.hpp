@@ -116,12 +116,10 @@ inline std::vector<std::string> read_strings(const flatbuffers::Table& t, flatbu
   return out;
 }
 
+// (The offsets go to the builder's scratch space: no allocation.)
 inline flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> write_strings(
     flatbuffers::FlatBufferBuilder& fbb, const std::vector<std::string>& values) {
-  std::vector<flatbuffers::Offset<flatbuffers::String>> offsets;
-  offsets.reserve(values.size());
-  for (const auto& s : values) offsets.push_back(fbb.CreateString(s));
-  return fbb.CreateVector(offsets);
+  return fbb.CreateVectorOfStrings(values);
 }
 
 // Structs: T has T::Layout (the FlatBuffers bytes) plus to_layout()/from_layout().
@@ -139,10 +137,14 @@ std::vector<T> read_structs(const flatbuffers::Table& t, flatbuffers::voffset_t 
 template <class T>
 flatbuffers::Offset<flatbuffers::Vector<const typename T::Layout*>> write_structs(flatbuffers::FlatBufferBuilder& fbb,
                                                                                  const std::vector<T>& values) {
-  std::vector<typename T::Layout> layouts;
-  layouts.reserve(values.size());
-  for (const auto& v : values) layouts.push_back(v.to_layout());
-  return fbb.CreateVectorOfStructs(layouts.data(), layouts.size());
+  // As CreateVectorOfStructs lays them out, one element at a time from the back: no allocation.
+  using L = typename T::Layout;
+  fbb.StartVector(values.size() * sizeof(L) / alignof(L), alignof(L));
+  for (auto it = values.rbegin(); it != values.rend(); ++it) {
+    const L layout = it->to_layout();
+    fbb.PushBytes(layout.bytes, sizeof layout.bytes);
+  }
+  return flatbuffers::Offset<flatbuffers::Vector<const L*>>(fbb.EndVector(values.size()));
 }
 
 template <class T>

@@ -8,6 +8,7 @@
 #include <span>
 #include <string_view>
 
+#include "sage/detail/message_type.hpp"
 #include "sage/message.hpp"
 #include "sage/result.hpp"
 #include "sage/sender.hpp"
@@ -39,9 +40,20 @@ constexpr std::string_view schema_description_of() noexcept {
     return {};
 }
 
+// What a received T becomes when an actor has a view handler for it (sage/detail/view_delivery.hpp):
+// whether one has, and the queuing of the verified bytes (decoded as well for value handlers).
+template <WireMessage T, class M>
+bool wants_views(const M& manager) noexcept;
+template <WireMessage T, class M>
+Result<void> queue_viewed(M& manager, std::span<const std::byte> payload, Sender from);
+
 // M is always Manager; the parameter only delays name lookup until Manager is complete.
 template <WireMessage T, class M = Manager>
 Result<void> decode_into(M& manager, std::span<const std::byte> payload, Sender from) {
+  if constexpr (Viewable<T>) {
+    if (wants_views<T>(manager)) [[unlikely]]
+      return queue_viewed<T>(manager, payload, from);
+  }
   auto r = T::decode(payload);
   if (!r) return r.error();
   manager.queue_message_from(std::move(*r), from);
