@@ -22,11 +22,6 @@ namespace {
 
 std::string nng_text(int rv) { return nng_strerror(rv); }
 
-std::uint32_t get_u32(const std::byte* p) noexcept {
-  return std::to_integer<std::uint32_t>(p[0]) | (std::to_integer<std::uint32_t>(p[1]) << 8) |
-         (std::to_integer<std::uint32_t>(p[2]) << 16) | (std::to_integer<std::uint32_t>(p[3]) << 24);
-}
-
 std::string address_text(const nng_sockaddr& sa) {
   char buf[80];
   if (sa.s_family == NNG_AF_INET) {
@@ -99,14 +94,6 @@ nng_tls_config* make_tls(const TlsSettings& tls, bool server, std::string& err) 
 }
 
 }  // namespace
-
-void write_frame_header(std::byte* out, std::uint32_t length) noexcept {
-  for (int i = 0; i < 4; ++i) out[i] = std::byte((length >> (8 * i)) & 0xff);
-  out[4] = std::byte{'S'};
-  out[5] = std::byte{'G'};
-  out[6] = std::byte{frame_version};
-  out[7] = std::byte{0};
-}
 
 std::string stream_url(std::string_view host, std::uint16_t port, bool tls) {
   std::string h(host);
@@ -214,30 +201,29 @@ struct StreamConn::Impl {
   bool parse_locked() {
     std::size_t at = 0;
     bool ok = true;
-    while (rlen - at >= frame_header_size) {
+    for (;;) {
+      const FrameStep step = next_frame(std::span(rbytes() + at, rlen - at), options.max_message_size);
       const std::byte* h = rbytes() + at;
-      const std::uint32_t len = get_u32(h);
-      if (h[4] != std::byte{'S'} || h[5] != std::byte{'G'} || h[6] != std::byte{frame_version} ||
-          h[7] != std::byte{0}) {
+      const std::uint32_t len = step.length;
+      if (step.kind == FrameStep::Kind::malformed) {
         fail_locked(Error{Errc::malformed, "not a sage frame header from " + remote});
         ok = false;
         break;
       }
-      if (len > options.max_message_size) {
+      if (step.kind == FrameStep::Kind::too_large) {
         fail_locked(Error{Errc::too_large, "frame of " + std::to_string(len) + " bytes from " + remote +
                                                " exceeds the limit of " + std::to_string(options.max_message_size) +
                                                " (NetworkOptions::max_message_size)"});
         ok = false;
         break;
       }
-      if (rlen - at - frame_header_size < len) {
+      if (step.kind == FrameStep::Kind::need_more) {
         // Incomplete: make sure the whole frame will fit.
-        const std::size_t need = frame_header_size + len;
-        if (need > rcap()) {
+        if (step.need > rcap()) {
           std::memmove(rbytes(), rbytes() + at, rlen - at);
           rlen -= at;
           at = 0;
-          rbuf.resize((need + 7) / 8);
+          rbuf.resize((step.need + 7) / 8);
         }
         break;
       }
@@ -280,8 +266,8 @@ struct StreamConn::Impl {
       if (rv != 0) {
         if (!self->closing) {
           if (self->rlen > 0) {
-            std::size_t want = frame_header_size;
-            if (self->rlen >= frame_header_size) want += get_u32(self->rbytes());
+            const std::size_t want =
+                next_frame(std::span(self->rbytes(), self->rlen), self->options.max_message_size).need;
             self->fail_locked(Error{Errc::truncated, "connection from " + self->remote + " ended after " +
                                                          std::to_string(self->rlen) + " of " + std::to_string(want) +
                                                          " bytes of a frame (" + nng_text(rv) + ")"});

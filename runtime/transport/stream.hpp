@@ -1,8 +1,8 @@
 // runtime/transport/stream.hpp: the TCP/TLS Connection of the network: framed byte streams over
 // nng's stream API, tcp:// and tls+tcp:// (docs/wire-format.md "TCP framing").
 //
-// A StreamConn is one TCP (or TLS) connection carrying frames: an 8-byte frame header, then a
-// body of `length` bytes (a transport message made of wire records). It knows nothing about
+// A StreamConn is one TCP (or TLS) connection carrying frames (transport/frame.hpp): an 8-byte
+// frame header, then a body of `length` bytes (a transport message made of wire records). It knows nothing about
 // records, peers or actors. This header does not include nng.
 //
 // Threads: every member is called by the thread that owns the object (the manager's thread).
@@ -20,15 +20,10 @@
 #include <vector>
 
 #include "transport/connection.hpp"
+#include "transport/frame.hpp"
 #include "sage/result.hpp"
 
 namespace sage::detail {
-
-// The frame header: u32 body length (little endian), then 'S' 'G', version 1, flags 0.
-inline constexpr std::size_t frame_header_size = 8;
-inline constexpr std::uint8_t frame_version = 1;
-// Writes the header of a frame whose body has `length` bytes.
-void write_frame_header(std::byte* out, std::uint32_t length) noexcept;
 
 struct TlsSettings {
   bool enabled = false;
