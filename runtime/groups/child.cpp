@@ -14,7 +14,8 @@
 #include <thread>
 
 #include "local/manager_access.hpp"
-#include "transport/link.hpp"
+#include "groups/process.hpp"
+#include "transport/socket_conn.hpp"
 
 namespace sage::detail {
 
@@ -242,7 +243,12 @@ int ChildPump::child_main(std::span<const std::byte> args) {
   for (const auto& c : spec.codecs) dir.register_codec(c);
   auto owned = std::make_unique<ChildPump>(dir, spec);
   ChildPump& pump = *owned;
-  auto link = Link::open(Link::Role::dial, spec.url, link_limits(spec.options), ManagerAccess::shared_waker(manager));
+  const int fd = take_spawn_fd();  // our end of the socketpair the main group made
+  if (fd < 0) {
+    std::fprintf(stderr, "sage: group '%s': started without a link to the main group\n", spec.name.c_str());
+    return 5;
+  }
+  auto link = SocketConn::adopt(fd, spec.url, link_limits(spec.options), ManagerAccess::shared_waker(manager));
   if (!link) {
     std::fprintf(stderr, "sage: group '%s': %s\n", spec.name.c_str(), link.error().message().c_str());
     return 5;
@@ -301,11 +307,18 @@ int ChildPump::child_main(std::span<const std::byte> args) {
       // flushed. Answer and leave.
       pump.channel_.append_control(proto::Control::bye_ack);
       (void)pump.channel_.flush();
-      // nng completes a send once the message is queued, not once the peer has it: leaving now
-      // could lose what is still in nng's buffers. The main group closes the link when it has read
-      // the bye_ack (bounded by shutdown_timeout, after which it kills us anyway).
+      // The link may still hold output the socket did not take yet (a full socket buffer), and
+      // the main group reads the bye_ack on its own time: stay until it closes the link after
+      // reading it (bounded by shutdown_timeout, after which it kills us anyway). receive() writes
+      // what is queued and keeps the socket watched, so the close wakes us at once.
       const auto deadline = Clock::now() + spec.options.shutdown_timeout;
-      while (!main_gone() && Clock::now() < deadline) waker.wait_until(std::min(deadline, Clock::now() + 100ms));
+      while (!main_gone() && Clock::now() < deadline) {
+        waker.wait_until(std::min(deadline, Clock::now() + 100ms));
+        try {
+          (void)pump.channel_.receive(manager);
+        } catch (...) {
+        }
+      }
       manager.unregister_actor(*actor);
       return 0;
     }

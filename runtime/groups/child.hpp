@@ -1,9 +1,10 @@
 // runtime/groups/child.hpp: a group's child process: its spec, its pump and its loop.
 //
 // The main group's GroupPump sends a ChildSpec through the fork server; the forked child runs
-// ChildPump::child_main(): a Manager of its own, a spoke Channel over an IPC Link to the main
-// group (registered as the Directory's hub, so every other group is reached through the main
-// group), the default actor, and its tick loop until bye, a failure, or the main group's loss.
+// ChildPump::child_main(): a Manager of its own, a spoke Channel over its end of the link's
+// socketpair (transport/socket_conn.hpp) to the main group (registered as the Directory's hub, so
+// every other group is reached through the main group), the default actor, and its tick loop
+// until bye, a failure, or the main group's loss.
 #pragma once
 
 #include <cstddef>

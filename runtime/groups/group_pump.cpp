@@ -10,7 +10,7 @@
 #include "groups/child.hpp"
 #include "local/manager_access.hpp"
 #include "runtime_assert.hpp"
-#include "transport/link.hpp"
+#include "transport/socket_conn.hpp"
 
 namespace sage::detail {
 
@@ -89,7 +89,7 @@ struct GroupPump::Child final : ChannelEvents {
   Channel channel;
   State state = State::starting;
   pid_t pid = -1;
-  std::string endpoint;  // file path of the ipc:// endpoint
+  std::string endpoint;  // the link's label: "<ipc dir>/g<N>" (a socketpair, no file)
   std::string error_text;  // from an error report
   bool bye_acked = false;
   std::optional<int> exit_status;
@@ -198,10 +198,18 @@ void GroupPump::add_group(std::string_view name, ActorFactory factory, const Gro
 }
 
 void GroupPump::spawn(Child& c) {
-  c.endpoint = dir_.path() + "/g" + std::to_string(next_endpoint_++) + ".ipc";
-  const std::string url = "ipc://" + c.endpoint;
-  auto link = Link::open(Link::Role::listen, url, link_limits(c.options), ManagerAccess::shared_waker(manager_));
-  if (!link) throw spawn_error(c.name, link.error());
+  // The link is a Unix socketpair: this end is the Channel's connection, the other end travels
+  // with the spawn request to the fork server and on to the child (docs/groups.md "Links").
+  c.endpoint = dir_.path() + "/g" + std::to_string(next_endpoint_++);
+  auto fds = SocketConn::socket_pair();
+  if (!fds) throw spawn_error(c.name, fds.error());
+  const int child_end = fds->second;
+  auto link = SocketConn::adopt(fds->first, "socketpair " + c.endpoint, link_limits(c.options),
+                                ManagerAccess::shared_waker(manager_));
+  if (!link) {
+    ::close(child_end);
+    throw spawn_error(c.name, link.error());
+  }
   c.channel.attach(std::move(*link), std::string());
   c.state = Child::State::starting;
   c.bye_acked = false;
@@ -209,16 +217,20 @@ void GroupPump::spawn(Child& c) {
   c.pending_failure.clear();
   c.exit_status.reset();
   // Our hello goes first on the link; the child reads it when it runs.
-  if (auto r = c.channel.flush(); !r) throw spawn_error(c.name, r.error());
+  if (auto r = c.channel.flush(); !r) {
+    ::close(child_end);
+    throw spawn_error(c.name, r.error());
+  }
 
   ChildSpec spec;
   spec.name = c.name;
   spec.index = c.index;
-  spec.url = url;
+  spec.url = "socketpair " + c.endpoint;
   spec.options = c.options;
   spec.factory = c.factory;
   spec.codecs = directory_.codecs();
-  auto pid = ForkServer::instance().spawn(&ChildPump::child_main, encode_spec(spec));
+  auto pid = ForkServer::instance().spawn(&ChildPump::child_main, encode_spec(spec), child_end);
+  ::close(child_end);  // the fork server has its copy (or the spawn failed)
   if (!pid) throw spawn_error(c.name, pid.error());
   c.pid = *pid;
 }
@@ -232,7 +244,6 @@ void GroupPump::teardown(Child& c, bool kill_child) {
   if (c.pid > 0) fs.release(c.pid);
   c.pid = -1;  // released: never signalled again
   c.channel.detach();  // closes the socket
-  if (!c.endpoint.empty()) ::unlink(c.endpoint.c_str());
 }
 
 void GroupPump::erase(Child& c) {

@@ -1,7 +1,8 @@
 // runtime/groups/group_pump.hpp: the main group's process groups: fork, restart, remove (docs/groups.md).
 //
 // One GroupPump per main manager that called enable_groups(). It is a lifecycle owner only: it
-// starts each child through the fork server, gives it an IPC Link wrapped in a hub Channel
+// starts each child through the fork server, gives it a socketpair link (transport/socket_conn.hpp)
+// wrapped in a hub Channel
 // (runtime/channel: hello, batching, relay, decode), registers the child's route in the
 // Directory, watches its exit, restarts it by its RestartPolicy and says bye on removal. The
 // child's side is runtime/groups/child.hpp. Every member runs on the manager's thread.
@@ -44,7 +45,7 @@ class GroupPump final : public Pump {
   std::vector<std::string> groups() const;
   bool has_group(std::string_view name) const noexcept { return find(name) != nullptr; }
   pid_t pid_of(std::string_view name) const;
-  std::string endpoint_of(std::string_view name) const;  // the ipc:// endpoint's file (tests)
+  std::string endpoint_of(std::string_view name) const;  // the link's label, "<ipc dir>/g<N>" (tests)
   const std::string& ipc_dir() const noexcept { return dir_.path(); }
   GroupStats stats() const;
 

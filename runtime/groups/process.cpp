@@ -22,6 +22,7 @@
 #include <cstring>
 #include <exception>
 #include <iostream>
+#include <utility>
 
 #include "transport/connection.hpp"
 
@@ -56,9 +57,13 @@ void flush_all() noexcept {
   std::fflush(nullptr);
 }
 
-[[noreturn]] void run_child(int sock, int sigfd, pid_t server, ChildEntry entry, std::span<const std::byte> args) {
+int g_spawn_fd = -1;  // in a child: the descriptor passed with its spawn request
+
+[[noreturn]] void run_child(int sock, int sigfd, pid_t server, ChildEntry entry, std::span<const std::byte> args,
+                            int passed_fd) {
   ::close(sock);
   ::close(sigfd);
+  g_spawn_fd = passed_fd;
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != server) ::_exit(111);  // the fork server died before prctl took effect
   sigset_t none;
@@ -77,8 +82,8 @@ void flush_all() noexcept {
   ::_exit(code);  // not exit(): this image's static objects belong to the main program
 }
 
-// Sends one packet, with `fd` attached (SCM_RIGHTS) when it is not -1.
-void send_with_fd(int sock, const void* data, std::size_t size, int fd) {
+// Sends one packet, with `fd` attached (SCM_RIGHTS) when it is not -1. Returns sendmsg()'s result.
+ssize_t send_with_fd(int sock, const void* data, std::size_t size, int fd) {
   iovec iov{const_cast<void*>(data), size};
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -93,7 +98,27 @@ void send_with_fd(int sock, const void* data, std::size_t size, int fd) {
     c->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
   }
-  ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+  ssize_t n;
+  do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n;
+}
+
+// Receives one packet into `buf`; an attached descriptor (SCM_RIGHTS) goes to `fd` (else -1).
+ssize_t recv_with_fd(int sock, void* buf, std::size_t size, int& fd, int flags) {
+  iovec iov{buf, size};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  const ssize_t n = ::recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);
+  fd = -1;
+  if (n < 0) return n;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return n;
 }
 
 [[noreturn]] void serve(int sock, pid_t main_pid) {
@@ -127,20 +152,28 @@ void send_with_fd(int sock, const void* data, std::size_t size, int fd) {
       }
     }
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-      const ssize_t n = ::recv(sock, buf.data(), buf.size(), 0);
+      int passed_fd = -1;
+      const ssize_t n = recv_with_fd(sock, buf.data(), buf.size(), passed_fd, 0);
       if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
         // The main process closed its end or died. Leaving takes the children down with us
         // (their parent-death signal is SIGKILL).
         ::_exit(0);
       }
-      if (n < static_cast<ssize_t>(sizeof(FsHeader))) continue;
+      if (n < static_cast<ssize_t>(sizeof(FsHeader))) {
+        if (passed_fd >= 0) ::close(passed_fd);
+        continue;
+      }
       FsHeader h;
       std::memcpy(&h, buf.data(), sizeof h);
-      if (h.type != FsType::spawn) continue;
+      if (h.type != FsType::spawn) {
+        if (passed_fd >= 0) ::close(passed_fd);
+        continue;
+      }
       const auto entry = reinterpret_cast<ChildEntry>(static_cast<std::uintptr_t>(h.a));
       std::span<const std::byte> args(buf.data() + sizeof h, static_cast<std::size_t>(n) - sizeof h);
       const pid_t child = ::fork();
-      if (child == 0) run_child(sock, sigfd, self, entry, args);
+      if (child == 0) run_child(sock, sigfd, self, entry, args, passed_fd);
+      if (passed_fd >= 0) ::close(passed_fd);  // the child has its copy
       FsHeader reply{FsType::spawned, 0, h.id, child > 0 ? child : -errno, 0};
       // A pidfd for the child, opened before this loop can reap it (only this thread calls
       // waitpid), travels with the reply: the main process signals the child through it, never by
@@ -162,8 +195,8 @@ ForkServer& ForkServer::instance() {
   if (g_server) return *g_server;
   if (nng_started())
     throw usage_error(
-        "sage: enable_groups() must run before this process uses nng (before any Link, i.e. first thing in "
-        "main()): group children are forked from a helper process that must not contain nng's threads");
+        "sage: enable_groups() must run before this process uses nng (before any network connection, i.e. first "
+        "thing in main()): group children are forked from a helper process that must not contain nng's threads");
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     throw std::system_error(errno, std::generic_category(), "sage: socketpair for the fork server");
@@ -193,14 +226,8 @@ void ForkServer::read_reports(int wait_ms) {
       wait_ms = 0;
     }
     FsHeader h;
-    iovec iov{&h, sizeof h};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    const ssize_t n = ::recvmsg(fd_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    int fd = -1;
+    const ssize_t n = recv_with_fd(fd_, &h, sizeof h, fd, MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
       // End of file: the fork server is gone (the reports it sent before were read above), and
       // its children with it (their parent-death signal). Nothing will be reported any more.
@@ -208,9 +235,6 @@ void ForkServer::read_reports(int wait_ms) {
       return;
     }
     if (n < 0) return;
-    int fd = -1;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
     if (n < static_cast<ssize_t>(sizeof h)) {
       if (fd >= 0) ::close(fd);
       continue;
@@ -224,7 +248,9 @@ void ForkServer::read_reports(int wait_ms) {
   }
 }
 
-Result<pid_t> ForkServer::spawn(ChildEntry entry, std::span<const std::byte> args) {
+int take_spawn_fd() noexcept { return std::exchange(g_spawn_fd, -1); }
+
+Result<pid_t> ForkServer::spawn(ChildEntry entry, std::span<const std::byte> args, int child_fd) {
   if (args.size() > max_spawn_args) return Error{Errc::too_large, "spawn arguments over 64 KiB"};
   std::lock_guard lk(mu_);
   if (dead_) return Error{Errc::peer_gone, "the fork server (pid " + std::to_string(pid_) + ") is gone"};
@@ -232,7 +258,7 @@ Result<pid_t> ForkServer::spawn(ChildEntry entry, std::span<const std::byte> arg
   std::vector<std::byte> packet(sizeof h + args.size());
   std::memcpy(packet.data(), &h, sizeof h);
   if (!args.empty()) std::memcpy(packet.data() + sizeof h, args.data(), args.size());
-  if (::send(fd_, packet.data(), packet.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(packet.size()))
+  if (send_with_fd(fd_, packet.data(), packet.size(), child_fd) != static_cast<ssize_t>(packet.size()))
     return Error{Errc::peer_gone, std::string("the fork server is gone: ") + std::strerror(errno)};
   const auto deadline = Clock::now() + std::chrono::seconds(10);
   for (;;) {

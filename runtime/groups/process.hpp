@@ -36,7 +36,10 @@ class ForkServer {
   // fork server answered. Errc::peer_gone if the fork server is gone, io_error if fork() failed.
   // The fork server passes a pidfd of the child along (SCM_RIGHTS, opened before it can reap the
   // child); kill() uses it, release() closes it.
-  Result<pid_t> spawn(ChildEntry entry, std::span<const std::byte> args);
+  // `child_fd` (not -1) travels to the fork server with the request (SCM_RIGHTS) and is the one
+  // descriptor the child inherits besides stdin/stdout/stderr (take_spawn_fd() there); the fork
+  // server closes its copy once it forked. The caller keeps (and closes) its own.
+  Result<pid_t> spawn(ChildEntry entry, std::span<const std::byte> args, int child_fd = -1);
 
   // Reads every exit report that arrived, without blocking (or waiting up to `wait_ms` for the
   // first one). Then returns the wait status of `pid` if it exited, removing it from the table.
@@ -69,6 +72,9 @@ class ForkServer {
   std::map<pid_t, int> pidfds_;
   bool dead_ = false;
 };
+
+// In a child of spawn(): the `child_fd` it was given (once; the caller owns it), else -1.
+int take_spawn_fd() noexcept;
 
 // "exited with status 3", "killed by signal 9 (Killed)".
 std::string describe_wait_status(int status);

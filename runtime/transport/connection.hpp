@@ -2,17 +2,18 @@
 //
 // A Connection moves opaque transport messages (byte strings made of wire records, see
 // docs/wire-format.md) between this process and one peer. It knows nothing about records, hellos,
-// peers or actors: runtime/channel does that, once, over any Connection. Implementations: the IPC
-// link of process groups (transport/link.hpp, nng pair0 over ipc://) and the TCP/TLS stream of the
-// network (transport/stream.hpp); a datagram transport implements it too (per-send Delivery,
-// service deadline).
+// peers or actors: runtime/channel does that, once, over any Connection. Implementations: the link
+// of process groups (transport/socket_conn.hpp, a Unix socketpair sage reads and writes itself,
+// no nng), the TCP/TLS stream of the network (transport/stream.hpp, nng streams); a datagram
+// transport implements it too (per-send Delivery, service deadline).
 //
 // Readiness: a Connection is made with its manager's Waker and wakes it when something arrived or
-// the peer went away, by notify() from a transport callback (IPC and TCP; an IPC link does not
-// use NNG_OPT_RECVFD, which leaks on nng 1.5.2's pair0). The owner then calls receive() on its
-// own thread.
-// Threads: every member is called by the owning (manager's) thread; transport threads touch only
-// the implementation's own synchronised state and the Waker.
+// the peer went away: a SocketConn by having the Waker poll its fd (readable; writable only while
+// output is queued), the nng streams by notify() from a transport callback. The owner then calls
+// receive() on its own thread, at least once per wake-up (a SocketConn also writes queued output
+// and rearms its fd there).
+// Threads: every member is called by the owning (manager's) thread; transport threads (nng's)
+// touch only the implementation's own synchronised state and the Waker.
 // Ownership: a Connection is a resource (not copyable); destroying it closes it.
 #pragma once
 

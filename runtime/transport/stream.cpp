@@ -20,6 +20,8 @@ namespace sage::detail {
 
 namespace {
 
+std::atomic<bool> g_nng_started{false};
+
 std::string nng_text(int rv) { return nng_strerror(rv); }
 
 std::string address_text(const nng_sockaddr& sa) {
@@ -94,6 +96,9 @@ nng_tls_config* make_tls(const TlsSettings& tls, bool server, std::string& err) 
 }
 
 }  // namespace
+
+bool nng_started() noexcept { return g_nng_started.load(std::memory_order_acquire); }
+void mark_nng_started() noexcept { g_nng_started.store(true, std::memory_order_release); }
 
 std::string stream_url(std::string_view host, std::uint16_t port, bool tls) {
   std::string h(host);

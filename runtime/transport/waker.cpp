@@ -50,7 +50,7 @@ bool Waker::poll_until(Clock::time_point deadline) {
   fds[0] = {fd_, POLLIN, 0};
   std::size_t count = 1;
   for (const Watched& w : watched_)
-    if (w.armed) fds[count++] = {w.fd, POLLIN, 0};
+    if (w.armed && w.events != 0) fds[count++] = {w.fd, w.events, 0};
   for (;;) {
     const auto now = Clock::now();
     int timeout_ms = 0;
@@ -73,7 +73,17 @@ bool Waker::poll_until(Clock::time_point deadline) {
   }
 }
 
-void Waker::watch(int fd) { watched_.push_back({fd, true}); }
+void Waker::watch(int fd, bool read, bool write) {
+  watched_.push_back({fd, true, static_cast<short>((read ? POLLIN : 0) | (write ? POLLOUT : 0))});
+}
+
+void Waker::interest(int fd, bool read, bool write) noexcept {
+  for (Watched& w : watched_)
+    if (w.fd == fd) {
+      w.armed = true;
+      w.events = static_cast<short>((read ? POLLIN : 0) | (write ? POLLOUT : 0));
+    }
+}
 
 void Waker::unwatch(int fd) noexcept {
   std::erase_if(watched_, [fd](const Watched& w) { return w.fd == fd; });

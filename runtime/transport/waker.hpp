@@ -36,15 +36,18 @@ class Waker {
   // Wake-ups that returned true since the Waker was made (tests and benchmarks).
   unsigned long long wakeups() const noexcept { return wakeups_; }
 
-  // Watch / stop watching a level-triggered "something waiting" fd; rearm it after reading.
-  void watch(int fd);
+  // Watch / stop watching a level-triggered fd: wake when it is readable (`read`) and/or writable
+  // (`write`); rearm it after serving it. interest() changes what is watched and rearms.
+  void watch(int fd, bool read = true, bool write = false);
   void unwatch(int fd) noexcept;
   void rearm(int fd) noexcept;
+  void interest(int fd, bool read, bool write) noexcept;
 
  private:
   struct Watched {
     int fd;
     bool armed;
+    short events;  // POLLIN / POLLOUT; 0: not polled at all
   };
   void set_armed(int fd, bool armed) noexcept;
   bool poll_until(Clock::time_point deadline);

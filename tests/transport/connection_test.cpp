@@ -1,6 +1,8 @@
-// The Connection implementations on their own (runtime/transport): the IPC link and the TCP
-// stream, through the one interface the Channel uses. Real nng sockets on loopback and in a
-// private IPC directory; nng's callback threads run, so this is a `threaded` test (TSan).
+// The Connection implementations on their own (runtime/transport): the IPC link (a socketpair)
+// and the TCP stream, through the one interface the Channel uses. Real sockets on loopback; nng's
+// callback threads run for TCP, so this is a `threaded` test (TSan). A socket link has no thread
+// of its own: loops that wait for one end let the other end write what it queued (wait_sent with a
+// deadline of now), as its manager's tick would.
 #include <doctest/doctest.h>
 
 #include <sys/socket.h>
@@ -12,10 +14,13 @@
 #include <vector>
 
 #include "groups/process.hpp"
-#include "transport/link.hpp"
+#include "connection_support.hpp"
+#include "transport/socket_conn.hpp"
 #include "transport/stream.hpp"
 
 using namespace sage::detail;
+using sage::detail::test::bytes;
+using sage::detail::test::receive_n;
 using namespace std::chrono_literals;
 
 namespace {
@@ -24,15 +29,13 @@ struct Ends {
   std::shared_ptr<Waker> wa = std::make_shared<Waker>(), wb = std::make_shared<Waker>();
   std::unique_ptr<Connection> a, b;
   std::unique_ptr<StreamListener> listener;  // TCP only
-  std::optional<IpcDir> dir;                 // IPC only
 };
 
 Ends ipc_pair(ConnectionLimits la = {}, ConnectionLimits lb = {}) {
   Ends e;
-  e.dir.emplace(IpcDir::create().value());
-  const std::string url = "ipc://" + e.dir->path() + "/c.ipc";
-  e.a = Link::open(Link::Role::listen, url, la, e.wa).value();
-  e.b = Link::open(Link::Role::dial, url, lb, e.wb).value();
+  auto fds = SocketConn::socket_pair().value();
+  e.a = SocketConn::adopt(fds.first, "a", la, e.wa).value();
+  e.b = SocketConn::adopt(fds.second, "b", lb, e.wb).value();
   return e;
 }
 
@@ -56,30 +59,10 @@ Ends tcp_pair(ConnectionLimits la = {}, ConnectionLimits lb = {}) {
   return e;
 }
 
-std::vector<std::byte> bytes(std::size_t n, int seed) {
-  std::vector<std::byte> v(n);
-  for (std::size_t i = 0; i < n; ++i) v[i] = std::byte((i * 7 + seed) & 0xff);
-  return v;
-}
-
-// Receives on `c` until `count` messages arrived or 20 s passed, waiting on `w` in between.
-std::vector<std::vector<std::byte>> receive_n(Connection& c, Waker& w, std::size_t count) {
-  std::vector<std::vector<std::byte>> got;
-  const auto deadline = Clock::now() + 20s;
-  while (got.size() < count && Clock::now() < deadline) {
-    c.receive(SIZE_MAX, [&](std::span<const std::byte> b) {
-      CHECK(reinterpret_cast<std::uintptr_t>(b.data()) % 8 == 0);
-      got.emplace_back(b.begin(), b.end());
-    });
-    if (got.size() < count) w.wait_until(Clock::now() + 100ms);
-  }
-  return got;
-}
-
 void delivers_in_order(Ends e) {
   for (int i = 0; i < 200; ++i) REQUIRE(e.b->send(bytes(static_cast<std::size_t>(i * 13 + 1), i)).ok());
   REQUIRE(e.a->send(bytes(5, 42)).ok());
-  auto at_a = receive_n(*e.a, *e.wa, 200);
+  auto at_a = receive_n(*e.a, *e.wa, 200, e.b.get());
   REQUIRE(at_a.size() == 200);
   for (int i = 0; i < 200; ++i) CHECK(at_a[static_cast<std::size_t>(i)] == bytes(static_cast<std::size_t>(i * 13 + 1), i));
   auto at_b = receive_n(*e.b, *e.wb, 1);
@@ -96,7 +79,7 @@ void refuses_oversize(Ends e) {
   CHECK(r.error().code == sage::Errc::too_large);
   CHECK(e.b->pending_bytes() == 0);  // nothing of it was kept
   REQUIRE(e.b->send(bytes(e.b->limits().max_message_size, 2)).ok());  // the limit itself is fine
-  CHECK(receive_n(*e.a, *e.wa, 1).size() == 1);
+  CHECK(receive_n(*e.a, *e.wa, 1, e.b.get()).size() == 1);
 }
 
 void reports_peer_gone(Ends e) {
@@ -136,7 +119,7 @@ void back_pressure_fills_the_senders_buffer(ConnectionLimits sender, ConnectionL
   CHECK(r.error().code == sage::Errc::send_buffer_full);
   CHECK(e.b->pending_bytes() <= sender.max_pending_bytes);
   e.a->pause_receiving(false);  // reading again drains everything that was accepted
-  CHECK(receive_n(*e.a, *e.wa, accepted).size() == accepted);
+  CHECK(receive_n(*e.a, *e.wa, accepted, e.b.get()).size() == accepted);
 }
 
 }  // namespace

@@ -1,0 +1,345 @@
+// The socket Connection (runtime/transport/socket_conn.hpp): frames over a plain stream socket,
+// written and read on the owning thread.
+#include "transport/socket_conn.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "transport/frame.hpp"
+
+namespace sage::detail {
+
+namespace {
+// The read buffer starts small (a process with 1,000 groups holds one per link) and doubles while
+// reads fill it, up to idle_buffer_bytes (or the frame in progress, if bigger).
+constexpr std::size_t min_read_bytes = 4096;
+
+bool would_block(int e) noexcept { return e == EAGAIN || e == EWOULDBLOCK; }
+}  // namespace
+
+struct SocketConn::Impl {
+  int fd = -1;
+  std::string remote;
+  ConnectionLimits options;
+  std::shared_ptr<Waker> waker;
+  std::optional<Error> failure;
+  bool closed = false;
+  bool paused = false;
+  bool read_ended = false;   // EOF, reset or a bad header: nothing more is read
+  bool write_ended = false;  // a write failed: nothing more is written
+  bool drained = false;      // the last receive() read the socket dry (it was alive then)
+  // Outbound: frames not yet taken by the socket, from out_at on.
+  std::vector<std::byte> out;
+  std::size_t out_at = 0;
+  // Inbound: bytes [rbegin, rend) of rbuf (8-aligned storage of rcap bytes) are read and not yet
+  // handed out.
+  std::unique_ptr<std::uint64_t[]> rbuf;
+  std::size_t rcap = 0;
+  std::size_t rbegin = 0;
+  std::size_t rend = 0;
+  std::size_t read_hint = min_read_bytes;
+  std::vector<std::uint64_t> scratch;  // an 8-aligned copy of a body that is not aligned in rbuf
+  Clock::time_point last_rx = Clock::now();
+  Clock::time_point partial_since{};  // epoch: no frame in progress
+
+  std::byte* rbytes() noexcept { return reinterpret_cast<std::byte*>(rbuf.get()); }
+  std::span<const std::byte> unread() noexcept { return {rbytes() + rbegin, rend - rbegin}; }
+  std::size_t pending() const noexcept { return out.size() - out_at; }
+
+  void fail(Error e) {
+    if (!failure) failure = std::move(e);
+  }
+
+  void write_failed(int err) {
+    fail(Error{Errc::peer_gone, "cannot write to " + remote + ": " + std::strerror(err)});
+    write_ended = true;
+    out.clear();
+    out_at = 0;
+    release_excess(out, 0);
+  }
+
+  // The Waker watches the socket for reading while this reads, for writing while output waits.
+  void update_interest() noexcept {
+    if (closed) return;
+    waker->interest(fd, !paused && !read_ended, !write_ended && pending() > 0);
+  }
+
+  // Writes queued output until the socket takes no more.
+  void write_out() {
+    while (!write_ended && out_at < out.size()) {
+      const ssize_t n = ::send(fd, out.data() + out_at, out.size() - out_at, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        out_at += static_cast<std::size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && would_block(errno)) {
+        return;
+      } else {
+        write_failed(n < 0 ? errno : EPIPE);
+      }
+    }
+    if (out_at == out.size() && out_at != 0) {
+      // All written: let go of a burst's buffer.
+      out.clear();
+      out_at = 0;
+      release_excess(out, 0);
+    }
+  }
+
+  // Makes room for at least `need` unread bytes from rbegin on, and for a read of read_hint.
+  void make_room(std::size_t need) {
+    const std::size_t unread_bytes = rend - rbegin;
+    const std::size_t want = std::max(need, std::min(read_hint, std::max(idle_buffer_bytes, need)));
+    if (rcap - rbegin >= want) return;
+    if (rcap >= want) {
+      std::memmove(rbytes(), rbytes() + rbegin, unread_bytes);
+    } else {
+      const std::size_t cap = (want + 7) / 8 * 8;
+      std::unique_ptr<std::uint64_t[]> grown(new std::uint64_t[cap / 8]);  // not zeroed: read() fills it
+      if (unread_bytes) std::memcpy(grown.get(), rbytes() + rbegin, unread_bytes);
+      rbuf = std::move(grown);
+      rcap = cap;
+    }
+    rbegin = 0;
+    rend = unread_bytes;
+  }
+
+  void read_failed(int err) {
+    read_ended = true;
+    if (rend > rbegin) {
+      fail(Error{Errc::truncated, "connection from " + remote + " ended after " + std::to_string(rend - rbegin) +
+                                      " of " + std::to_string(next_frame(unread(), options.max_message_size).need) +
+                                      " bytes of a frame" + (err ? std::string(" (") + std::strerror(err) + ")" : "")});
+    } else {
+      fail(Error{Errc::peer_gone, "the peer at " + remote + " went away" +
+                                      (err ? std::string(" (") + std::strerror(err) + ")" : "")});
+    }
+  }
+};
+
+SocketConn::SocketConn(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::pair<int, int>> SocketConn::socket_pair() {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return Error{Errc::io_error, std::string("cannot make a Unix socketpair: ") + std::strerror(errno)};
+  return std::pair{sv[0], sv[1]};
+}
+
+Result<std::unique_ptr<SocketConn>> SocketConn::adopt(int fd, std::string remote, const ConnectionLimits& limits,
+                                                      std::shared_ptr<Waker> waker) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return Error{Errc::io_error, "cannot make the socket to " + remote + " non-blocking: " + std::strerror(e)};
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->fd = fd;
+  impl->remote = std::move(remote);
+  impl->options = limits;
+  impl->waker = std::move(waker);
+  impl->waker->watch(fd, true, false);
+  return std::unique_ptr<SocketConn>(new SocketConn(std::move(impl)));
+}
+
+SocketConn::~SocketConn() { close(); }
+
+void SocketConn::close() {
+  Impl& im = *impl_;
+  if (im.closed) return;
+  im.closed = true;
+  im.waker->unwatch(im.fd);
+  ::close(im.fd);
+  im.fd = -1;
+}
+
+Result<void> SocketConn::send(std::span<const std::byte> body, Delivery) {
+  Impl& im = *impl_;
+  if (body.size() > im.options.max_message_size)
+    return Error{Errc::too_large, "transport message of " + std::to_string(body.size()) +
+                                      " bytes exceeds the limit of " + std::to_string(im.options.max_message_size)};
+  if (im.closed) return Error{Errc::peer_gone, "connection to " + im.remote + " is closed"};
+  if (im.failure) return Error{Errc::peer_gone, "connection to " + im.remote + " failed: " + im.failure->message()};
+  const std::size_t pending = im.pending();
+  const std::size_t frame = frame_header_size + body.size();
+  if (pending + frame > im.options.max_pending_bytes)
+    return Error{Errc::send_buffer_full, std::to_string(pending) + " bytes already wait for " + im.remote +
+                                             ", the limit is " + std::to_string(im.options.max_pending_bytes)};
+  std::byte header[frame_header_size];
+  write_frame_header(header, static_cast<std::uint32_t>(body.size()));
+  std::size_t written = 0;
+  if (pending == 0) {
+    // Nothing queued: write the whole frame right here, one system call, no other thread.
+    iovec iov[2] = {{header, sizeof header}, {const_cast<std::byte*>(body.data()), body.size()}};
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = body.empty() ? 1 : 2;
+    ssize_t n;
+    do n = ::sendmsg(im.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && !would_block(errno)) {
+      im.write_failed(errno);
+      return Error{Errc::peer_gone, "connection to " + im.remote + " failed: " + im.failure->message()};
+    }
+    written = n > 0 ? static_cast<std::size_t>(n) : 0;
+    if (written == frame) return {};
+  } else if (im.out_at >= im.out.size() / 2) {
+    im.out.erase(im.out.begin(), im.out.begin() + static_cast<std::ptrdiff_t>(im.out_at));
+    im.out_at = 0;
+  }
+  // Queue what the socket did not take; it is written when the socket polls writable.
+  if (written < frame_header_size) im.out.insert(im.out.end(), header + written, header + frame_header_size);
+  const std::size_t body_from = written > frame_header_size ? written - frame_header_size : 0;
+  im.out.insert(im.out.end(), body.begin() + static_cast<std::ptrdiff_t>(body_from), body.end());
+  if (pending != 0) im.write_out();
+  im.update_interest();
+  return {};
+}
+
+std::size_t SocketConn::pending_bytes() const { return impl_->pending(); }
+
+bool SocketConn::wait_sent(Clock::time_point deadline) {
+  Impl& im = *impl_;
+  for (;;) {
+    if (im.closed) return im.pending() == 0;
+    im.write_out();
+    if (im.pending() == 0 || im.write_ended) break;
+    const auto now = Clock::now();
+    if (now >= deadline) break;
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now).count();
+    pollfd p{im.fd, POLLOUT, 0};
+    ::poll(&p, 1, static_cast<int>(std::min<long long>((us + 999) / 1000, 1 << 30)));
+  }
+  im.update_interest();
+  return im.pending() == 0 && !im.write_ended;
+}
+
+std::size_t SocketConn::receive_impl(std::size_t max, void (*fn)(void*, std::span<const std::byte>), void* ctx) {
+  Impl& im = *impl_;
+  if (im.closed) return 0;
+  if (im.pending() > 0) im.write_out();  // the socket may have polled writable
+  std::size_t n = 0;
+  std::size_t read_total = 0;
+  bool dry = false;  // a read came back short or with EAGAIN: the socket holds nothing more for now
+  im.drained = false;
+  FrameStep step;
+  while (!im.paused && n < max && !im.closed) {
+    step = next_frame(im.unread(), im.options.max_message_size);
+    if (step.kind == FrameStep::Kind::frame) {
+      const std::byte* body = im.rbytes() + im.rbegin + frame_header_size;
+      im.rbegin += step.need;
+      if (reinterpret_cast<std::uintptr_t>(body) % 8 == 0) {
+        fn(ctx, std::span(body, step.length));
+      } else {
+        im.scratch.resize((step.length + 7) / 8);
+        if (step.length) std::memcpy(im.scratch.data(), body, step.length);
+        fn(ctx, std::span(reinterpret_cast<const std::byte*>(im.scratch.data()), step.length));
+        im.scratch.clear();
+        release_excess(im.scratch, step.length);
+      }
+      ++n;
+      continue;
+    }
+    if (step.kind == FrameStep::Kind::malformed) {
+      im.fail(Error{Errc::malformed, "not a sage frame header from " + im.remote});
+      im.read_ended = true;
+      break;
+    }
+    if (step.kind == FrameStep::Kind::too_large) {
+      im.fail(Error{Errc::too_large, "frame of " + std::to_string(step.length) + " bytes from " + im.remote +
+                                         " exceeds the limit of " + std::to_string(im.options.max_message_size)});
+      im.read_ended = true;
+      break;
+    }
+    // Not a whole frame: read more, within this call's budget (the inbox limit or the frame).
+    if (im.read_ended || dry || read_total >= std::max(im.options.max_inbox_bytes, step.need)) break;
+    if (im.rbegin == im.rend) im.rbegin = im.rend = 0;
+    im.make_room(step.need);
+    const std::size_t room = im.rcap - im.rend;
+    const ssize_t got = ::recv(im.fd, im.rbytes() + im.rend, room, MSG_DONTWAIT);
+    if (got > 0) {
+      im.rend += static_cast<std::size_t>(got);
+      read_total += static_cast<std::size_t>(got);
+      im.last_rx = Clock::now();
+      if (static_cast<std::size_t>(got) == room) im.read_hint = std::min(im.read_hint * 2, idle_buffer_bytes);
+      // A short read took everything there was: hand it out without another (EAGAIN) read. More
+      // arriving meanwhile keeps the socket readable, and the Waker polls it level-triggered.
+      else dry = true;
+      continue;
+    }
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0 && would_block(errno)) {
+      dry = true;
+      break;
+    }
+    im.read_failed(got < 0 ? errno : 0);  // EOF, ECONNRESET
+  }
+  if (im.closed) return n;
+  im.drained = dry && !im.read_ended;
+  step = next_frame(im.unread(), im.options.max_message_size);
+  if (im.rbegin == im.rend) {
+    im.rbegin = im.rend = 0;
+    im.partial_since = {};
+    if (im.rcap > idle_buffer_bytes || (read_total < im.rcap / 4 && im.rcap > min_read_bytes)) {
+      // Idle, or a burst is over: back to a small buffer (allocated at the next read).
+      im.rbuf.reset();
+      im.rcap = 0;
+      im.read_hint = min_read_bytes;
+    }
+  } else if (step.kind == FrameStep::Kind::need_more) {
+    if (im.partial_since == Clock::time_point{}) im.partial_since = Clock::now();
+  } else {
+    im.partial_since = {};
+    // A whole frame is left (max reached): nothing in the kernel may wake the next wait for it.
+    if (step.kind == FrameStep::Kind::frame && !im.paused) im.waker->notify();
+  }
+  im.update_interest();
+  return n;
+}
+
+std::optional<Error> SocketConn::failure() const {
+  const Impl& im = *impl_;
+  if (im.failure || im.closed || im.read_ended) return im.failure;
+  // The last receive() read the socket dry without an end of file: alive as of that read (a later
+  // end of file wakes the manager, whose next receive() reads it). No system call on this path.
+  if (im.drained) return std::nullopt;
+  // Not read since (paused, or a receive() that stopped at its budget), or never: the peer may be
+  // gone with everything it sent already read. Peek, never consume.
+  char c;
+  const ssize_t n = ::recv(im.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0 || (n < 0 && (would_block(errno) || errno == EINTR))) return std::nullopt;
+  if (im.rend > im.rbegin) return std::nullopt;  // receive() hands out the rest, then reports it
+  return Error{Errc::peer_gone, "the peer at " + im.remote + " went away" +
+                                    (n < 0 ? std::string(" (") + std::strerror(errno) + ")" : std::string())};
+}
+
+Clock::duration SocketConn::idle_for() const { return Clock::now() - impl_->last_rx; }
+
+Clock::duration SocketConn::partial_for() const {
+  if (impl_->partial_since == Clock::time_point{}) return Clock::duration::zero();
+  return Clock::now() - impl_->partial_since;
+}
+
+const std::string& SocketConn::remote_address() const noexcept { return impl_->remote; }
+const ConnectionLimits& SocketConn::limits() const noexcept { return impl_->options; }
+
+void SocketConn::pause_receiving(bool paused) {
+  Impl& im = *impl_;
+  im.paused = paused;
+  im.update_interest();
+  if (!paused && !im.closed) im.waker->notify();  // what was read before the pause is taken at the next tick
+}
+
+std::size_t SocketConn::buffer_capacity() const noexcept {
+  return impl_->rcap + impl_->out.capacity() + impl_->scratch.capacity() * 8;
+}
+
+}  // namespace sage::detail
