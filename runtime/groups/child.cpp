@@ -118,11 +118,19 @@ ChildSpec decode_spec(std::span<const std::byte> bytes) {
   return s;
 }
 
+namespace {
+constexpr std::size_t link_batch_bytes = 256 * 1024;
+}  // namespace
+
 ConnectionLimits link_limits(const GroupOptions& o) {
   ConnectionLimits l;
   l.max_message_size = o.max_message_size;
   l.max_pending_bytes = o.send_buffer_limit;
   l.max_inbox_bytes = o.receive_buffer_limit;
+  // Frames of at most 256 KiB (one larger record still goes alone): the receiver decodes each as
+  // soon as it is whole while the sender writes the next, instead of waiting for a whole tick's
+  // output in one frame.
+  l.batch_size = link_batch_bytes;
   return l;
 }
 
