@@ -412,7 +412,7 @@ void GroupPump::check_exit(Child& c) {
   if (c.state == Child::State::failed || c.pid <= 0) return;
   if (!c.pending_failure.empty()) return fail(c, c.pending_failure);
   auto& fs = ForkServer::instance();
-  auto st = fs.take_exit(c.pid);
+  auto st = fs.take_read_exit(c.pid);  // poll() read every report waiting when it began
   Connection* conn = c.channel.connection();
   const bool lost = conn && conn->failure();
   // The connection dropped: the exit report follows within moments; wait a little for the reason.
@@ -448,6 +448,9 @@ void GroupPump::check_fork_server(Manager& manager) {
 
 void GroupPump::poll(Manager& manager) {
   auto& fs = ForkServer::instance();
+  // Reads every exit report waiting (one recvmsg when there is none); the children's checks below
+  // only look at what it read. A report arriving later makes the fork server's fd wake the next
+  // wait (it is rearmed below), and that tick reads it.
   check_fork_server(manager);
   // fail() may erase children: walk a snapshot.
   std::vector<Child*> snapshot;
@@ -462,8 +465,7 @@ void GroupPump::poll(Manager& manager) {
     (void)c->channel.receive(manager);  // group channels count bad input and go on
     check_exit(*c);
   }
-  check_fork_server(manager);  // it may have died while the children were read
-  if (!fork_server_lost_) waker_.rearm(fs.fd());  // every report waiting was read above
+  if (!fork_server_lost_) waker_.rearm(fs.fd());
   if (!failures_.empty()) {
     group_error e = failures_.front();
     failures_.erase(failures_.begin());

@@ -293,6 +293,15 @@ std::optional<int> ForkServer::take_exit(pid_t pid, int wait_ms) {
   return status;
 }
 
+std::optional<int> ForkServer::take_read_exit(pid_t pid) {
+  std::lock_guard lk(mu_);
+  auto it = exits_.find(pid);
+  if (it == exits_.end()) return std::nullopt;
+  const int status = it->second;
+  exits_.erase(it);
+  return status;
+}
+
 bool ForkServer::dead() {
   std::lock_guard lk(mu_);
   read_reports(0);

@@ -44,6 +44,9 @@ class ForkServer {
   // Reads every exit report that arrived, without blocking (or waiting up to `wait_ms` for the
   // first one). Then returns the wait status of `pid` if it exited, removing it from the table.
   std::optional<int> take_exit(pid_t pid, int wait_ms = 0);
+  // The same without reading the socket: only a report an earlier call (or dead()) read. For a
+  // caller that has just read every report waiting (a tick asks once, not once per child).
+  std::optional<int> take_read_exit(pid_t pid);
 
   // Whether the fork server died (its socket reached end of file). Its children died with it
   // (PR_SET_PDEATHSIG) and were reaped by someone else: no exit of theirs will be reported, and
