@@ -61,14 +61,16 @@ struct GroupOptions {
   // zero means no budget.
   std::chrono::milliseconds max_tick_time{0};
   RestartPolicy restart{};
-  // Largest transport message (NNG_OPT_RECVMAXSZ on both sockets). Records queued in one tick
-  // travel together in messages up to this size; one record bigger than it is refused (too_large).
+  // Largest transport message (frame body) sent or accepted on the link; a peer's frame header
+  // announcing more fails the link before anything is allocated. Records queued in one tick travel
+  // together in frames of up to 256 KiB; one record up to this size goes alone, a bigger one is
+  // refused (too_large).
   std::size_t max_message_size = std::size_t{16} << 20;
   // Bytes queued towards the peer and not yet taken by the socket. Past it queue_message_to_group
   // fails with send_buffer_full instead of buffering more; nothing accepted is dropped.
   std::size_t send_buffer_limit = std::size_t{64} << 20;
-  // Bytes read from the link in one tick at most; the rest waits in nng and the kernel for the
-  // next tick. A receiver reads only when it ticks, so one that stops ticking makes the sender's
+  // Bytes read from the link in one tick at most (or the one frame in progress, if bigger); the
+  // rest waits in the kernel for the next tick. A receiver reads only when it ticks, so one that stops ticking makes the sender's
   // buffer fill up (see send_buffer_limit) instead of its own memory.
   std::size_t receive_buffer_limit = std::size_t{64} << 20;
   // How long remove_process_group() waits for the child to finish before killing it.
@@ -123,8 +125,8 @@ class group_error : public std::runtime_error {
   bool restarted_;
 };
 
-// add_process_group() (or a restart) could not start the child process: the IPC endpoint could not
-// be made, the fork server is gone, fork() failed (out of processes, file descriptors, memory). An
+// add_process_group() (or a restart) could not start the child process: the link's socketpair could
+// not be made (out of file descriptors), the fork server is gone, fork() failed (out of processes, file descriptors, memory). An
 // expected runtime failure, not a caller bug; nothing of the group is left behind. error().code is
 // io_error, or peer_gone when the fork server died.
 class spawn_error : public std::runtime_error {

@@ -1,6 +1,7 @@
 // sage/wire.hpp: the record framing every sage transport uses (docs/wire-format.md).
 //
-// One transport message (an nng message) carries one or more records, back to back:
+// One transport message (a frame body on a group link or TCP, a packet over ENet) carries one or
+// more records, back to back:
 //
 //   offset 0  u8   packet_type   0..100 control packets, 101..255 schema messages
 //   offset 1  u8   flags         must be 0 in this version
