@@ -55,6 +55,11 @@ double sage_throughput(std::size_t size, std::uint64_t count) {
   std::thread sender([&] {
     sage::Manager client;
     client.register_messages(bench::bench_wire_messages{});
+    // A bulk sender retries what its send buffer refused (below), so it must not be disconnected
+    // for filling it: a receiver that lags a moment would end the run (docs/network.md).
+    sage::NetworkOptions o;
+    o.on_send_buffer_full = sage::OverflowPolicy::refuse;
+    client.enable_network(o);
     client.connect("127.0.0.1", port);
     connected = true;
     bench::Blob blob{0, std::vector<std::uint8_t>(size, 1)};
