@@ -122,6 +122,7 @@ ConnectionLimits link_limits(const GroupOptions& o) {
   l.max_message_size = o.max_message_size;
   l.max_pending_bytes = o.send_buffer_limit;
   l.max_inbox_bytes = o.receive_buffer_limit;
+  l.batch_size = stream_batch_bytes;
   return l;
 }
 
@@ -143,7 +144,11 @@ GroupStats group_stats(const ChannelCounters& c) {
           c.bad_input,    c.undeliverable, c.last_bad_input};
 }
 
-GroupStats ChildPump::stats() const { return group_stats(counters_); }
+GroupStats ChildPump::stats() const {
+  GroupStats s = group_stats(counters_);
+  if (const Connection* conn = channel_.connection()) s.receive_buffered_bytes = conn->received_bytes();
+  return s;
+}
 
 Result<void> ChildPump::send_raw(std::span<const std::byte> bytes) {
   if (auto r = channel_.flush(); !r) return r;
@@ -178,7 +183,10 @@ Verdict ChildPump::on_control(Channel&, proto::Control control, std::span<const 
   }
 }
 
-void ChildPump::poll(Manager& manager) { (void)channel_.receive(manager); }
+void ChildPump::poll(Manager& manager) { (void)channel_.receive_tick(manager); }
+Clock::time_point ChildPump::next_deadline() const {
+  return channel_.more_waiting() ? Clock::now() : Clock::time_point::max();  // a tick's read stopped at its budget
+}
 void ChildPump::flush(Manager&) { (void)channel_.flush(); }
 
 // ---- the child's life ----

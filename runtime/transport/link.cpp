@@ -259,6 +259,11 @@ Result<void> Link::send(std::span<const std::byte> body, Delivery) {
   return {};
 }
 
+std::size_t Link::received_bytes() const {
+  std::lock_guard lk(impl_->mu);
+  return impl_->inbox_bytes;
+}
+
 std::size_t Link::pending_bytes() const {
   std::lock_guard lk(impl_->mu);
   return impl_->pending;
