@@ -64,10 +64,7 @@ double sage_throughput(std::size_t size, std::uint64_t count) {
     for (std::uint64_t i = 0; i < count;) {
       for (int k = 0; k < 2000 && i < count; ++k, ++i) {
         blob.seq = i;
-        if (!client.try_send_message(blob, srv)) {
-          --i;
-          break;
-        }
+        if (!client.try_send_message(blob, srv)) break;  // message i goes next tick
       }
       client.tick();
       client.wait_for_next_tick(0ms);

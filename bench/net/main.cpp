@@ -2,7 +2,7 @@
 // (pair0 over TCP) in the same run. ZeroMQ is what a user would pick instead of sage's network;
 // raw nng shows the floor of the library sage's TCP is built on.
 //   build/bench/bench_net [--quick] [--csv]     (each case runs in its own process: common/harness.hpp)
-// Throughput: one sender, one receiver thread, N messages of 16 B / 1 KiB payload, messages/s at
+// Throughput: one sender, one receiver thread, N messages of 16 B / 1 KiB / 64 KiB payload, messages/s at
 // the receiver, timed by bench::StreamClock for every library alike (from the 1/20th message
 // received to the last: connection set-up is not in it). Round trip: ping-pong of one 16 B
 // message, p50 / p99 over M exchanges after 20 unrecorded ones.
@@ -55,16 +55,26 @@ double sage_throughput(std::size_t size, std::uint64_t count) {
   std::thread sender([&] {
     sage::Manager client;
     client.register_messages(bench::bench_wire_messages{});
+    // A bulk sender waits for a full buffer to drain (the default policy drops such a peer).
+    sage::NetworkOptions options;
+    options.on_send_buffer_full = sage::OverflowPolicy::refuse;
+    client.enable_network(options);
     client.connect("127.0.0.1", port);
     connected = true;
     bench::Blob blob{0, std::vector<std::uint8_t>(size, 1)};
     for (std::uint64_t i = 0; i < count;) {
-      // As many as the send buffer takes this tick; the rest waits for the next.
+      // As many as the send buffer takes this tick; the rest waits until some of it is written
+      // (as a blocking zmq_send or nng_send would wait), then goes in the next tick.
+      bool full = false;
       for (int k = 0; k < 2000 && i < count; ++k, ++i) {
         blob.seq = i;
-        if (!client.try_send_message(blob, client.peers().front().peer)) { --i; break; }
+        if (!client.try_send_message(blob, client.peers().front().peer)) {
+          full = true;  // message i goes next tick
+          break;
+        }
       }
       client.tick();
+      if (full) client.wait_for_next_tick(1ms);
     }
     while (client.peers().front().pending_bytes) client.wait_for_next_tick(1ms), client.tick();
   });
@@ -261,6 +271,7 @@ std::vector<bench::Figure> latency_figures(const std::vector<double>& us) {
 }
 std::uint64_t n16(bool quick) { return quick ? 20000 : 200000; }
 std::uint64_t n1k(bool quick) { return quick ? 5000 : 50000; }
+std::uint64_t n64k(bool quick) { return quick ? 200 : 5000; }
 int rounds(bool quick) { return quick ? 200 : 10000; }
 
 }  // namespace
@@ -268,6 +279,7 @@ int rounds(bool quick) { return quick ? 200 : 10000; }
 int main(int argc, char** argv) {
   const char* tp16 = "TCP loopback 16 B";
   const char* tp1k = "TCP loopback 1 KiB";
+  const char* tp64k = "TCP loopback 64 KiB";
   const char* rt = "TCP round trip 16 B";
   const std::vector<bench::Case> cases = {
       {"tp16.sage", tp16, "sage network", [](bool q) { return rate_figure(sage_throughput(16, n16(q))); }},
@@ -276,6 +288,9 @@ int main(int argc, char** argv) {
       {"tp1k.sage", tp1k, "sage network", [](bool q) { return rate_figure(sage_throughput(1024, n1k(q))); }},
       {"tp1k.zmq", tp1k, "ZeroMQ PUSH/PULL tcp", [](bool q) { return rate_figure(zmq_throughput(1024, n1k(q))); }},
       {"tp1k.nng", tp1k, "raw nng pair0 tcp", [](bool q) { return rate_figure(raw_throughput(1024, n1k(q))); }},
+      {"tp64k.sage", tp64k, "sage network", [](bool q) { return rate_figure(sage_throughput(65536, n64k(q))); }},
+      {"tp64k.zmq", tp64k, "ZeroMQ PUSH/PULL tcp", [](bool q) { return rate_figure(zmq_throughput(65536, n64k(q))); }},
+      {"tp64k.nng", tp64k, "raw nng pair0 tcp", [](bool q) { return rate_figure(raw_throughput(65536, n64k(q))); }},
       {"rt.sage", rt, "sage network", [](bool q) { return latency_figures(sage_rtt(rounds(q))); }},
       {"rt.zmq", rt, "ZeroMQ PAIR tcp", [](bool q) { return latency_figures(zmq_rtt(rounds(q))); }},
       {"rt.nng", rt, "raw nng pair0 tcp", [](bool q) { return latency_figures(raw_rtt(rounds(q))); }},

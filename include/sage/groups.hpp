@@ -68,11 +68,14 @@ struct GroupOptions {
   std::size_t max_message_size = std::size_t{16} << 20;
   // Bytes queued towards the peer and not yet taken by the socket. Past it queue_message_to_group
   // fails with send_buffer_full instead of buffering more; nothing accepted is dropped.
-  std::size_t send_buffer_limit = std::size_t{64} << 20;
-  // Bytes read from the link in one tick at most (or the one frame in progress, if bigger); the
-  // rest waits in the kernel for the next tick. A receiver reads only when it ticks, so one that stops ticking makes the sender's
-  // buffer fill up (see send_buffer_limit) instead of its own memory.
-  std::size_t receive_buffer_limit = std::size_t{64} << 20;
+  std::size_t send_buffer_limit = std::size_t{8} << 20;
+  // Memory bound of the receiving end. A tick takes at most this many bytes from the link (plus the
+  // rest of the transport message that crossed it) and decodes them; the rest waits for the next
+  // tick, which then comes at once. While a receiver does not tick (busy, stopped), its link holds
+  // at most this much plus one transport message read and then stops reading, so the kernel's
+  // socket buffers and then the sender's send buffer fill up (send_buffer_full) instead of the
+  // receiver's memory. GroupStats::receive_buffered_bytes shows what a link holds (docs/groups.md).
+  std::size_t receive_buffer_limit = std::size_t{1} << 20;
   // How long remove_process_group() waits for the child to finish before killing it.
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(10)};
   // Watchdog: a child whose tick() (handlers, update(), coroutines) runs longer than this is
@@ -102,6 +105,9 @@ struct GroupStats {
   std::uint64_t bad_input = 0;           // records or transport messages dropped as malformed
   std::uint64_t undeliverable = 0;       // relayed records for a group that does not exist
   std::string last_bad_input;            // why the last bad input was dropped
+  // Now, not a counter: bytes received on this process's group links and not yet taken by a tick
+  // (each link holds at most receive_buffer_limit + one transport message; docs/groups.md).
+  std::uint64_t receive_buffered_bytes = 0;
 };
 
 // A group failed: its child process crashed, exited, was killed, or its default actor threw.

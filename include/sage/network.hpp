@@ -61,15 +61,21 @@ struct NetworkOptions {
   // 255 bytes of valid UTF-8 (listen() and connect() throw usage_error otherwise).
   std::string name;
   // Largest frame (transport message) sent or accepted: messages sent to a peer in one tick travel
-  // together in frames up to this size; one message too big for a frame is refused at send time
+  // together in frames of up to 256 KiB (or this size, if smaller; a single larger message goes
+  // alone); one message too big for a frame is refused at send time
   // (too_large). A peer announcing a bigger frame is dropped before anything is allocated.
   // Both ends must agree (the receiver's limit is what counts).
   std::size_t max_message_size = std::size_t{1} << 20;
   // Bytes queued for one peer and not yet written to its socket.
   std::size_t send_buffer_limit = std::size_t{8} << 20;
   OverflowPolicy on_send_buffer_full = OverflowPolicy::disconnect;
-  // Received bytes of one peer waiting for the next tick; past it that connection stops reading.
-  std::size_t receive_buffer_limit = std::size_t{8} << 20;
+  // Memory bound of the receiving end, per peer. A tick takes at most this many bytes from a
+  // connection (plus the rest of the frame that crossed it) and decodes them; the rest waits for
+  // the next tick, which then comes at once. Between ticks a connection holds at most this much
+  // plus one frame received and then stops reading, so a peer that floods a receiver that lags
+  // fills the kernel's buffers and then its own send buffer (on_send_buffer_full) instead of the
+  // receiver's memory. NetworkStats::receive_buffered_bytes shows what is held (docs/network.md).
+  std::size_t receive_buffer_limit = std::size_t{1} << 20;
   // A tick sends a heartbeat to each peer it sent nothing to for heartbeat_interval. A peer from
   // which nothing (data or heartbeat) arrived for heartbeat_timeout is dropped as dead.
   std::chrono::milliseconds heartbeat_interval{std::chrono::seconds(1)};
@@ -171,6 +177,9 @@ struct NetworkStats {
   // type fails at the call (Errc::incompatible) and is not counted here.
   std::uint64_t unknown_type_skipped = 0;
   std::string last_bad_input;             // why the last bad connection was dropped
+  // Now, not a counter: bytes received from stream peers and not yet taken by a tick (each
+  // connection holds at most receive_buffer_limit + one frame; docs/network.md "Memory").
+  std::uint64_t receive_buffered_bytes = 0;
 };
 
 // listen() / connect() failed (address in use, refused, TLS files, timeout): an expected failure.

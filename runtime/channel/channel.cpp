@@ -243,12 +243,25 @@ Verdict Channel::bad(Error e) {
   return std::nullopt;
 }
 
-Verdict Channel::receive(Manager& manager) {
+Verdict Channel::receive(Manager& manager, std::size_t budget) {
+  more_waiting_ = false;
   if (!conn_) return std::nullopt;
   Verdict stop;
-  conn_->receive(SIZE_MAX, [&](std::span<const std::byte> body) {
-    if (!stop) stop = handle(manager, body);
-  });
+  if (budget == SIZE_MAX) {
+    conn_->receive(SIZE_MAX, [&](std::span<const std::byte> body) {
+      if (!stop) stop = handle(manager, body);
+    });
+    return stop;
+  }
+  std::size_t taken = 0;
+  while (!stop && conn_ && taken < budget) {
+    const std::size_t n = conn_->receive(1, [&](std::span<const std::byte> body) {
+      taken += body.size();
+      stop = handle(manager, body);
+    });
+    if (n == 0) return stop;
+  }
+  more_waiting_ = !stop && taken >= budget;
   return stop;
 }
 

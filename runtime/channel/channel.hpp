@@ -138,9 +138,23 @@ class Channel {
   std::size_t pending_bytes() const noexcept;
 
   // ---- receiving ----
-  // Handles every transport message waiting (up to the connection's inbox limit). Returns why the
-  // channel must stop (the owner drops it), or nullopt.
-  Verdict receive(Manager& manager);
+  // Handles the transport messages waiting, oldest first. Returns why the channel must stop (the
+  // owner drops it), or nullopt.
+  Verdict receive(Manager& manager) { return receive(manager, SIZE_MAX); }
+  // A tick's read: stops once `budget` bytes were taken (at least one message is, so at most
+  // budget + one transport message - 1 bytes), leaving the rest in the connection, whose inbox
+  // limit then stops the transport reading (back-pressure to the sender). When it stopped there,
+  // more_waiting() is true until the next call: the owner asks for a tick at once (next_deadline).
+  // An owner dropping the connection reads with receive(manager) first, so nothing accepted is lost.
+  Verdict receive(Manager& manager, std::size_t budget);
+  // receive() with the tick's budget: the connection's max_inbox_bytes (GroupOptions /
+  // NetworkOptions::receive_buffer_limit), or everything once the connection failed (what arrived
+  // before the failure is not lost when the owner drops it).
+  Verdict receive_tick(Manager& manager) {
+    if (!conn_) return receive(manager, SIZE_MAX);
+    return receive(manager, conn_->failure() ? SIZE_MAX : conn_->limits().max_inbox_bytes);
+  }
+  bool more_waiting() const noexcept { return more_waiting_; }
   bool hello_received() const noexcept { return hello_received_; }
   // negotiate: whether the other end's hello or announces listed `packet_type`. A type without a
   // schema_description (a hand-written WireMessage) cannot be negotiated: it is sent unchecked,
@@ -198,6 +212,7 @@ class Channel {
   std::vector<Lane> lanes_;  // datagram peers: batches of other deliveries than the default
   std::string hello_name_;
   bool hello_pending_ = false;
+  bool more_waiting_ = false;  // the last receive() stopped at its budget
   bool hello_received_ = false;
   Clock::time_point last_sent_ = Clock::now();
   std::set<Errc> logged_;

@@ -118,19 +118,12 @@ ChildSpec decode_spec(std::span<const std::byte> bytes) {
   return s;
 }
 
-namespace {
-constexpr std::size_t link_batch_bytes = 256 * 1024;
-}  // namespace
-
 ConnectionLimits link_limits(const GroupOptions& o) {
   ConnectionLimits l;
   l.max_message_size = o.max_message_size;
   l.max_pending_bytes = o.send_buffer_limit;
   l.max_inbox_bytes = o.receive_buffer_limit;
-  // Frames of at most 256 KiB (one larger record still goes alone): the receiver decodes each as
-  // soon as it is whole while the sender writes the next, instead of waiting for a whole tick's
-  // output in one frame.
-  l.batch_size = link_batch_bytes;
+  l.batch_size = stream_batch_bytes;  // the receiver decodes a frame while the sender writes the next
   return l;
 }
 
@@ -152,7 +145,11 @@ GroupStats group_stats(const ChannelCounters& c) {
           c.bad_input,    c.undeliverable, c.last_bad_input};
 }
 
-GroupStats ChildPump::stats() const { return group_stats(counters_); }
+GroupStats ChildPump::stats() const {
+  GroupStats s = group_stats(counters_);
+  if (const Connection* conn = channel_.connection()) s.receive_buffered_bytes = conn->received_bytes();
+  return s;
+}
 
 Result<void> ChildPump::send_raw(std::span<const std::byte> bytes) {
   if (auto r = channel_.flush(); !r) return r;
@@ -187,7 +184,10 @@ Verdict ChildPump::on_control(Channel&, proto::Control control, std::span<const 
   }
 }
 
-void ChildPump::poll(Manager& manager) { (void)channel_.receive(manager); }
+void ChildPump::poll(Manager& manager) { (void)channel_.receive_tick(manager); }
+Clock::time_point ChildPump::next_deadline() const {
+  return channel_.more_waiting() ? Clock::now() : Clock::time_point::max();  // a tick's read stopped at its budget
+}
 void ChildPump::flush(Manager&) { (void)channel_.flush(); }
 
 // ---- the child's life ----

@@ -53,6 +53,7 @@ class ChildPump final : public Pump, private ChannelEvents {
 
   void poll(Manager& manager) override;
   void flush(Manager& manager) override;
+  Clock::time_point next_deadline() const override;
 
  private:
   Verdict on_hello(Channel& channel, const protocol::Hello& theirs, const Result<void>& check) override;

@@ -169,7 +169,12 @@ std::string GroupPump::endpoint_of(std::string_view name) const {
   throw no_such_group(name);
 }
 
-GroupStats GroupPump::stats() const { return group_stats(counters_); }
+GroupStats GroupPump::stats() const {
+  GroupStats s = group_stats(counters_);
+  for (auto& c : children_)
+    if (const Connection* conn = c->channel.connection()) s.receive_buffered_bytes += conn->received_bytes();
+  return s;
+}
 
 // ---- starting and stopping children ----
 
@@ -403,8 +408,10 @@ void GroupPump::restart(Child& c) {
 
 Clock::time_point GroupPump::next_deadline() const {
   auto at = Clock::time_point::max();
-  for (auto& c : children_)
+  for (auto& c : children_) {
     if (c->state == Child::State::waiting) at = std::min(at, c->restart_at);
+    if (c->channel.more_waiting()) return Clock::now();  // a tick's read stopped at its budget
+  }
   return at;
 }
 
@@ -418,6 +425,7 @@ void GroupPump::check_exit(Child& c) {
   // The connection dropped: the exit report follows within moments; wait a little for the reason.
   if (!st && lost) st = fs.take_exit(c.pid, 2000);
   if (!st && lost && fs.dead()) return;  // no report will come: check_fork_server() says why
+  if ((st || lost) && conn) (void)c.channel.receive(manager_);  // everything it sent before (poll's read is budgeted)
   if (!st) {
     if (lost) fail(c, "connection lost");
     return;
@@ -462,7 +470,7 @@ void GroupPump::poll(Manager& manager) {
       if (now >= c->restart_at) restart(*c);
       continue;
     }
-    (void)c->channel.receive(manager);  // group channels count bad input and go on
+    (void)c->channel.receive_tick(manager);  // group channels count bad input and go on
     check_exit(*c);
   }
   if (!fork_server_lost_) waker_.rearm(fs.fd());

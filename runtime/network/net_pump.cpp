@@ -171,6 +171,7 @@ ConnectionLimits NetPump::limits() const {
   // The channel enforces send_buffer_limit on records; the stream's own bound only backs it up.
   l.max_pending_bytes = options_.send_buffer_limit + options_.max_message_size + frame_header_size;
   l.max_inbox_bytes = options_.receive_buffer_limit;
+  l.batch_size = stream_batch_bytes;
   return l;
 }
 
@@ -196,6 +197,8 @@ NetworkStats NetPump::stats() const {
   s.relays_refused = counters_.relays_refused;
   s.unknown_type_skipped = stats_.unknown_type_skipped;
   if (listener_) s.accept_errors = listener_->accept_errors();
+  for (auto& [i, p] : peers_)
+    if (const Connection* conn = p->channel.connection()) s.receive_buffered_bytes += conn->received_bytes();
   return s;
 }
 
@@ -405,6 +408,7 @@ Clock::time_point NetPump::next_deadline() const {
     if (p->state == Peer::State::reconnecting && p->dialer && !p->dialer->busy()) t = std::min(t, p->next_attempt);
     if (p->state == Peer::State::handshaking && p->channel.connection())
       t = std::min(t, p->started + options_.hello_timeout);
+    if (p->channel.more_waiting()) t = Clock::now();  // a tick's read stopped at its budget
   }
   // A frame in progress is checked by the heartbeat round (its deadline is 30 s by default, the
   // round a second): no per-byte timer.
@@ -421,7 +425,7 @@ void NetPump::log_drop(const std::string& address, const Error& why) {
 void NetPump::receive_from(Peer& p) {
   if (!p.channel.connection() || p.state == Peer::State::lingering) return;
   const auto failure = p.channel.connection()->failure();
-  const Verdict stop = p.channel.receive(manager_);
+  const Verdict stop = p.channel.receive_tick(manager_);
   stats_.unknown_type_skipped += p.channel.take_unknown_dropped();
   if (p.state == Peer::State::lingering) return;  // refused: closes once the error record left
   if (stop) return drop(p, stop->error, stop->bad);

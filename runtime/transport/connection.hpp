@@ -46,6 +46,12 @@ void release_excess(std::vector<T>& v, std::size_t used_bytes) {
   std::vector<T>().swap(v);
 }
 
+// Stream transports (IPC links, TCP): the Channel's batches stop growing at this size
+// (ConnectionLimits::batch_size), so a burst travels as many moderate messages, not a few of
+// max_message_size that each sit whole in the sender's, the transport's and the receiver's memory
+// (measured: docs/performance.md "Memory"); a single larger record still goes alone.
+inline constexpr std::size_t stream_batch_bytes = 256 * 1024;
+
 // How one message travels (sage/datagram.hpp). Stream transports are always reliable and ordered
 // and ignore it; the datagram transport maps each mode to ENet channels of its own.
 using Delivery = sage::Delivery;
@@ -80,6 +86,9 @@ class Connection {
   virtual Result<void> send(std::span<const std::byte> body, Delivery delivery = {}) = 0;
   // Bytes accepted by send() and not yet taken by the transport.
   virtual std::size_t pending_bytes() const = 0;
+  // Bytes received and not yet taken by receive(): at most max_inbox_bytes plus the one message
+  // whose arrival passed it (reading stops there). Stats and tests read it.
+  virtual std::size_t received_bytes() const = 0;
   // Blocks until every accepted byte was taken by the transport, the connection failed, or the
   // deadline passed. Returns whether everything was taken.
   virtual bool wait_sent(Clock::time_point deadline) = 0;

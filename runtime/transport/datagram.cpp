@@ -284,6 +284,11 @@ Result<void> DatagramConn::send(std::span<const std::byte> body, Delivery delive
 }
 
 std::size_t DatagramConn::pending_bytes() const { return pending_->bytes; }
+std::size_t DatagramConn::received_bytes() const {
+  std::size_t n = held_bytes_;
+  for (const ENetPacket* p : inbox_) n += p->dataLength;
+  return n;
+}
 
 bool DatagramConn::wait_sent(Clock::time_point deadline) {
   return host_.serve_until(deadline, [&] { return pending_->bytes == 0 || failure_.has_value(); }) &&

@@ -140,6 +140,7 @@ class DatagramConn final : public Connection {
 
   Result<void> send(std::span<const std::byte> body, Delivery delivery = {}) override;
   std::size_t pending_bytes() const override;
+  std::size_t received_bytes() const override;
   bool wait_sent(Clock::time_point deadline) override;
   std::optional<Error> failure() const override { return failure_; }
   Clock::duration idle_for() const override { return Clock::now() - last_receive_; }

@@ -20,7 +20,6 @@ namespace {
 // The read buffer starts small (a process with 1,000 groups holds one per link) and doubles while
 // reads fill it, up to idle_buffer_bytes (or the frame in progress, if bigger).
 constexpr std::size_t min_read_bytes = 4096;
-constexpr int link_socket_buffer = 4 << 20;
 
 bool would_block(int e) noexcept { return e == EAGAIN || e == EWOULDBLOCK; }
 }  // namespace
@@ -131,10 +130,9 @@ Result<std::pair<int, int>> SocketConn::socket_pair() {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     return Error{Errc::io_error, std::string("cannot make a Unix socketpair: ") + std::strerror(errno)};
-  // A Unix stream socket's buffer is its sender's SO_SNDBUF (208 KiB by default): with no thread
-  // writing behind the manager, it is all that flows while the two managers are busy elsewhere.
-  // Ask for more; the kernel caps it at net.core.wmem_max without a word.
-  for (int fd : sv) ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &link_socket_buffer, sizeof link_socket_buffer);
+  // The socket buffer stays the kernel's default (net.core.wmem_default, 208 KiB on most systems):
+  // with frames of at most 256 KiB the receiver decodes one while the sender writes the next, and
+  // a receiver that does not tick holds no more than that in the kernel per link.
   return std::pair{sv[0], sv[1]};
 }
 
@@ -210,6 +208,7 @@ Result<void> SocketConn::send(std::span<const std::byte> body, Delivery) {
 }
 
 std::size_t SocketConn::pending_bytes() const { return impl_->pending(); }
+std::size_t SocketConn::received_bytes() const { return impl_->rend - impl_->rbegin; }
 
 bool SocketConn::wait_sent(Clock::time_point deadline) {
   Impl& im = *impl_;

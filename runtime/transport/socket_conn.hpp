@@ -46,6 +46,7 @@ class SocketConn final : public Connection {
 
   Result<void> send(std::span<const std::byte> body, Delivery delivery = {}) override;
   std::size_t pending_bytes() const override;
+  std::size_t received_bytes() const override;  // read from the socket, not yet handed out
   bool wait_sent(Clock::time_point deadline) override;
   std::optional<Error> failure() const override;
   Clock::duration idle_for() const override;

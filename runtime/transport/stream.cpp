@@ -348,6 +348,11 @@ std::size_t StreamConn::buffer_capacity() const {
   return impl_->rbuf.capacity() * 8 + impl_->out.capacity() + impl_->inflight.capacity();
 }
 
+std::size_t StreamConn::received_bytes() const {
+  std::lock_guard lk(impl_->mu);
+  return impl_->inbox_bytes;
+}
+
 std::size_t StreamConn::pending_bytes() const {
   std::lock_guard lk(impl_->mu);
   return impl_->out.size() + (impl_->inflight.size() - impl_->inflight_at);

@@ -44,6 +44,7 @@ class StreamConn final : public Connection {
   // The body becomes one frame (limits().max_message_size is the largest frame body).
   Result<void> send(std::span<const std::byte> body, Delivery delivery = {}) override;
   std::size_t pending_bytes() const override;
+  std::size_t received_bytes() const override;
   bool wait_sent(Clock::time_point deadline) override;
   std::optional<Error> failure() const override;
   Clock::duration idle_for() const override;

@@ -1,14 +1,15 @@
 // Message depth (issue 13, item 6): what sage accepts at send, every receiver accepts. A message
 // nested deeper than sage::wire::max_message_depth is refused at the send call naming the type
-// and the limit; one exactly at the limit crosses a process group and a TCP connection intact; a
-// too-deep record that does arrive (a sender that skipped the check) is dropped as bad input,
-// counted and named, without a crash. docs/reliability.md lists these tests.
+// and the limit; one exactly at the limit crosses a process group, a TCP connection and a datagram
+// peer intact; a too-deep record that does arrive (a sender that skipped the check) is dropped as
+// bad input, counted and named, without a crash. docs/reliability.md lists these tests.
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
 
 #include "depth.sage.hpp"
+#include "sage/datagram.hpp"
 #include "sage/manager.hpp"
 #include "waiting.hpp"
 
@@ -177,4 +178,32 @@ TEST_CASE("queue_message and trigger deliver a 70-deep message locally as it is:
   REQUIRE(got.got.size() == 2);
   CHECK(depth_of(got.got[0]) == 70);
   CHECK(got.got[1] == chain(70));
+}
+
+TEST_CASE("a 70-deep message over a datagram peer is refused at send in every delivery mode, a 64-deep one arrives") {
+  Manager server, client;
+  Chains at_server;
+  server.register_messages(depth::depth_wire_messages{});
+  client.register_messages(depth::depth_wire_messages{});
+  server.register_actor(at_server);
+  const auto port = server.listen_datagram("127.0.0.1", 0).port;
+  const auto peer = client.connect_datagram("127.0.0.1", port);
+  REQUIRE(tick_both_until(server, client, [&] {
+    return server.datagram_stats().peers_connected == 1 && client.datagram_stats().peers_connected == 1;
+  }));
+
+  for (const auto delivery : {sage::Delivery{}, sage::Delivery::sequenced(), sage::Delivery::unsequenced()}) {
+    auto refused = client.try_send_message(chain(70), peer, delivery);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error() == sage::Errc::too_deep);
+    CHECK(refused.error().detail.find("depth.Chain nests more than 64 tables deep") != std::string::npos);
+    CHECK_THROWS_WITH_AS(client.broadcast_message(chain(70), delivery), doctest::Contains("sage::wire::max_message_depth"),
+                         sage::send_error);
+  }
+  CHECK(client.datagram_stats().records_sent == 0);
+
+  client.send_message(chain(64), peer, sage::Delivery{});
+  REQUIRE(tick_both_until(server, client, [&] { return !at_server.got.empty(); }));
+  CHECK(at_server.got.front() == chain(64));
+  CHECK(server.datagram_stats().bad_input == 0);
 }

@@ -719,3 +719,51 @@ TEST_CASE("a View handler reads a message from a TCP peer in place, beside a val
   CHECK(views.from[0] == p.client_at_server());
   CHECK(p.at_server.all<StringMessage>()[0].text == views.texts[0]);
 }
+
+TEST_CASE("a receiver that stops ticking while a peer floods it holds at most receive_buffer_limit plus one frame, "
+          "the sender is refused with send_buffer_full, and after it ticks again every accepted message arrives in order") {
+  sage::NetworkOptions server_options, client_options;
+  server_options.receive_buffer_limit = 64 * 1024;
+  client_options.send_buffer_limit = 64 * 1024;  // so no frame is larger than this
+  client_options.on_send_buffer_full = sage::OverflowPolicy::refuse;
+  Duo p(server_options, client_options);
+  // The documented bound: the limit plus one socket read (64 KiB; frames are smaller here).
+  const std::size_t bound = server_options.receive_buffer_limit + 64 * 1024;
+  const std::vector<std::uint8_t> kib(1024, 7);
+  std::uint64_t accepted = 0;
+  std::optional<sage::Error> refused;  // the last refusal seen once the server's connection was full
+  std::uint64_t most_buffered = 0;
+  // Only the client ticks: the server's connection fills up to its limit and stops reading, then
+  // the kernel's buffers and then the client's send buffer fill, and the client is refused.
+  const auto deadline = Clock::now() + 30s;
+  while (Clock::now() < deadline && !(refused && accepted * kib.size() > 4 * bound)) {
+    const bool full = most_buffered >= server_options.receive_buffer_limit;
+    for (int i = 0; i < 32; ++i) {  // 32 KiB a tick
+      auto r = p.client.try_send_message(Seq{0, accepted, kib}, p.to_server);
+      if (!r) {
+        if (full) refused = r.error();
+        break;
+      }
+      ++accepted;
+    }
+    p.client.tick();
+    most_buffered = std::max(most_buffered, p.server.network_stats().receive_buffered_bytes);
+    p.client.wait_for_next_tick(1ms);
+  }
+  REQUIRE(refused.has_value());
+  CHECK(refused->code == sage::Errc::send_buffer_full);
+  // The server's connection stopped reading at its limit, no further; the rest waited in the
+  // kernel and the client.
+  CHECK(most_buffered >= server_options.receive_buffer_limit);
+  CHECK(most_buffered <= bound);
+  CHECK(p.server.network_stats().records_received == 0);
+  // The server ticks again: everything accepted arrives, in order, and nobody was disconnected.
+  REQUIRE(tick_until({&p.server, &p.client}, [&] {
+    most_buffered = std::max(most_buffered, p.server.network_stats().receive_buffered_bytes);
+    return p.at_server.all<Seq>().size() == accepted;
+  }));
+  CHECK(most_buffered <= bound);
+  for (std::uint64_t i = 0; i < accepted; ++i) REQUIRE(p.at_server.all<Seq>()[i].n == i);
+  CHECK(p.at_server.all<sage::PeerDisconnected>().empty());
+  CHECK(p.at_client.all<sage::PeerDisconnected>().empty());
+}
