@@ -95,9 +95,14 @@ template <class T>
 flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>> write_scalars(flatbuffers::FlatBufferBuilder& fbb,
                                                                      const std::vector<T>& values) {
   using W = wire_scalar_t<T>;
-  fbb.StartVector(values.size(), sizeof(W));
-  for (auto it = values.rbegin(); it != values.rend(); ++it) fbb.PushElement(static_cast<W>(*it));
-  return flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>(fbb.EndVector(values.size()));
+  if constexpr (std::is_same_v<T, W> && !std::is_same_v<T, bool> && FLATBUFFERS_LITTLEENDIAN) {
+    // The wire layout is the vector's own: one copy (a byte blob is not written byte by byte).
+    return flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>(fbb.CreateVector(values.data(), values.size()).o);
+  } else {
+    fbb.StartVector(values.size(), sizeof(W));
+    for (auto it = values.rbegin(); it != values.rend(); ++it) fbb.PushElement(static_cast<W>(*it));
+    return flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>(fbb.EndVector(values.size()));
+  }
 }
 
 // A missing string field reads as `fallback` (the schema's default, or empty).
