@@ -3,9 +3,11 @@
 // A Connection moves opaque transport messages (byte strings made of wire records, see
 // docs/wire-format.md) between this process and one peer. It knows nothing about records, hellos,
 // peers or actors: runtime/channel does that, once, over any Connection. Implementations: the link
-// of process groups (transport/socket_conn.hpp, a Unix socketpair sage reads and writes itself,
-// no nng), the TCP/TLS stream of the network (transport/stream.hpp, nng streams); a datagram
-// transport implements it too (per-send Delivery, service deadline).
+// of process groups and the network's tcp:// connections (transport/socket_conn.hpp, a Unix
+// socketpair or a TCP socket sage reads and writes itself, no nng; TCP ones made by
+// transport/tcp.hpp), the network's TLS stream (transport/stream.hpp, nng streams); a datagram
+// transport implements it too (per-send Delivery, service deadline). Listener and Dialer (below)
+// make stream connections for the network.
 //
 // Readiness: a Connection is made with its manager's Waker and wakes it when something arrived or
 // the peer went away: a SocketConn by having the Waker poll its fd (readable; writable only while

@@ -1,5 +1,6 @@
-// runtime/transport/stream.hpp: the TCP/TLS Connection of the network: framed byte streams over
-// nng's stream API, tcp:// and tls+tcp:// (docs/wire-format.md "TCP framing").
+// runtime/transport/stream.hpp: the TLS Connection of the network: framed byte streams over
+// nng's stream API, tls+tcp:// (docs/wire-format.md "TCP framing"). It also speaks plain tcp://
+// (its tests use that), but the network's tcp:// runs on sage's own sockets (transport/tcp.hpp).
 //
 // A StreamConn is one TCP (or TLS) connection carrying frames (transport/frame.hpp): an 8-byte
 // frame header, then a body of `length` bytes (a transport message made of wire records). It knows nothing about
