@@ -107,8 +107,13 @@ Result<std::unique_ptr<TcpListener>> TcpListener::open(std::string_view host_in,
   };
   AddrInfo ai;
   if (auto err = resolve(host, port, true, ai); !err.empty()) return fail(err);
+  // A name with both (localhost: 127.0.0.1 and ::1) binds its IPv4 address when it can: that is
+  // the one numeric clients use.
+  std::vector<addrinfo*> order;
+  for (addrinfo* a = ai.list; a; a = a->ai_next) order.push_back(a);
+  std::stable_partition(order.begin(), order.end(), [](const addrinfo* a) { return a->ai_family == AF_INET; });
   std::string last = "no usable address";
-  for (addrinfo* a = ai.list; a; a = a->ai_next) {
+  for (addrinfo* a : order) {
     const int fd = ::socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
       last = std::strerror(errno);

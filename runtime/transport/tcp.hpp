@@ -16,8 +16,9 @@
 // (127.0.0.1, ::1) never blocks, a name may block the manager's thread for as long as the system
 // resolver takes (localhost and /etc/hosts names answer at once).
 //
-// Addresses: host "" (or "*") listens on every IPv4 address; an IPv6 literal may come with or
-// without brackets. remote_address() is "a.b.c.d:port" or "[v6]:port".
+// Addresses: host "" (or "*") listens on every IPv4 address; a name listens on its first address
+// that binds, IPv4 ones first (localhost: 127.0.0.1); an IPv6 literal may come with or without
+// brackets. remote_address() is "a.b.c.d:port" or "[v6]:port".
 // Threads: none; every member on the owning thread.
 #pragma once
 

@@ -155,6 +155,20 @@ TEST_CASE("a TCP listener on IPv6 loopback accepts a dial to ::1 and names both 
   CHECK(got[0] == bytes(100, 1));
 }
 
+TEST_CASE("a TCP listener on 'localhost' takes its IPv4 address, reached both by 127.0.0.1 and by the name") {
+  auto wa = std::make_shared<Waker>(), wb = std::make_shared<Waker>();
+  auto listener = TcpListener::open("localhost", 0, {}, wa).value();
+  for (const char* host : {"127.0.0.1", "localhost"}) {
+    auto dialer = TcpDialer::open(host, listener->port(), {}, wb).value();
+    dialer->start(5s);
+    auto r = finish(*dialer, *wb, 10s);
+    REQUIRE(r);
+    REQUIRE(r->ok());
+    CHECK(r->value()->remote_address() == "127.0.0.1:" + std::to_string(listener->port()));
+    CHECK(accept_n(*listener, *wa, 1).size() == 1);
+  }
+}
+
 TEST_CASE("a TCP listener on a port in use fails with io_error naming tcp://host:port") {
   auto waker = std::make_shared<Waker>();
   auto first = TcpListener::open("127.0.0.1", 0, {}, waker).value();
