@@ -331,8 +331,9 @@ class Manager {
   // ---- network (sage/network.hpp, docs/network.md) ----
   // Any number of connections: one listener and several outgoing connections at once. Received
   // messages are queued here with Sender::peer(i) (Sender::group(i) from remote groups). Call
-  // enable_groups() (if used) before any of these (TLS starts nng's threads). tcp:// connections are
-  // sockets read and written on this manager's thread (docs/network.md).
+  // enable_groups() (if used) before any of these (TLS starts nng's threads, and the fork server
+  // must not inherit network sockets). tcp:// connections are sockets read and written on this
+  // manager's thread (docs/network.md).
 
   // Sets the network options; optional (listen/connect enable the defaults). Throws usage_error if
   // the network is already enabled.

@@ -174,8 +174,9 @@ class Dialer {
   Dialer() = default;
 };
 
-// Whether sage started nng in this process (a transport opened nng objects). The fork server must
-// be started before that: nng's threads do not survive fork().
+// Whether sage started nng in this process (a transport opened nng objects), or opened a network
+// socket (transport/tcp.hpp). The fork server must be started before that: nng's threads do not
+// survive fork(), and a fork server must not hold copies of network sockets.
 bool nng_started() noexcept;
 void mark_nng_started() noexcept;
 
