@@ -71,6 +71,29 @@ TEST_CASE("listen on port 0 picks a free port and reports it") {
   }
 }
 
+TEST_CASE("connect() to a port nobody listens on throws network_error naming the address, well before connect_timeout") {
+  std::uint16_t port = 0;
+  {
+    sage::Manager gone;
+    port = gone.listen("127.0.0.1", 0).port;
+  }
+  sage::NetworkOptions o;
+  o.connect_timeout = 5s;
+  sage::Manager m;
+  m.enable_network(o);
+  const auto started = Clock::now();
+  try {
+    (void)m.connect("127.0.0.1", port);
+    FAIL("connect() succeeded");
+  } catch (const sage::network_error& e) {
+    CHECK(e.error().code == sage::Errc::peer_gone);
+    CHECK(e.error().detail.find("tcp://127.0.0.1:" + std::to_string(port)) != std::string::npos);
+    CHECK(e.error().detail.find("refused") != std::string::npos);
+  }
+  CHECK(Clock::now() - started < 5s);
+  CHECK(m.peers().empty());
+}
+
 TEST_CASE("a plain int arrives intact") { CHECK(round_trip(IntMessage{-123456}).value == -123456); }
 
 TEST_CASE("a tuple-like struct arrives intact") {
