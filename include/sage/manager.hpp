@@ -331,7 +331,9 @@ class Manager {
   // ---- network (sage/network.hpp, docs/network.md) ----
   // Any number of connections: one listener and several outgoing connections at once. Received
   // messages are queued here with Sender::peer(i) (Sender::group(i) from remote groups). Call
-  // enable_groups() (if used) before any of these: they start nng.
+  // enable_groups() (if used) before any of these (TLS starts nng's threads, and the fork server
+  // must not inherit network sockets). tcp:// connections are sockets read and written on this
+  // manager's thread (docs/network.md).
 
   // Sets the network options; optional (listen/connect enable the defaults). Throws usage_error if
   // the network is already enabled.
@@ -343,7 +345,9 @@ class Manager {
   // The address listen() bound, if it was called.
   std::optional<Endpoint> listening() const;
   // Connects to a listening manager; blocks until the TCP (and TLS) connection is up, at most
-  // NetworkOptions::connect_timeout. Returns the peer; PeerConnected follows once the other end's
+  // NetworkOptions::connect_timeout (a refused connection fails at once). A host name is resolved
+  // on this thread (getaddrinfo: a numeric address never blocks, a name may take the resolver's
+  // time). Returns the peer; PeerConnected follows once the other end's
   // handshake arrived. Throws network_error.
   Sender connect(std::string_view host, std::uint16_t port);
   // Closes every connection connect() made (after sending what is queued), or one peer's.

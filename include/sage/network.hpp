@@ -80,7 +80,9 @@ struct NetworkOptions {
   // which nothing (data or heartbeat) arrived for heartbeat_timeout is dropped as dead.
   std::chrono::milliseconds heartbeat_interval{std::chrono::seconds(1)};
   std::chrono::milliseconds heartbeat_timeout{std::chrono::seconds(10)};
-  // How long connect() waits for the TCP (and TLS) connection.
+  // How long connect() (and each reconnect attempt) waits for the TCP (and TLS) connection; every
+  // address a name resolves to is tried within it. A refused connection fails at once. Name
+  // resolution runs before it, on the manager's thread (docs/network.md).
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
   // Slow and silent peers (docs/reliability.md). A connection whose hello has not fully arrived
   // within hello_timeout of its start is dropped; so is a peer that started a frame and did not
@@ -152,7 +154,7 @@ struct PeerInfo {
 // Counters of a manager's network traffic since enable_network().
 struct NetworkStats {
   std::uint64_t connections_accepted = 0;
-  std::uint64_t accept_errors = 0;        // connections that failed before they were accepted (TLS, out of fds...)
+  std::uint64_t accept_errors = 0;        // connections that failed before they were accepted (TLS, out of fds, aborted...)
   std::uint64_t connections_dialed = 0;
   std::uint64_t peers_connected = 0;      // handshakes completed
   std::uint64_t peers_disconnected = 0;

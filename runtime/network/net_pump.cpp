@@ -131,7 +131,7 @@ struct NetPump::Peer final : ChannelEvents {
   // client: where to dial again
   std::string host;
   std::uint16_t port = 0;
-  std::unique_ptr<StreamDialer> dialer;
+  std::unique_ptr<Dialer> dialer;
   int attempts = 0;
   std::chrono::milliseconds delay{0};
   Clock::time_point next_attempt{};
@@ -213,15 +213,21 @@ void NetPump::check_name() const {
 Endpoint NetPump::listen(std::string_view host, std::uint16_t port) {
   check_name();
   if (listener_) throw usage_error("sage: this manager already listens on " + endpoint_->url);
-  const std::string url = stream_url(host, port, options_.tls.enabled);
-  auto l = StreamListener::open(url, tls_settings(false, host), limits(), ManagerAccess::shared_waker(manager_));
-  if (!l) throw network_error(l.error());
-  listener_ = std::move(*l);
+  if (options_.tls.enabled) {
+    const std::string url = stream_url(host, port, true);
+    auto l = StreamListener::open(url, tls_settings(false, host), limits(), ManagerAccess::shared_waker(manager_));
+    if (!l) throw network_error(l.error());
+    listener_ = std::move(*l);
+  } else {
+    auto l = TcpListener::open(host, port, limits(), ManagerAccess::shared_waker(manager_));
+    if (!l) throw network_error(l.error());
+    listener_ = std::move(*l);
+  }
   endpoint_ = Endpoint{std::string(host), listener_->port(), stream_url(host, listener_->port(), options_.tls.enabled)};
   return *endpoint_;
 }
 
-NetPump::Peer& NetPump::add_peer(std::unique_ptr<StreamConn> conn, int role) {
+NetPump::Peer& NetPump::add_peer(std::unique_ptr<Connection> conn, int role) {
   auto p = std::make_unique<Peer>(*this, next_index_++, static_cast<Peer::Role>(role));
   Peer& ref = *p;
   peers_.emplace(ref.index, std::move(p));
@@ -230,7 +236,7 @@ NetPump::Peer& NetPump::add_peer(std::unique_ptr<StreamConn> conn, int role) {
 }
 
 // A fresh connection: our hello goes first (with join_group when this node hosts a group).
-void NetPump::start_connection(Peer& p, std::unique_ptr<StreamConn> conn) {
+void NetPump::start_connection(Peer& p, std::unique_ptr<Connection> conn) {
   p.address = conn->remote_address();
   if (p.role != Peer::Role::remote_group) p.channel.set_label("peer " + p.address);
   if (p.role == Peer::Role::main_group) p.channel.set_label("the main group at " + p.address);
@@ -243,16 +249,28 @@ void NetPump::start_connection(Peer& p, std::unique_ptr<StreamConn> conn) {
   if (next_round_ == Clock::time_point::max()) next_round_ = Clock::now() + options_.heartbeat_interval;
 }
 
-std::unique_ptr<StreamConn> NetPump::dial_blocking(std::string_view host, std::uint16_t port,
-                                                   std::unique_ptr<StreamDialer>* keep) {
-  const std::string url = stream_url(host, port, options_.tls.enabled);
-  auto d = StreamDialer::open(url, tls_settings(true, host), limits(), ManagerAccess::shared_waker(manager_));
+// tcp:// on sage's own sockets (TcpDialer), tls+tcp:// on nng's streams (StreamDialer).
+std::unique_ptr<Dialer> NetPump::make_dialer(std::string_view host, std::uint16_t port) {
+  if (options_.tls.enabled) {
+    auto d = StreamDialer::open(stream_url(host, port, true), tls_settings(true, host), limits(),
+                                ManagerAccess::shared_waker(manager_));
+    if (!d) throw network_error(d.error());
+    return std::move(*d);
+  }
+  auto d = TcpDialer::open(host, port, limits(), ManagerAccess::shared_waker(manager_));
   if (!d) throw network_error(d.error());
-  auto dialer = std::move(*d);
+  return std::move(*d);
+}
+
+std::unique_ptr<Connection> NetPump::dial_blocking(std::string_view host, std::uint16_t port,
+                                                   std::unique_ptr<Dialer>* keep) {
+  auto dialer = make_dialer(host, port);
+  const std::string url = dialer->url();
   dialer->start(options_.connect_timeout);
   const auto deadline = Clock::now() + options_.connect_timeout + 1s;
-  std::optional<Result<std::unique_ptr<StreamConn>>> r;
-  while (!(r = dialer->take()) && Clock::now() < deadline) waker_.wait_nested(std::min(deadline, Clock::now() + 50ms));
+  std::optional<Result<std::unique_ptr<Connection>>> r;
+  while (!(r = dialer->take()) && Clock::now() < deadline)
+    waker_.wait_nested(std::min({deadline, dialer->next_deadline(), Clock::now() + 50ms}));
   if (!r) throw network_error(Error{Errc::peer_gone, "cannot connect to " + url + ": timed out"});
   if (!*r) throw network_error(r->error());
   ++stats_.connections_dialed;
@@ -262,7 +280,7 @@ std::unique_ptr<StreamConn> NetPump::dial_blocking(std::string_view host, std::u
 
 Sender NetPump::connect(std::string_view host, std::uint16_t port) {
   check_name();
-  std::unique_ptr<StreamDialer> dialer;
+  std::unique_ptr<Dialer> dialer;
   auto conn = dial_blocking(host, port, &dialer);
   Peer& p = add_peer(std::move(conn), static_cast<int>(Peer::Role::client));
   p.host = std::string(host);
@@ -405,13 +423,15 @@ Clock::time_point NetPump::next_deadline() const {
   Clock::time_point t = next_round_;
   for (auto& [i, p] : peers_) {
     if (p->state == Peer::State::lingering) t = std::min(t, p->linger_until);
-    if (p->state == Peer::State::reconnecting && p->dialer && !p->dialer->busy()) t = std::min(t, p->next_attempt);
+    if (p->state == Peer::State::reconnecting && p->dialer)
+      t = std::min(t, p->dialer->busy() ? p->dialer->next_deadline() : p->next_attempt);
     if (p->state == Peer::State::handshaking && p->channel.connection())
       t = std::min(t, p->started + options_.hello_timeout);
     if (p->channel.more_waiting()) t = Clock::now();  // a tick's read stopped at its budget
   }
   // A frame in progress is checked by the heartbeat round (its deadline is 30 s by default, the
   // round a second): no per-byte timer.
+  if (listener_) t = std::min(t, listener_->next_deadline());
   t = std::min(t, drop_log_.deadline());
   return t;
 }

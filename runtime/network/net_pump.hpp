@@ -2,7 +2,8 @@
 // remote groups (docs/network.md).
 //
 // One NetPump per manager that uses the network. It is a lifecycle owner only: each connection is
-// a StreamConn (runtime/transport) wrapped in a Channel (runtime/channel: hello, batching, relay,
+// a Connection (runtime/transport: a SocketConn made by TcpListener/TcpDialer for tcp://, a
+// StreamConn over nng for tls+tcp://) wrapped in a Channel (runtime/channel: hello, batching, relay,
 // decode); a remote group node's channel is registered in the Directory as that group's route.
 // Every member runs on the manager's thread.
 //
@@ -33,6 +34,7 @@
 #include "sage/groups.hpp"
 #include "sage/network.hpp"
 #include "transport/stream.hpp"
+#include "transport/tcp.hpp"
 
 namespace sage::detail {
 
@@ -85,9 +87,10 @@ class NetPump final : public Pump {
  private:
   struct Peer;
   Peer* find(Sender s) const;
-  Peer& add_peer(std::unique_ptr<StreamConn> conn, int role);
-  void start_connection(Peer& p, std::unique_ptr<StreamConn> conn);
-  std::unique_ptr<StreamConn> dial_blocking(std::string_view host, std::uint16_t port, std::unique_ptr<StreamDialer>* keep);
+  Peer& add_peer(std::unique_ptr<Connection> conn, int role);
+  void start_connection(Peer& p, std::unique_ptr<Connection> conn);
+  std::unique_ptr<Dialer> make_dialer(std::string_view host, std::uint16_t port);
+  std::unique_ptr<Connection> dial_blocking(std::string_view host, std::uint16_t port, std::unique_ptr<Dialer>* keep);
   void receive_from(Peer& p);
   void linger(Peer& p, Error why, bool bad);
   void linger_refused(Peer& p, Error why);
@@ -106,7 +109,7 @@ class NetPump final : public Pump {
   Waker& waker_;
   Directory& directory_;
   NetworkOptions options_;
-  std::unique_ptr<StreamListener> listener_;
+  std::unique_ptr<Listener> listener_;
   std::optional<Endpoint> endpoint_;
   std::map<std::uint32_t, std::unique_ptr<Peer>> peers_;  // by Sender::peer index, never reused
   std::uint32_t next_index_ = 1;

@@ -3,9 +3,11 @@
 // A Connection moves opaque transport messages (byte strings made of wire records, see
 // docs/wire-format.md) between this process and one peer. It knows nothing about records, hellos,
 // peers or actors: runtime/channel does that, once, over any Connection. Implementations: the link
-// of process groups (transport/socket_conn.hpp, a Unix socketpair sage reads and writes itself,
-// no nng), the TCP/TLS stream of the network (transport/stream.hpp, nng streams); a datagram
-// transport implements it too (per-send Delivery, service deadline).
+// of process groups and the network's tcp:// connections (transport/socket_conn.hpp, a Unix
+// socketpair or a TCP socket sage reads and writes itself, no nng; TCP ones made by
+// transport/tcp.hpp), the network's TLS stream (transport/stream.hpp, nng streams); a datagram
+// transport implements it too (per-send Delivery, service deadline). Listener and Dialer (below)
+// make stream connections for the network.
 //
 // Readiness: a Connection is made with its manager's Waker and wakes it when something arrived or
 // the peer went away: a SocketConn by having the Waker poll its fd (readable; writable only while
@@ -20,6 +22,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -130,8 +133,50 @@ class Connection {
   virtual std::size_t receive_impl(std::size_t max, void (*fn)(void*, std::span<const std::byte>), void* ctx) = 0;
 };
 
-// Whether sage started nng in this process (a transport opened nng objects). The fork server must
-// be started before that: nng's threads do not survive fork().
+// Accepts stream connections (TcpListener: tcp://, StreamListener: tls+tcp://). Every member on
+// the owning thread.
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+  // The bound TCP port (the chosen one when listening on port 0).
+  virtual std::uint16_t port() const noexcept = 0;
+  // Connections accepted since the last call, already reading.
+  virtual std::vector<std::unique_ptr<Connection>> take_accepted() = 0;
+  // Connections that failed before they could be accepted (TLS handshake, out of fds...).
+  virtual std::uint64_t accept_errors() const = 0;
+  // When take_accepted() must run next at the latest (a back-off after an error), else max().
+  virtual Clock::time_point next_deadline() const { return Clock::time_point::max(); }
+
+ protected:
+  Listener() = default;
+};
+
+// Dials one address, one attempt at a time (TcpDialer, StreamDialer). Every member on the owning
+// thread; the Waker is woken when an attempt ends.
+class Dialer {
+ public:
+  virtual ~Dialer() = default;
+  Dialer(const Dialer&) = delete;
+  Dialer& operator=(const Dialer&) = delete;
+  // Starts one attempt that gives up after `timeout`. Precondition: !busy().
+  virtual void start(std::chrono::milliseconds timeout) = 0;
+  virtual bool busy() const = 0;
+  // The result of the finished attempt (once), or nullopt while it runs / when none was started.
+  // A failure is peer_gone ("cannot connect to URL: why").
+  virtual std::optional<Result<std::unique_ptr<Connection>>> take() = 0;
+  virtual const std::string& url() const noexcept = 0;
+  // While an attempt runs: when take() must run next at the latest (its timeout), else max().
+  virtual Clock::time_point next_deadline() const { return Clock::time_point::max(); }
+
+ protected:
+  Dialer() = default;
+};
+
+// Whether sage started nng in this process (a transport opened nng objects), or opened a network
+// socket (transport/tcp.hpp). The fork server must be started before that: nng's threads do not
+// survive fork(), and a fork server must not hold copies of network sockets.
 bool nng_started() noexcept;
 void mark_nng_started() noexcept;
 

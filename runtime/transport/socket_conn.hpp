@@ -1,5 +1,6 @@
 // runtime/transport/socket_conn.hpp: a Connection over a plain stream socket owned by sage (the
-// main <-> child link of process groups: one end of a Unix socketpair each), no nng.
+// main <-> child link of process groups: one end of a Unix socketpair each; the network's tcp://
+// connections, made by transport/tcp.hpp), no nng.
 //
 // Why: nng 1.5.2 does all I/O on its own threads, so every message crossed threads twice on each
 // side (docs/performance.md "Where a round trip's time goes"). A SocketConn does its I/O on the

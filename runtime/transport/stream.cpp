@@ -538,9 +538,13 @@ StreamListener::~StreamListener() {
 
 std::uint16_t StreamListener::port() const noexcept { return impl_->port; }
 
-std::vector<std::unique_ptr<StreamConn>> StreamListener::take_accepted() {
-  std::lock_guard lk(impl_->mu);
-  return std::exchange(impl_->accepted, {});
+std::vector<std::unique_ptr<Connection>> StreamListener::take_accepted() {
+  std::vector<std::unique_ptr<StreamConn>> got;
+  {
+    std::lock_guard lk(impl_->mu);
+    got = std::exchange(impl_->accepted, {});
+  }
+  return {std::make_move_iterator(got.begin()), std::make_move_iterator(got.end())};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -647,7 +651,7 @@ bool StreamDialer::busy() const {
   return impl_->busy;
 }
 
-std::optional<Result<std::unique_ptr<StreamConn>>> StreamDialer::take() {
+std::optional<Result<std::unique_ptr<Connection>>> StreamDialer::take() {
   Impl& im = *impl_;
   std::optional<Result<std::unique_ptr<StreamConn>>> r;
   {
@@ -660,7 +664,9 @@ std::optional<Result<std::unique_ptr<StreamConn>>> StreamDialer::take() {
     nng_aio_wait(im.aio);
     im.free_dialer();
   }
-  return r;
+  if (!r) return std::nullopt;
+  if (!*r) return Result<std::unique_ptr<Connection>>(r->error());
+  return Result<std::unique_ptr<Connection>>(std::unique_ptr<Connection>(std::move(**r)));
 }
 
 std::uint64_t StreamListener::accept_errors() const {

@@ -1,5 +1,6 @@
-// runtime/transport/stream.hpp: the TCP/TLS Connection of the network: framed byte streams over
-// nng's stream API, tcp:// and tls+tcp:// (docs/wire-format.md "TCP framing").
+// runtime/transport/stream.hpp: the TLS Connection of the network: framed byte streams over
+// nng's stream API, tls+tcp:// (docs/wire-format.md "TCP framing"). It also speaks plain tcp://
+// (its tests use that), but the network's tcp:// runs on sage's own sockets (transport/tcp.hpp).
 //
 // A StreamConn is one TCP (or TLS) connection carrying frames (transport/frame.hpp): an 8-byte
 // frame header, then a body of `length` bytes (a transport message made of wire records). It knows nothing about
@@ -65,20 +66,15 @@ class StreamConn final : public Connection {
 };
 
 // Accepts connections on a tcp:// or tls+tcp:// URL.
-class StreamListener {
+class StreamListener final : public Listener {
  public:
   // Errc::io_error if the address cannot be bound (in use, not local) or TLS files are bad.
   static Result<std::unique_ptr<StreamListener>> open(const std::string& url, const TlsSettings& tls,
                                                       const ConnectionLimits& limits, std::shared_ptr<Waker> waker);
-  ~StreamListener();
-  StreamListener(const StreamListener&) = delete;
-  StreamListener& operator=(const StreamListener&) = delete;
-  // The bound TCP port (the chosen one when listening on port 0).
-  std::uint16_t port() const noexcept;
-  // Connections accepted since the last call, already reading.
-  std::vector<std::unique_ptr<StreamConn>> take_accepted();
-  // Connections that failed before they could be accepted (TLS handshake, out of fds...).
-  std::uint64_t accept_errors() const;
+  ~StreamListener() override;
+  std::uint16_t port() const noexcept override;
+  std::vector<std::unique_ptr<Connection>> take_accepted() override;
+  std::uint64_t accept_errors() const override;
 
   struct Impl;
 
@@ -96,19 +92,15 @@ class StreamListener {
 // So the nng dialer never outlives a connection it made: take() frees it as soon as it hands out
 // a connection (the connection is freed later, through nng's reap queue, whose mutex orders the
 // two), and start() makes a new one for the next attempt.
-class StreamDialer {
+class StreamDialer final : public Dialer {
  public:
   static Result<std::unique_ptr<StreamDialer>> open(const std::string& url, const TlsSettings& tls,
                                                     const ConnectionLimits& limits, std::shared_ptr<Waker> waker);
-  ~StreamDialer();
-  StreamDialer(const StreamDialer&) = delete;
-  StreamDialer& operator=(const StreamDialer&) = delete;
-  // Starts one attempt that gives up after `timeout`. Precondition: !busy().
-  void start(std::chrono::milliseconds timeout);
-  bool busy() const;
-  // The result of the finished attempt (once), or nullopt while it runs / when none was started.
-  std::optional<Result<std::unique_ptr<StreamConn>>> take();
-  const std::string& url() const noexcept;
+  ~StreamDialer() override;
+  void start(std::chrono::milliseconds timeout) override;
+  bool busy() const override;
+  std::optional<Result<std::unique_ptr<Connection>>> take() override;
+  const std::string& url() const noexcept override;
 
   struct Impl;
 

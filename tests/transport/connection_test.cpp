@@ -1,5 +1,5 @@
 // The Connection implementations on their own (runtime/transport): the IPC link (a socketpair)
-// and the TCP stream, through the one interface the Channel uses. Real sockets on loopback; nng's
+// and the TCP connections (sage's sockets for tcp://, nng's stream for tls+tcp://), through the one interface the Channel uses. Real sockets on loopback; nng's
 // callback threads run for TCP, so this is a `threaded` test (TSan). A socket link has no thread
 // of its own: loops that wait for one end let the other end write what it queued (wait_sent with a
 // deadline of now), as its manager's tick would.
@@ -17,6 +17,7 @@
 #include "connection_support.hpp"
 #include "transport/socket_conn.hpp"
 #include "transport/stream.hpp"
+#include "transport/tcp.hpp"
 
 using namespace sage::detail;
 using sage::detail::test::bytes;
@@ -28,7 +29,7 @@ namespace {
 struct Ends {
   std::shared_ptr<Waker> wa = std::make_shared<Waker>(), wb = std::make_shared<Waker>();
   std::unique_ptr<Connection> a, b;
-  std::unique_ptr<StreamListener> listener;  // TCP only
+  std::unique_ptr<Listener> listener;  // TCP only
 };
 
 Ends ipc_pair(ConnectionLimits la = {}, ConnectionLimits lb = {}) {
@@ -39,13 +40,11 @@ Ends ipc_pair(ConnectionLimits la = {}, ConnectionLimits lb = {}) {
   return e;
 }
 
-Ends tcp_pair(ConnectionLimits la = {}, ConnectionLimits lb = {}) {
-  Ends e;
-  e.listener = StreamListener::open("tcp://127.0.0.1:0", {}, la, e.wa).value();
-  auto dialer = StreamDialer::open(stream_url("127.0.0.1", e.listener->port(), false), {}, lb, e.wb).value();
+// Both ends of one TCP connection on loopback: `listener` accepts the one `dialer` makes.
+Ends connect_pair(Ends e, std::unique_ptr<Dialer> dialer) {
   dialer->start(5s);
   const auto deadline = Clock::now() + 10s;
-  std::optional<sage::Result<std::unique_ptr<StreamConn>>> r;
+  std::optional<sage::Result<std::unique_ptr<Connection>>> r;
   while (!(r = dialer->take()) && Clock::now() < deadline) e.wb->wait_until(Clock::now() + 50ms);
   REQUIRE(r);
   REQUIRE(r->ok());
@@ -57,6 +56,22 @@ Ends tcp_pair(ConnectionLimits la = {}, ConnectionLimits lb = {}) {
   }
   REQUIRE(e.a);
   return e;
+}
+
+// nng's TCP stream (the transport of tls+tcp://, here without TLS).
+Ends tcp_pair(ConnectionLimits la = {}, ConnectionLimits lb = {}) {
+  Ends e;
+  e.listener = StreamListener::open("tcp://127.0.0.1:0", {}, la, e.wa).value();
+  auto dialer = StreamDialer::open(stream_url("127.0.0.1", e.listener->port(), false), {}, lb, e.wb).value();
+  return connect_pair(std::move(e), std::move(dialer));
+}
+
+// sage's own TCP sockets (the transport of tcp://): TcpListener / TcpDialer, SocketConn ends.
+Ends tcp_socket_pair(ConnectionLimits la = {}, ConnectionLimits lb = {}) {
+  Ends e;
+  e.listener = TcpListener::open("127.0.0.1", 0, la, e.wa).value();
+  auto dialer = TcpDialer::open("127.0.0.1", e.listener->port(), lb, e.wb).value();
+  return connect_pair(std::move(e), std::move(dialer));
 }
 
 void delivers_in_order(Ends e) {
@@ -105,8 +120,10 @@ void reports_peer_gone(Ends e) {
   CHECK_FALSE(r.ok());
 }
 
-void back_pressure_fills_the_senders_buffer(ConnectionLimits sender, ConnectionLimits receiver, bool tcp) {
-  Ends e = tcp ? tcp_pair(receiver, sender) : ipc_pair(receiver, sender);
+using MakeEnds = Ends (*)(ConnectionLimits, ConnectionLimits);
+
+void back_pressure_fills_the_senders_buffer(ConnectionLimits sender, ConnectionLimits receiver, MakeEnds make) {
+  Ends e = make(receiver, sender);
   e.a->pause_receiving(true);  // a receiver that does not read
   std::size_t accepted = 0;
   sage::Result<void> r;
@@ -130,6 +147,9 @@ TEST_CASE("an IPC link delivers messages both ways, in order, 8-aligned, and dra
 TEST_CASE("a TCP stream delivers messages both ways, in order, 8-aligned, and drains on wait_sent") {
   delivers_in_order(tcp_pair());
 }
+TEST_CASE("a TCP socket connection delivers messages both ways, in order, 8-aligned, and drains on wait_sent") {
+  delivers_in_order(tcp_socket_pair());
+}
 TEST_CASE("an IPC link refuses a message over its size limit at send and keeps nothing of it") {
   ConnectionLimits l;
   l.max_message_size = 4096;
@@ -140,23 +160,37 @@ TEST_CASE("a TCP stream refuses a message over its size limit at send and keeps 
   l.max_message_size = 4096;
   refuses_oversize(tcp_pair(l, l));
 }
+TEST_CASE("a TCP socket connection refuses a message over its size limit at send and keeps nothing of it") {
+  ConnectionLimits l;
+  l.max_message_size = 4096;
+  refuses_oversize(tcp_socket_pair(l, l));
+}
 TEST_CASE("an IPC link reports the peer gone after delivering what arrived before") {
   reports_peer_gone(ipc_pair());
 }
 TEST_CASE("a TCP stream reports the peer gone after delivering what arrived before") {
   reports_peer_gone(tcp_pair());
 }
+TEST_CASE("a TCP socket connection reports the peer gone after delivering what arrived before") {
+  reports_peer_gone(tcp_socket_pair());
+}
 TEST_CASE("an IPC link whose receiver stops reading fails sends with send_buffer_full, then drains") {
   ConnectionLimits s, r;
   s.max_pending_bytes = 1 << 20;
   r.max_inbox_bytes = 256 * 1024;
-  back_pressure_fills_the_senders_buffer(s, r, false);
+  back_pressure_fills_the_senders_buffer(s, r, ipc_pair);
 }
 TEST_CASE("a TCP stream whose receiver stops reading fails sends with send_buffer_full, then drains") {
   ConnectionLimits s, r;
   s.max_pending_bytes = 1 << 20;
   r.max_inbox_bytes = 256 * 1024;
-  back_pressure_fills_the_senders_buffer(s, r, true);
+  back_pressure_fills_the_senders_buffer(s, r, tcp_pair);
+}
+TEST_CASE("a TCP socket connection whose receiver stops reading fails sends with send_buffer_full, then drains") {
+  ConnectionLimits s, r;
+  s.max_pending_bytes = 1 << 20;
+  r.max_inbox_bytes = 256 * 1024;
+  back_pressure_fills_the_senders_buffer(s, r, tcp_socket_pair);
 }
 
 TEST_CASE("a TCP stream drops a peer announcing a frame over the limit before allocating it") {
@@ -174,7 +208,7 @@ TEST_CASE("a TCP stream drops a peer announcing a frame over the limit before al
   std::byte header[frame_header_size];
   write_frame_header(header, 0x7ffffff0u);
   REQUIRE(::write(fd, header, sizeof header) == static_cast<ssize_t>(sizeof header));
-  std::unique_ptr<StreamConn> conn;
+  std::unique_ptr<Connection> conn;
   const auto deadline = Clock::now() + 20s;
   while ((!conn || !conn->failure()) && Clock::now() < deadline) {
     if (!conn) {
