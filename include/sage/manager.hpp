@@ -30,7 +30,7 @@
 //    anywhere; what they start takes part from the end of the current dispatch on: the new link or
 //    connection is flushed with this tick's messages (its hello first) and read from the next tick.
 //    connect() and join_as_group() block the tick until connected, as they do outside one.
-//  - enable_groups() must still run before any thread or nng use (first thing in main()).
+//  - enable_groups() must still run before any thread or network use (first thing in main()).
 // Waiting: wait_for_next_tick() sleeps in one poll() over every link, connection and timer of this
 // manager (heartbeat rounds, reconnect attempts): an idle manager wakes only when its interval
 // ends, something arrives, or a timer is due.
@@ -247,10 +247,10 @@ class Manager {
 
   // ---- process groups (sage/groups.hpp, docs/groups.md) ----
   // Group children are forked from a fork server that enable_groups() starts: call it first thing
-  // in main(), before threads or nng exist. A child is a copy of the program as it was then.
+  // in main(), before threads or any network use exist. A child is a copy of the program as it was then.
 
   // Starts the fork server and the private IPC directory. Throws usage_error if this process
-  // already used nng, or groups are already enabled (always so inside a group's child process);
+  // already used the network (listen, connect, listen_datagram, connect_datagram), or groups are already enabled (always so inside a group's child process);
   // spawn_error if the IPC directory cannot be created.
   void enable_groups(const GroupsOptions& options = {});
   bool groups_enabled() const noexcept { return groups_ != nullptr || child_ != nullptr; }
@@ -318,12 +318,9 @@ class Manager {
     static_assert(WireMessage<M>,
                   "queue_message_to_group: only wire messages cross processes: generate the type from a schema "
                   "table with (packet_type: N)");
-    flatbuffers::FlatBufferBuilder& fbb = group_builder();
-    fbb.Clear();
-    msg.encode(fbb);
-    const std::span bytes(reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()), fbb.GetSize());
-    if (auto d = detail::check_depth<M>(bytes); !d) return d.error();
-    return queue_group_record(group, detail::wire_codec_v<M>, bytes);
+    const auto bytes = encode_wire(msg);
+    if (!bytes) return bytes.error();
+    return queue_group_record(group, detail::wire_codec_v<M>, *bytes);
   }
   // Counters of group traffic (bad input, relays, ...). Throws groups_not_enabled.
   GroupStats group_stats() const;
@@ -368,8 +365,8 @@ class Manager {
   template <class M>
   Result<void> try_send_message(const M& msg, Sender peer) {
     const auto bytes = encode_for_network(msg);
-    if (auto d = detail::check_depth<M>(bytes); !d) return d.error();
-    return queue_net_record(peer, detail::wire_codec_v<M>, bytes);
+    if (!bytes) return bytes.error();
+    return queue_net_record(peer, detail::wire_codec_v<M>, *bytes);
   }
   // Queues `msg` for every connected peer (not remote groups; datagram peers reliably); returns how
   // many accepted it. A TCP peer whose buffer is full is handled by NetworkOptions::on_send_buffer_full,
@@ -379,8 +376,8 @@ class Manager {
   template <class M>
   std::size_t broadcast_message(const M& msg) {
     const auto bytes = encode_for_network(msg);
-    if (auto d = detail::check_depth<M>(bytes); !d) throw send_error(d.error());
-    return broadcast_net_record(detail::wire_codec_v<M>, bytes);
+    if (!bytes) throw send_error(bytes.error());
+    return broadcast_net_record(detail::wire_codec_v<M>, *bytes);
   }
   // Connected and reconnecting peers (TCP and datagram).
   std::vector<PeerInfo> peers() const;
@@ -411,16 +408,16 @@ class Manager {
   template <class M>
   Result<void> try_send_message(const M& msg, Sender peer, Delivery delivery) {
     const auto bytes = encode_for_network(msg);
-    if (auto d = detail::check_depth<M>(bytes); !d) return d.error();
-    return queue_net_record(peer, detail::wire_codec_v<M>, bytes, delivery);
+    if (!bytes) return bytes.error();
+    return queue_net_record(peer, detail::wire_codec_v<M>, *bytes, delivery);
   }
   // The same with `delivery` for the datagram peers (TCP peers still get it, reliably). Throws
   // send_error(too_large, too_deep).
   template <class M>
   std::size_t broadcast_message(const M& msg, Delivery delivery) {
     const auto bytes = encode_for_network(msg);
-    if (auto d = detail::check_depth<M>(bytes); !d) throw send_error(d.error());
-    return broadcast_datagram_record(detail::wire_codec_v<M>, bytes, delivery);
+    if (!bytes) throw send_error(bytes.error());
+    return broadcast_datagram_record(detail::wire_codec_v<M>, *bytes, delivery);
   }
   // Throws usage_error if datagrams are not enabled.
   DatagramStats datagram_stats() const;
@@ -607,22 +604,28 @@ class Manager {
   detail::Pump& add_pump(std::unique_ptr<detail::Pump> pump);
   void remove_pump(detail::Pump& pump);
   void register_wire(const detail::WireCodec& codec);
-  flatbuffers::FlatBufferBuilder& group_builder() noexcept { return wire_builder_; }
   Result<void> queue_group_record(std::string_view group, const detail::WireCodec& codec,
                                   std::span<const std::byte> payload);
   std::string_view group_name_checked(Sender sender) const;
+  // Encodes `msg` into wire_builder_ and applies the send-side depth check (too_deep), so that no
+  // send path can skip it. The bytes stay valid until the next encode on this manager.
   template <class M>
-  std::span<const std::byte> encode_for_network(const M& msg) {
+  Result<std::span<const std::byte>> encode_wire(const M& msg) {
+    flatbuffers::FlatBufferBuilder& fbb = wire_builder_;
+    fbb.Clear();
+    msg.encode(fbb);
+    const std::span bytes(reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()), fbb.GetSize());
+    if (auto d = detail::check_depth<M>(bytes); !d) return d.error();
+    return bytes;
+  }
+  template <class M>
+  Result<std::span<const std::byte>> encode_for_network(const M& msg) {
     static_assert(WireMessage<M>,
                   "send_message: only wire messages cross machines: generate the type from a schema table with "
                   "(packet_type: N)");
-    flatbuffers::FlatBufferBuilder& fbb = network_builder();
-    fbb.Clear();
-    msg.encode(fbb);
-    return std::span(reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()), fbb.GetSize());
+    return encode_wire(msg);
   }
   detail::NetPump& network();  // enables the network with default options if needed
-  flatbuffers::FlatBufferBuilder& network_builder() noexcept { return wire_builder_; }
   Sender network_server() const;
   Result<void> queue_net_record(Sender peer, const detail::WireCodec& codec, std::span<const std::byte> payload,
                                Delivery delivery = {});
