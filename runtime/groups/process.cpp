@@ -193,10 +193,11 @@ std::mutex g_server_mu;
 ForkServer& ForkServer::instance() {
   std::lock_guard lk(g_server_mu);
   if (g_server) return *g_server;
-  if (nng_started())
+  if (network_started())
     throw usage_error(
-        "sage: enable_groups() must run before this process uses nng (before any network connection, i.e. first "
-        "thing in main()): group children are forked from a helper process that must not contain nng's threads");
+        "sage: enable_groups() must run before this process uses the network (before any listen, connect, "
+        "listen_datagram or connect_datagram, i.e. first thing in main()): group children are forked from a helper "
+        "process that must not contain nng's threads or copies of network sockets");
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     throw std::system_error(errno, std::generic_category(), "sage: socketpair for the fork server");

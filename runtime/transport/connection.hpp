@@ -174,10 +174,10 @@ class Dialer {
   Dialer() = default;
 };
 
-// Whether sage started nng in this process (a transport opened nng objects), or opened a network
-// socket (transport/tcp.hpp). The fork server must be started before that: nng's threads do not
+// Whether this process used the network: nng objects (TLS), a tcp:// socket (transport/tcp.hpp) or
+// an ENet host (transport/datagram.hpp). The fork server must be started before that: nng's threads do not
 // survive fork(), and a fork server must not hold copies of network sockets.
-bool nng_started() noexcept;
-void mark_nng_started() noexcept;
+bool network_started() noexcept;
+void mark_network_started() noexcept;
 
 }  // namespace sage::detail

@@ -20,7 +20,7 @@ namespace sage::detail {
 
 namespace {
 
-std::atomic<bool> g_nng_started{false};
+std::atomic<bool> g_network_started{false};
 
 std::string nng_text(int rv) { return nng_strerror(rv); }
 
@@ -97,8 +97,8 @@ nng_tls_config* make_tls(const TlsSettings& tls, bool server, std::string& err) 
 
 }  // namespace
 
-bool nng_started() noexcept { return g_nng_started.load(std::memory_order_acquire); }
-void mark_nng_started() noexcept { g_nng_started.store(true, std::memory_order_release); }
+bool network_started() noexcept { return g_network_started.load(std::memory_order_acquire); }
+void mark_network_started() noexcept { g_network_started.store(true, std::memory_order_release); }
 
 std::string stream_url(std::string_view host, std::uint16_t port, bool tls) {
   std::string h(host);
@@ -497,7 +497,7 @@ StreamListener::StreamListener(std::unique_ptr<Impl> impl) : impl_(std::move(imp
 Result<std::unique_ptr<StreamListener>> StreamListener::open(const std::string& url, const TlsSettings& tls,
                                                              const ConnectionLimits& options,
                                                              std::shared_ptr<Waker> waker) {
-  mark_nng_started();
+  mark_network_started();
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->waker = std::move(waker);
@@ -598,7 +598,7 @@ StreamDialer::StreamDialer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 
 Result<std::unique_ptr<StreamDialer>> StreamDialer::open(const std::string& url, const TlsSettings& tls,
                                                          const ConnectionLimits& options, std::shared_ptr<Waker> waker) {
-  mark_nng_started();
+  mark_network_started();
   auto impl = std::make_unique<Impl>();
   impl->url = url;
   impl->options = options;

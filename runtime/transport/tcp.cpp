@@ -103,7 +103,7 @@ Result<std::unique_ptr<TcpListener>> TcpListener::open(std::string_view host_in,
   // No nng here, but the rule "enable_groups() before any network call" stays: a fork server
   // started later would hold copies of this process's sockets (a listener that never closes, peers
   // that never see EOF).
-  mark_nng_started();
+  mark_network_started();
   const std::string host = strip_brackets(host_in);
   const std::string url = stream_url(host, port, false);
   auto fail = [&](const std::string& what) -> Result<std::unique_ptr<TcpListener>> {
@@ -295,7 +295,7 @@ TcpDialer::~TcpDialer() = default;
 
 Result<std::unique_ptr<TcpDialer>> TcpDialer::open(std::string_view host, std::uint16_t port,
                                                    const ConnectionLimits& limits, std::shared_ptr<Waker> waker) {
-  mark_nng_started();  // as TcpListener::open
+  mark_network_started();  // as TcpListener::open
   auto impl = std::make_unique<Impl>();
   impl->host = strip_brackets(host);
   impl->port = port;

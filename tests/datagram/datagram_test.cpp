@@ -404,3 +404,14 @@ TEST_CASE("datagram: max_peers is enforced and the refused client is told") {
   CHECK(d.server.datagram_stats().peers_refused == 1);
   CHECK(d.server.peers().size() == 2);
 }
+
+TEST_CASE("datagram: enable_groups() after listen_datagram() is a usage_error naming the rule") {
+  // A fork server started now would hold a copy of the UDP socket: the port would stay bound after
+  // this manager closed it. (Each ctest runs one case in its own process.)
+  sage::Manager server;
+  server.listen_datagram("127.0.0.1", 0);
+  sage::Manager later;
+  CHECK_THROWS_WITH_AS(later.enable_groups(), doctest::Contains("before any listen, connect, listen_datagram"),
+                       sage::usage_error);
+  CHECK_FALSE(later.groups_enabled());
+}

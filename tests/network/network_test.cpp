@@ -71,6 +71,17 @@ TEST_CASE("listen on port 0 picks a free port and reports it") {
   }
 }
 
+TEST_CASE("enable_groups() after listen() on tcp:// is a usage_error naming the rule") {
+  // tcp:// uses no nng, but a fork server started now would hold a copy of the listening socket: the
+  // port would stay bound and peers would not see EOF. (Each ctest runs one case in its own process.)
+  sage::Manager server;
+  server.listen("127.0.0.1", 0);
+  sage::Manager later;
+  CHECK_THROWS_WITH_AS(later.enable_groups(), doctest::Contains("before any listen, connect, listen_datagram"),
+                       sage::usage_error);
+  CHECK_FALSE(later.groups_enabled());
+}
+
 TEST_CASE("connect() to a port nobody listens on throws network_error naming the address, well before connect_timeout") {
   std::uint16_t port = 0;
   {
