@@ -3,8 +3,9 @@
 // on the owning (manager's) thread. tls+tcp:// stays on nng streams (transport/stream.hpp).
 //
 // TcpListener: a non-blocking listening socket (SOCK_CLOEXEC, SO_REUSEADDR, backlog SOMAXCONN)
-// watched by the manager's Waker; take_accepted() accept4()s what is waiting, only after the
-// Waker saw the socket readable (no system call on an idle tick). Accepted sockets get
+// watched by the manager's Waker (a waiting connection wakes wait_for_next_tick()); take_accepted()
+// accept4()s what is waiting on every call, one EAGAIN when nothing is (a manager that calls
+// tick() in a loop never waits, so "only after the Waker saw it" would never accept). Accepted sockets get
 // TCP_NODELAY and SOCK_CLOEXEC. Resource exhaustion (EMFILE, ENFILE, ENOBUFS, ENOMEM) counts an
 // accept error and stops accepting for 50 ms (next_deadline()), so the error does not spin;
 // aborted connections (ECONNABORTED, EPROTO) count an error and are skipped.
