@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "local/manager_access.hpp"
+#include "network/peer_rules.hpp"
 #include "runtime_assert.hpp"
 #include "sage/manager.hpp"
 
@@ -17,7 +18,6 @@ namespace {
 std::span<const std::byte> text_bytes(std::string_view s) {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
 }
-std::string bytes_text(std::span<const std::byte> b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
 std::string enet_url(std::string_view host, std::uint16_t port) {
   return "enet://" + std::string(host) + ":" + std::to_string(port);
 }
@@ -62,24 +62,11 @@ struct DatagramPump::Peer final : ChannelEvents {
   }
 
   Verdict on_control(Channel&, proto::Control control, std::span<const std::byte> payload) override {
-    switch (control) {
-      case proto::Control::heartbeat:
-        return std::nullopt;
-      case proto::Control::close:
-        return Stop{Error{Errc::peer_gone, "closed by the peer" +
-                                               (payload.empty() ? std::string() : ": " + bytes_text(payload))},
-                    false};
-      case proto::Control::error: {
-        auto e = proto::decode_error(payload);
-        Error why{Errc::incompatible, "refused by the peer: " + (e ? e->text : std::string("(unreadable reason)"))};
-        pump.refused(*this, why, true);
-        return Stop{why, false};
-      }
-      default:
-        return Stop{Error{Errc::unknown_packet_type, "control packet_type " + std::to_string(proto::code(control)) +
-                                                         " is not used between datagram peers"},
-                    true};
-    }
+    if (auto v = peer_rules::common_control(control, payload, [&](const Error& why) { pump.refused(*this, why, true); }))
+      return *v;
+    return Stop{Error{Errc::unknown_packet_type,
+                      "control packet_type " + std::to_string(proto::code(control)) + " is not used between datagram peers"},
+                true};
   }
 
   DatagramPump& pump;
@@ -174,12 +161,8 @@ void DatagramPump::log_drop(const std::string& who, const Error& why) {
 
 void DatagramPump::refused(Peer& p, const Error& why, bool by_peer) {
   ++stats_.handshakes_refused;
-  if (by_peer)
-    std::fprintf(stderr, "sage: datagram: enet://%s refused this node: %s\n", p.address.c_str(), why.message().c_str());
-  else
-    std::fprintf(stderr, "sage: datagram: refused enet://%s: %s\n", p.address.c_str(), why.message().c_str());
   refused_[p.index] = why;
-  manager_.queue_message_from(PeerRefused{p.sender(), p.address, p.name, why, by_peer}, p.sender());
+  peer_rules::report_refused(manager_, "datagram", "enet://" + p.address, p.sender(), p.address, p.name, why, by_peer);
 }
 
 // ---- connections ----
@@ -307,9 +290,8 @@ Result<void> DatagramPump::queue_record(Sender peer, const WireCodec& codec, std
                       " is not below DatagramOptions::channels (" + std::to_string(options_.channels) + ")");
   Peer* p = find(peer);
   if (auto it = refused_.find(peer.index); it != refused_.end())
-    return Error{Errc::incompatible, "the handshake with peer enet://" +
-                                         (p ? p->address : std::to_string(peer.index - datagram_peer_base)) +
-                                         " was refused: " + it->second.message()};
+    return peer_rules::refused_send(
+        "enet://" + (p ? p->address : std::to_string(peer.index - datagram_peer_base)), it->second);
   if (!p) return Error{Errc::peer_gone, "datagram peer " + std::to_string(peer.index - datagram_peer_base) + " is gone"};
   directory_.register_codec(codec);
   if (!p->live())
@@ -450,9 +432,8 @@ void DatagramPump::drop(Peer& p, Error why, bool bad) {
   p.channel.detach();
   if (p.dialing && dialer_) dialer_->drop_now(p.dialing, datagram_code::closed);
   p.dialing = nullptr;
-  const bool retry = p.role == Peer::Role::client && options_.reconnect.enabled && !p.user_closed &&
-                     why.code != Errc::incompatible &&
-                     (options_.reconnect.max_attempts == 0 || p.attempts < options_.reconnect.max_attempts);
+  const bool retry =
+      peer_rules::reconnects(options_.reconnect, p.role == Peer::Role::client, p.user_closed, why, p.attempts);
   if (p.announced) {
     ++stats_.peers_disconnected;
     manager_.queue_message_from(PeerDisconnected{p.sender(), p.address, p.name, why, retry}, p.sender());

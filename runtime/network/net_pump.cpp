@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "local/manager_access.hpp"
+#include "network/peer_rules.hpp"
 #include "runtime_assert.hpp"
 #include "sage/manager.hpp"
 
@@ -17,7 +18,6 @@ namespace {
 std::span<const std::byte> text_bytes(std::string_view s) {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
 }
-std::string bytes_text(std::span<const std::byte> b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
 long long ms(Clock::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
 }  // namespace
 
@@ -57,19 +57,9 @@ struct NetPump::Peer final : ChannelEvents {
 
   Verdict on_control(Channel&, proto::Control control, std::span<const std::byte> payload) override {
     auto bad = [](std::string text) { return Stop{Error{Errc::malformed, std::move(text)}, true}; };
+    if (auto v = peer_rules::common_control(control, payload, [&](const Error& why) { pump.refused(*this, why, true); }))
+      return *v;
     switch (control) {
-      case proto::Control::heartbeat:
-        return std::nullopt;
-      case proto::Control::close:
-        return Stop{Error{Errc::peer_gone, "closed by the peer" +
-                                               (payload.empty() ? std::string() : ": " + bytes_text(payload))},
-                    false};
-      case proto::Control::error: {
-        auto e = proto::decode_error(payload);
-        Error why{Errc::incompatible, "refused by the peer: " + (e ? e->text : std::string("(unreadable reason)"))};
-        pump.refused(*this, why, true);
-        return Stop{why, false};
-      }
       case proto::Control::join_group: {
         auto group = proto::decode_name(payload);
         if (!group) return Stop{group.error(), true};
@@ -346,12 +336,8 @@ void NetPump::linger_refused(Peer& p, Error why) {
 
 void NetPump::refused(Peer& p, const Error& why, bool by_peer) {
   ++stats_.handshakes_refused;
-  if (by_peer)
-    std::fprintf(stderr, "sage: network: %s refused this node: %s\n", p.address.c_str(), why.message().c_str());
-  else
-    std::fprintf(stderr, "sage: network: refused %s: %s\n", p.address.c_str(), why.message().c_str());
   refused_[p.index] = why;
-  manager_.queue_message_from(PeerRefused{p.sender(), p.address, p.name, why, by_peer}, p.sender());
+  peer_rules::report_refused(manager_, "network", p.address, p.sender(), p.address, p.name, why, by_peer);
 }
 
 void NetPump::overflow(Peer& p, const Error& e) {
@@ -372,8 +358,7 @@ void NetPump::overflow(Peer& p, const Error& e) {
 Result<void> NetPump::queue_record(Sender peer, const WireCodec& codec, std::span<const std::byte> payload) {
   Peer* p = find(peer);
   if (auto it = refused_.find(peer.index); it != refused_.end())
-    return Error{Errc::incompatible, "the handshake with peer " + (p ? p->address : std::to_string(peer.index)) +
-                                         " was refused: " + it->second.message()};
+    return peer_rules::refused_send(p ? p->address : std::to_string(peer.index), it->second);
   if (!p) return Error{Errc::peer_gone, "peer " + std::to_string(peer.index) + " is gone"};
   directory_.register_codec(codec);
   if (!p->live())
@@ -506,9 +491,8 @@ void NetPump::drop(Peer& p, Error why, bool bad) {
     peers_.erase(p.index);
     return;
   }
-  const bool retry = p.role == Peer::Role::client && options_.reconnect.enabled && !p.user_closed &&
-                     why.code != Errc::incompatible && p.dialer &&
-                     (options_.reconnect.max_attempts == 0 || p.attempts < options_.reconnect.max_attempts);
+  const bool retry = p.dialer && peer_rules::reconnects(options_.reconnect, p.role == Peer::Role::client,
+                                                        p.user_closed, why, p.attempts);
   if (p.announced) {
     ++stats_.peers_disconnected;
     manager_.queue_message_from(PeerDisconnected{p.sender(), p.address, p.name, why, retry}, p.sender());
