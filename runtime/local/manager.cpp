@@ -420,10 +420,10 @@ bool Manager::run_tick(bool budgeted, std::chrono::nanoseconds max_time) {
         [&](detail::RecordHeader& record) {
           ++loop.dispatched;
           const auto& slot = static_cast<const TypeSlot&>(record.type_slot());
-          if (!record.has_destructor() && !record.target) [[likely]]
+          if (record.plain()) [[likely]]
             deliver_broadcast(slot, record.payload(), record.sender());
           else
-            dispatch_record(slot, record.payload(), record.target, record.sender());
+            dispatch_record(slot, record.payload(), record.target(), record.sender());
           if (unsettled_) [[unlikely]] {
             depth_ = 0;
             settle();
