@@ -541,6 +541,10 @@ class Manager {
   [[gnu::always_inline]] bool deliver_broadcast(const TypeSlot& slot, const void* data, Sender from) {
     if (!observers_.empty()) [[unlikely]]
       observe_all(*slot.type, data, from, ActorId{});
+    return deliver_to_subscribers(slot, data, from);
+  }
+  // deliver_broadcast() without the wildcard subscribers (the tick loop knows there are none).
+  [[gnu::always_inline]] bool deliver_to_subscribers(const TypeSlot& slot, const void* data, Sender from) {
     // Subscriber lists are not resized during a dispatch: the buffer stays put.
     const Subscriber* s = slot.subscribers.data();
     const std::size_t n = slot.subscribers.size();

@@ -37,7 +37,7 @@ struct RecordHeader {
   std::uint32_t sender_index;  // Sender::index
   Sender::Kind sender_kind;    // Sender::kind
   std::uint8_t payload_offset; // where the message starts, from the start of the header
-  std::uint16_t stride;        // bytes to the next record; 0 = the rest of the chunk (oversized records)
+  std::uint16_t stride;        // bytes to the next record; 0 in an oversized chunk, which holds one record
   // Followed by the target's ActorId when targeted, then (aligned) the message.
 
   static constexpr std::uintptr_t aborted_flag = 1;
@@ -61,12 +61,12 @@ struct RecordHeader {
   void* payload() noexcept { return reinterpret_cast<std::byte*>(this) + payload_offset; }
   Sender sender() const noexcept { return Sender{sender_kind, sender_index}; }
 
-  // Bytes from the start of a record to its message: the header, the target if any, alignment.
-  // Records start 8-aligned, so this is a constant unless the message is aligned to 16.
-  static std::uintptr_t payload_at(std::uintptr_t header, bool targeted, std::size_t align) noexcept {
-    const std::size_t a = align < 8 ? 8 : align;
+  // Where the message of a record starting at `header` goes: after the header and the target if
+  // any, aligned. Records start 8-aligned, so for alignments up to 8 this is a constant offset.
+  static constexpr std::uintptr_t payload_at(std::uintptr_t header, bool targeted, std::size_t align) noexcept {
     const std::uintptr_t p = header + sizeof(RecordHeader) + (targeted ? sizeof(ActorId) : 0);
-    return (p + a - 1) & ~std::uintptr_t(a - 1);
+    if (align <= 8) return p;
+    return (p + align - 1) & ~std::uintptr_t(align - 1);
   }
 };
 static_assert(sizeof(RecordHeader) == 16 && sizeof(ActorId) == 8);
@@ -131,8 +131,10 @@ class RecordQueue {
   ~RecordQueue() = default;
 
   // Live (not aborted) records.
-  std::size_t size() const noexcept { return count_; }
-  bool empty() const noexcept { return count_ == 0; }
+  std::size_t size() const noexcept { return count_ - taken_; }
+  // Records aborted over the queue's life: with size(), what tells how many consume() took.
+  std::uint64_t aborted_total() const noexcept { return aborted_total_; }
+  bool empty() const noexcept { return count_ == taken_; }
 
   // Constructs T from `msg` in a new record at the back. If constructing throws, nothing changes.
   template <class T, class M>
@@ -144,14 +146,15 @@ class RecordQueue {
     // The fast path: the record fits behind the last one in the tail chunk (write_ is 8-aligned).
     std::uintptr_t base = write_;
     std::uintptr_t payload = RecordHeader::payload_at(base, targeted, alignof(T));
-    std::uintptr_t end = (payload + sizeof(T) + 7) & ~std::uintptr_t{7};
+    constexpr std::size_t message_bytes = (sizeof(T) + 7) & ~std::size_t{7};  // keeps records 8-aligned
+    std::uintptr_t end = payload + message_bytes;
     Chunk* fresh = nullptr;
     if (end > limit_) [[unlikely]] {
       // Chunk data is aligned to max_message_align, so the record takes exactly this much there.
-      fresh = pool.take((RecordHeader::payload_at(0, targeted, alignof(T)) + sizeof(T) + 7) & ~std::size_t{7});
+      fresh = pool.take(RecordHeader::payload_at(0, targeted, alignof(T)) + message_bytes);
       base = reinterpret_cast<std::uintptr_t>(fresh->data());
       payload = RecordHeader::payload_at(base, targeted, alignof(T));
-      end = (payload + sizeof(T) + 7) & ~std::uintptr_t{7};
+      end = payload + message_bytes;
     }
     if constexpr (std::is_nothrow_constructible_v<T, M&&>) {
       new (reinterpret_cast<void*>(payload)) T(std::forward<M>(msg));
@@ -165,11 +168,13 @@ class RecordQueue {
     }
     static_assert(alignof(TypeSlotHead) > RecordHeader::flags);
     constexpr std::uintptr_t destructor = std::is_trivially_destructible_v<T> ? 0 : RecordHeader::destructor_flag;
+    // Records in standard chunks are at most its capacity long; a longer one has a chunk to itself.
     const std::uintptr_t stride = end - base;
+    constexpr bool may_be_oversized = RecordHeader::payload_at(8, true, max_message_align) + message_bytes > 0xffff;
     auto* header = new (reinterpret_cast<void*>(base))
         RecordHeader{reinterpret_cast<std::uintptr_t>(&slot) | destructor | (targeted ? RecordHeader::targeted_flag : 0),
                      sender.index, sender.kind, static_cast<std::uint8_t>(payload - base),
-                     static_cast<std::uint16_t>(stride <= 0xffff ? stride : 0)};
+                     static_cast<std::uint16_t>(!may_be_oversized || stride <= 0xffff ? stride : 0)};
     if (targeted) std::memcpy(header + 1, &target, sizeof(ActorId));
     if (fresh) [[unlikely]]
       link_tail(fresh);
@@ -181,24 +186,39 @@ class RecordQueue {
   // the queue is empty or stop() returns true (asked before each record). A record is off the
   // queue (size() and abort-safe) before visit sees it, and counts as consumed even if visit throws;
   // visit must destroy its message. Records may be aborted meanwhile (they are skipped), but
-  // nothing may be pushed to or appended to this queue while it runs.
+  // nothing may be pushed to or appended to this queue while it runs, nor consume() it again.
   template <class Stop, class Visit>
   void consume(ChunkPool& pool, Stop&& stop, Visit&& visit) {
     seal_tail();
+    // taken_ is only written here (a plain store per record, no read back across visit).
+    std::size_t taken = taken_;
     while (head_) {
       std::byte* const base = head_->data();
-      const std::size_t end = head_->used;
-      std::size_t at = read_;
+      if (head_->capacity != ChunkPool::standard_capacity) [[unlikely]] {  // one oversized record
+        auto* r = reinterpret_cast<RecordHeader*>(base);
+        if (read_ == 0 && !r->aborted()) {
+          if (stop()) return;
+          read_ = head_->used;
+          taken_ = ++taken;
+          visit(*r);
+        }
+        drop_head(pool);
+        continue;
+      }
+      // Each record's address is a load of the previous one's stride: that chain is kept to a
+      // load and an add (pointers, no select), since the rest of the loop overlaps with it.
+      std::byte* const end = base + head_->used;
+      std::byte* at = base + read_;
       while (at < end) {
-        auto* r = reinterpret_cast<RecordHeader*>(base + at);
-        at = r->stride != 0 ? at + r->stride : end;
+        auto* r = reinterpret_cast<RecordHeader*>(at);
+        at += r->stride;
         if (r->aborted()) {
-          read_ = at;
+          read_ = static_cast<std::size_t>(at - base);
           continue;
         }
         if (stop()) return;
-        read_ = at;
-        --count_;
+        read_ = static_cast<std::size_t>(at - base);
+        taken_ = ++taken;
         visit(*r);
       }
       drop_head(pool);
@@ -214,8 +234,10 @@ class RecordQueue {
       std::swap(tail_, other.tail_);
       std::swap(read_, other.read_);
       std::swap(count_, other.count_);
+      std::swap(taken_, other.taken_);
       std::swap(write_, other.write_);
       std::swap(limit_, other.limit_);
+      other.count_ = other.taken_ = 0;  // this queue was empty
       return;
     }
     // Precondition: other.read_ == 0 (the manager never reads from the queue it appends).
@@ -224,9 +246,9 @@ class RecordQueue {
     tail_ = other.tail_;
     write_ = other.write_;
     limit_ = other.limit_;
-    count_ += other.count_;
+    count_ += other.size();
     other.head_ = other.tail_ = nullptr;
-    other.read_ = other.count_ = 0;
+    other.read_ = other.count_ = other.taken_ = 0;
     other.write_ = other.limit_ = 0;
   }
 
@@ -250,6 +272,7 @@ class RecordQueue {
     if (t.destroy) t.destroy(r.payload());
     r.slot |= RecordHeader::aborted_flag;
     --count_;
+    ++aborted_total_;
   }
 
   // Destroys every live record and gives every chunk back to `pool`.
@@ -259,7 +282,7 @@ class RecordQueue {
       if (t.destroy) t.destroy(r.payload());
     });
     while (head_) drop_head(pool);
-    count_ = 0;
+    count_ = taken_ = 0;
   }
 
  private:
@@ -297,7 +320,9 @@ class RecordQueue {
   Chunk* head_ = nullptr;  // records are read from here, at offset read_
   Chunk* tail_ = nullptr;  // records are written here
   std::size_t read_ = 0;
-  std::size_t count_ = 0;
+  std::size_t count_ = 0;  // records pushed or appended, less those aborted
+  std::size_t taken_ = 0;  // records consume() took; size() is count_ - taken_
+  std::uint64_t aborted_total_ = 0;
   // Where the next record goes in the tail chunk, and the end of that chunk's data (both 0 when
   // there is no tail chunk): push() compares two integers to know the record fits. The tail's
   // `used` lags behind write_ until seal_tail(), which every reader calls first.
