@@ -267,6 +267,7 @@ void Manager::priority_changed() {
 
 Manager::TypeSlot& Manager::add_type(const detail::MessageType& type, std::uint32_t index) {
   if (index >= types_.size()) types_.resize(index + 1);
+  if (types_[index]) return *types_[index];
   auto slot = std::make_unique<TypeSlot>(type);
   if (type.schema) {
     schema_names_.emplace(type.name);
