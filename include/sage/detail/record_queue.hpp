@@ -1,9 +1,10 @@
 // sage/detail/record_queue.hpp: the manager's message FIFO, a chain of reusable byte chunks.
 //
 // A record is a 16-byte RecordHeader, the target's ActorId when it has one, then the message,
-// constructed in place (records start 8-aligned; the message is aligned to its own alignment). Chunks never move, so
-// messages of any movable type stay where they were constructed until they are destroyed. Consumed
-// chunks go back to a ChunkPool, so a manager in steady state allocates nothing per message.
+// constructed in place (records start 8-aligned; the message is aligned to its own alignment).
+// Chunks never move, so messages of any movable type stay where they were constructed until they
+// are destroyed. Consumed chunks go back to a ChunkPool, so a manager in steady state allocates
+// nothing per message. A record longer than a standard chunk gets a chunk of its own.
 // Single-threaded: the manager's thread only.
 #pragma once
 
@@ -168,7 +169,8 @@ class RecordQueue {
     }
     static_assert(alignof(TypeSlotHead) > RecordHeader::flags);
     constexpr std::uintptr_t destructor = std::is_trivially_destructible_v<T> ? 0 : RecordHeader::destructor_flag;
-    // Records in standard chunks are at most its capacity long; a longer one has a chunk to itself.
+    // A record in a standard chunk is at most that chunk's capacity long (< 64 KiB); only a record
+    // with a chunk to itself can be longer, and its stride is then not needed.
     const std::uintptr_t stride = end - base;
     constexpr bool may_be_oversized = RecordHeader::payload_at(8, true, max_message_align) + message_bytes > 0xffff;
     auto* header = new (reinterpret_cast<void*>(base))
