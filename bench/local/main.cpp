@@ -10,7 +10,7 @@
 // trigger: immediate delivery to one subscriber vs a virtual call found through a flat table.
 // Every case is timed batch by batch (10,000 messages each); the rate is the batch size over the
 // median batch time, so a batch that lost the CPU to another process does not skew the result,
-// and the best of 3 runs of the case is reported.
+// and the best of its runs (at least 3, for at least half a second) is reported.
 // Allocations are counted by replacing operator new (common/alloc_counter.cpp), over all timed batches.
 // CAF: one event-based actor with a handler per type; the main thread anon_send()s a batch of
 // 10,000 messages and sleeps until the actor has handled them (CAF's scheduler limited to one
@@ -123,9 +123,13 @@ struct MinimalPositionHandler final : MinimalHandler {
 };
 
 constexpr std::size_t batch = 10'000;
-// Each case runs this many times over; the figure is the best run's median batch (a 2-core machine
-// shared with other work slows whole runs down, not just single batches).
-constexpr int repetitions = 3;
+// Each case runs at least this many times over, and until this much time has passed; the figure
+// is the best run's median batch. A shared machine has slow stretches that last whole runs, not
+// just single batches, and they slow sage's loop more than the FIFO's (docs/performance.md,
+// "Local queue+tick"): half a second of runs gives each case more chances of a normal stretch
+// than three runs of 30 ms.
+constexpr int min_repetitions = 3;
+constexpr std::chrono::milliseconds min_duration{500};
 
 struct Result {
   double rate;                // messages per second, from the median batch
@@ -139,7 +143,8 @@ Result measure(std::size_t total, F&& body) {
   seconds.reserve(total / batch + 1);
   const std::uint64_t before = bench::allocations();
   double best = 0;
-  for (int rep = 0; rep < repetitions; ++rep) {
+  int runs = 0;
+  for (const auto began = Clock::now(); runs < min_repetitions || Clock::now() - began < min_duration; ++runs) {
     seconds.clear();
     for (std::size_t done = 0; done < total; done += batch) {
       const auto start = Clock::now();
@@ -149,7 +154,7 @@ Result measure(std::size_t total, F&& body) {
     std::sort(seconds.begin(), seconds.end());
     best = std::max(best, static_cast<double>(batch) / seconds[seconds.size() / 2]);
   }
-  return {best, (bench::allocations() - before) / repetitions};
+  return {best, (bench::allocations() - before) / static_cast<std::uint64_t>(runs)};
 }
 
 Result sage_queue_tick(std::size_t total) {

@@ -472,10 +472,11 @@ class Manager {
 
   // The slot of `type`, created (and schema names noted) on first use.
   TypeSlot& note_type(const detail::MessageType& type) {
-    const std::uint32_t i = detail::type_index(type);
+    // Index 0 (not assigned yet) never has a slot, so it takes the slow path too.
+    const std::uint32_t i = type.index.load(std::memory_order_acquire);
     if (i < types_.size() && types_[i]) [[likely]]
       return *types_[i];
-    return add_type(type, i);
+    return add_type(type, detail::type_index(type));
   }
   TypeSlot& add_type(const detail::MessageType& type, std::uint32_t index);
 
@@ -538,15 +539,19 @@ class Manager {
   [[gnu::always_inline]] bool deliver_broadcast(const TypeSlot& slot, const void* data, Sender from) {
     if (!observers_.empty()) [[unlikely]]
       observe_all(*slot.type, data, from, ActorId{});
+    return deliver_to_subscribers(slot, data, from);
+  }
+  // deliver_broadcast() without the wildcard subscribers (the tick loop knows there are none).
+  [[gnu::always_inline]] bool deliver_to_subscribers(const TypeSlot& slot, const void* data, Sender from) {
     // Subscriber lists are not resized during a dispatch: the buffer stays put.
     const Subscriber* s = slot.subscribers.data();
-    const std::size_t n = slot.subscribers.size();
-    if (n == 0) [[unlikely]] {
+    const Subscriber* const end = s + slot.subscribers.size();
+    if (s == end) [[unlikely]] {
       dead_letter(*slot.type, data, from, ActorId{});
       return false;
     }
-    for (std::size_t i = 0; i < n; ++i) {
-      if (s[i].actor && s[i].deliver(*s[i].actor, data, from)) return true;
+    for (; s != end; ++s) {
+      if (s->actor && s->deliver(*s->actor, data, from)) return true;
     }
     return false;
   }

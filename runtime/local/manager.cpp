@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <utility>
 
 #include "channel/directory.hpp"
 #include "local/pump.hpp"
@@ -266,6 +267,7 @@ void Manager::priority_changed() {
 
 Manager::TypeSlot& Manager::add_type(const detail::MessageType& type, std::uint32_t index) {
   if (index >= types_.size()) types_.resize(index + 1);
+  if (types_[index]) return *types_[index];
   auto slot = std::make_unique<TypeSlot>(type);
   if (type.schema) {
     schema_names_.emplace(type.name);
@@ -403,33 +405,41 @@ bool Manager::run_tick(bool budgeted, std::chrono::nanoseconds max_time) {
   dispatching_.append(std::move(incoming_));
   {
     // One dispatch scope for the whole loop; what a handler deferred (registrations, priority
-    // changes, removals) is applied between two messages, as if each had its own scope.
+    // changes, removals) is applied between two messages, as if each had its own scope. The
+    // messages taken are counted once, at the end: what left the queue and was not aborted.
     struct Loop {
       Manager& m;
-      std::uint64_t dispatched = 0;
+      const std::size_t queued = m.dispatching_.size();
+      const std::uint64_t aborted = m.dispatching_.aborted_total();
       ~Loop() {
-        m.stats_.dispatched += dispatched;
+        m.stats_.dispatched += queued - m.dispatching_.size() - (m.dispatching_.aborted_total() - aborted);
         if (--m.depth_ == 0 && m.unsettled_) m.settle();
       }
     } loop{*this};
     ++depth_;
+    // Wildcard subscribers change only when settled; until then the loop knows whether there are any.
+    bool observed = !observers_.empty();
     // A record is off the queue before any handler runs (abort_message() cannot reach it); its
     // memory stays valid until its chunk is left. It counts as delivered even if a handler throws.
-    dispatching_.consume(
-        pool_, [&] { return budgeted && loop.dispatched != 0 && Clock::now() >= deadline; },
-        [&](detail::RecordHeader& record) {
-          ++loop.dispatched;
-          const auto& slot = static_cast<const TypeSlot&>(record.type_slot());
-          if (!record.has_destructor() && !record.target) [[likely]]
-            deliver_broadcast(slot, record.payload(), record.sender());
-          else
-            dispatch_record(slot, record.payload(), record.target, record.sender());
-          if (unsettled_) [[unlikely]] {
-            depth_ = 0;
-            settle();
-            depth_ = 1;
-          }
-        });
+    auto visit = [&](detail::RecordHeader& record) __attribute__((always_inline)) {
+      const auto& slot = static_cast<const TypeSlot&>(record.type_slot());
+      if (record.plain() && !observed) [[likely]]
+        deliver_to_subscribers(slot, record.payload(), record.sender());
+      else
+        dispatch_record(slot, record.payload(), record.target(), record.sender());
+      if (unsettled_) [[unlikely]] {
+        depth_ = 0;
+        settle();
+        depth_ = 1;
+        observed = !observers_.empty();
+      }
+    };
+    if (budgeted) {
+      bool first = true;
+      dispatching_.consume(pool_, [&] { return !std::exchange(first, false) && Clock::now() >= deadline; }, visit);
+    } else {
+      dispatching_.consume(pool_, [] { return false; }, visit);
+    }
   }
   const bool flushed = dispatching_.empty();
   resume_coroutines();

@@ -2,7 +2,9 @@
 // (priorities, consumption order, coroutines, mutation during dispatch, budget, errors).
 #include <doctest/doctest.h>
 
+#include <array>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -1045,4 +1047,140 @@ TEST_CASE("a message to one actor is seen by that actor's wildcard handler only"
   CHECK(b.seen == 1);
   CHECK(b.pings == 1);
   CHECK(a.pings == 0);
+}
+
+TEST_CASE("a wildcard subscriber registered or unregistered by a handler counts from the next message of the tick") {
+  sage::Manager m;
+  struct Spy : sage::Actor<Spy, sage::subscribes<sage::AnyMessage>> {
+    std::vector<int> seen;
+    void handle_any(const sage::AnyMessageRef& msg) {
+      if (const Ping* p = msg.get<Ping>()) seen.push_back(p->n);
+    }
+  } spy;
+  struct Switch : sage::Actor<Switch, sage::subscribes<Ping>> {
+    Spy* spy;
+    bool handle(const Ping& p) {
+      if (p.n == 2) manager()->register_actor(*spy);
+      if (p.n == 4) manager()->unregister_actor(*spy);
+      return false;
+    }
+  } sw;
+  sw.spy = &spy;
+  m.register_actor(sw);
+  for (int i = 1; i <= 5; ++i) m.queue_message(Ping{i});
+  m.tick();
+  CHECK(spy.seen == std::vector<int>{3, 4});
+}
+
+// A record's layout depends on its message's size and alignment and on whether it has a target:
+// a mix of them, over many chunks, comes out in order, intact, to the right actors, and
+// queue_length(), abort_message() and the stats stay exact from inside handlers.
+TEST_CASE("targeted, broadcast, small and over-aligned messages keep order and content across queue chunks") {
+  struct alignas(16) Wide {
+    double a = 0, b = 0;
+  };
+  struct Tiny {
+    std::uint8_t n = 0;
+  };
+  struct Odd {
+    std::array<char, 13> bytes{};
+    int n = 0;
+  };
+  struct Sink : sage::Actor<Sink, sage::subscribes<Ping, Wide, Tiny, Odd>> {
+    std::vector<std::string>* log;
+    std::string tag;
+    bool handle(const Ping& p) {
+      log->push_back(tag + "p" + std::to_string(p.n));
+      return false;
+    }
+    bool handle(const Wide& w) {
+      CHECK(reinterpret_cast<std::uintptr_t>(&w) % 16 == 0);
+      CHECK(w.b == w.a + 0.5);
+      log->push_back(tag + "w" + std::to_string(static_cast<int>(w.a)));
+      return false;
+    }
+    bool handle(const Tiny& t) {
+      log->push_back(tag + "t" + std::to_string(t.n));
+      return false;
+    }
+    bool handle(const Odd& o) {
+      CHECK(o.bytes[12] == static_cast<char>(o.n % 100));
+      log->push_back(tag + "o" + std::to_string(o.n));
+      return false;
+    }
+  };
+  std::vector<std::string> log, expected;
+  Sink a, b;
+  a.log = b.log = &log;
+  a.tag = "a";
+  b.tag = "b";
+  sage::Manager m;
+  const sage::ActorId ida = m.register_actor(a);
+  m.register_actor(b);
+  constexpr int n = 6000;  // about 250 KiB of records: several 64 KiB chunks
+  for (int i = 0; i < n; ++i) {
+    const std::string s = std::to_string(i);
+    switch (i % 5) {
+      case 0:
+        m.queue_message(Ping{i});
+        expected.insert(expected.end(), {"ap" + s, "bp" + s});
+        break;
+      case 1:
+        m.queue_message_to_actor(ida, Wide{static_cast<double>(i), i + 0.5});
+        expected.push_back("aw" + s);
+        break;
+      case 2:
+        m.queue_message(Wide{static_cast<double>(i), i + 0.5});
+        expected.insert(expected.end(), {"aw" + s, "bw" + s});
+        break;
+      case 3: {
+        Odd o;
+        o.n = i;
+        o.bytes[12] = static_cast<char>(i % 100);
+        m.queue_message_to_actor(ida, o);
+        expected.push_back("ao" + s);
+        break;
+      }
+      default:
+        m.queue_message_to_actor(ida, Tiny{static_cast<std::uint8_t>(i % 256)});
+        expected.push_back("at" + std::to_string(i % 256));
+        break;
+    }
+  }
+  CHECK(m.queue_length() == n);
+  CHECK(m.stats().queued == n);
+  m.tick();
+  CHECK(log == expected);
+  CHECK(m.queue_length() == 0);
+  CHECK(m.stats().dispatched == n);
+  CHECK(m.stats().unhandled == 0);
+
+  // Again, with a handler halfway through that checks the queue and aborts what is left of one type.
+  struct Midway : sage::Actor<Midway, sage::subscribes<Pong>> {
+    std::size_t length = 0, aborted = 0;
+    std::uint64_t dispatched = 0;
+    bool handle(const Pong&) {
+      length = manager()->queue_length();
+      dispatched = manager()->stats().dispatched;
+      aborted = manager()->abort_message<Wide>();
+      return true;
+    }
+  } midway;
+  m.register_actor(midway);
+  log.clear();
+  for (int i = 0; i < n; ++i) {
+    if (i == n / 2) m.queue_message(Pong{});
+    if (i % 2 == 0)
+      m.queue_message(Ping{i});
+    else
+      m.queue_message(Wide{static_cast<double>(i), i + 0.5});
+  }
+  m.tick();
+  CHECK(midway.length == n / 2);   // the second half, not the Pong itself
+  CHECK(midway.dispatched == n);   // a tick counts what it dispatched when its dispatch step ends
+  CHECK(midway.aborted == n / 4);  // the Wides of the second half
+  CHECK(log.size() == 2 * (n / 2 + n / 4));  // both sinks: the first half, then the Pings of the second
+  CHECK(m.stats().dispatched == n + n / 2 + 1 + n / 4);
+  CHECK(m.stats().aborted == n / 4);
+  CHECK(m.queue_length() == 0);
 }

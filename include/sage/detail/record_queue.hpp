@@ -1,13 +1,16 @@
 // sage/detail/record_queue.hpp: the manager's message FIFO, a chain of reusable byte chunks.
 //
-// A record is a RecordHeader followed by the message, constructed in place. Chunks never move, so
-// messages of any movable type stay where they were constructed until they are destroyed. Consumed
-// chunks go back to a ChunkPool, so a manager in steady state allocates nothing per message.
+// A record is a 16-byte RecordHeader, the target's ActorId when it has one, then the message,
+// constructed in place (records start 8-aligned; the message is aligned to its own alignment).
+// Chunks never move, so messages of any movable type stay where they were constructed until they
+// are destroyed. Consumed chunks go back to a ChunkPool, so a manager in steady state allocates
+// nothing per message. A record longer than a standard chunk gets a chunk of its own.
 // Single-threaded: the manager's thread only.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -28,33 +31,46 @@ struct TypeSlotHead {
 };
 
 struct RecordHeader {
-  // const TypeSlotHead*, with flags in the low bits: aborted (the record was removed) and
-  // has_destructor (the message must be destroyed; known without touching the type).
+  // const TypeSlotHead*, with flags in the low bits: aborted (the record was removed),
+  // has_destructor (the message must be destroyed) and targeted (an ActorId follows the header),
+  // each known without touching the type.
   std::uintptr_t slot;
-  ActorId target;              // ActorId{} = every subscriber of the type
   std::uint32_t sender_index;  // Sender::index
   Sender::Kind sender_kind;    // Sender::kind
   std::uint8_t payload_offset; // where the message starts, from the start of the header
-  std::uint16_t stride;        // bytes to the next record; 0 = the rest of the chunk (oversized records)
+  std::uint16_t stride;        // bytes to the next record; 0 in an oversized chunk, which holds one record
+  // Followed by the target's ActorId when targeted, then (aligned) the message.
 
   static constexpr std::uintptr_t aborted_flag = 1;
   static constexpr std::uintptr_t destructor_flag = 2;
-  static constexpr std::uintptr_t flags = aborted_flag | destructor_flag;
+  static constexpr std::uintptr_t targeted_flag = 4;
+  static constexpr std::uintptr_t flags = aborted_flag | destructor_flag | targeted_flag;
 
   const TypeSlotHead& type_slot() const noexcept { return *reinterpret_cast<const TypeSlotHead*>(slot & ~flags); }
   const MessageType& message_type() const noexcept { return *type_slot().type; }
   bool aborted() const noexcept { return (slot & aborted_flag) != 0; }
   bool has_destructor() const noexcept { return (slot & destructor_flag) != 0; }
+  // For every subscriber of its type, trivially destructible: the common case dispatch tests first.
+  bool plain() const noexcept { return (slot & (destructor_flag | targeted_flag)) == 0; }
+  // The actor the record was queued for; ActorId{} = every subscriber of the type.
+  ActorId target() const noexcept {
+    if ((slot & targeted_flag) == 0) return ActorId{};
+    ActorId id;
+    std::memcpy(&id, reinterpret_cast<const std::byte*>(this) + sizeof(RecordHeader), sizeof(ActorId));
+    return id;
+  }
   void* payload() noexcept { return reinterpret_cast<std::byte*>(this) + payload_offset; }
   Sender sender() const noexcept { return Sender{sender_kind, sender_index}; }
 
-  static void* payload_at(void* header, std::size_t align) noexcept {
-    const std::size_t a = align < 8 ? 8 : align;
-    const auto p = reinterpret_cast<std::uintptr_t>(header) + sizeof(RecordHeader);
-    return reinterpret_cast<void*>((p + a - 1) & ~(a - 1));
+  // Where the message of a record starting at `header` goes: after the header and the target if
+  // any, aligned. Records start 8-aligned, so for alignments up to 8 this is a constant offset.
+  static constexpr std::uintptr_t payload_at(std::uintptr_t header, bool targeted, std::size_t align) noexcept {
+    const std::uintptr_t p = header + sizeof(RecordHeader) + (targeted ? sizeof(ActorId) : 0);
+    if (align <= 8) return p;
+    return (p + align - 1) & ~std::uintptr_t(align - 1);
   }
 };
-static_assert(sizeof(RecordHeader) == 24);
+static_assert(sizeof(RecordHeader) == 16 && sizeof(ActorId) == 8);
 
 struct alignas(max_message_align) Chunk {
   std::size_t capacity;  // bytes of data after the header
@@ -116,8 +132,10 @@ class RecordQueue {
   ~RecordQueue() = default;
 
   // Live (not aborted) records.
-  std::size_t size() const noexcept { return count_; }
-  bool empty() const noexcept { return count_ == 0; }
+  std::size_t size() const noexcept { return count_ - taken_; }
+  // Records aborted over the queue's life: with size(), what tells how many consume() took.
+  std::uint64_t aborted_total() const noexcept { return aborted_total_; }
+  bool empty() const noexcept { return count_ == taken_; }
 
   // Constructs T from `msg` in a new record at the back. If constructing throws, nothing changes.
   template <class T, class M>
@@ -125,50 +143,44 @@ class RecordQueue {
     static_assert(alignof(T) <= max_message_align,
                   "sage: message types aligned to more than 16 bytes are not supported; wrap the data in "
                   "std::unique_ptr");
-    constexpr std::size_t a = alignof(T) < 8 ? 8 : alignof(T);
-    constexpr std::size_t payload_offset = (sizeof(RecordHeader) + a - 1) & ~(a - 1);
-    constexpr std::size_t record_bytes = (payload_offset + sizeof(T) + 7) & ~std::size_t{7};
-    Chunk* c = tail_;
-    std::byte* base = nullptr;
+    const bool targeted = static_cast<bool>(target);
+    // The fast path: the record fits behind the last one in the tail chunk (write_ is 8-aligned).
+    std::uintptr_t base = write_;
+    std::uintptr_t payload = RecordHeader::payload_at(base, targeted, alignof(T));
+    constexpr std::size_t message_bytes = (sizeof(T) + 7) & ~std::size_t{7};  // keeps records 8-aligned
+    std::uintptr_t end = payload + message_bytes;
     Chunk* fresh = nullptr;
-    if (c) {  // records start 8-aligned; payload_at() aligns the payload from there
-      std::byte* b = c->data() + c->used;
-      auto* p = static_cast<std::byte*>(RecordHeader::payload_at(b, a));
-      if (static_cast<std::size_t>(p - c->data()) + sizeof(T) <= c->capacity) base = b;
+    if (end > limit_) [[unlikely]] {
+      // Chunk data is aligned to max_message_align, so the record takes exactly this much there.
+      fresh = pool.take(RecordHeader::payload_at(0, targeted, alignof(T)) + message_bytes);
+      base = reinterpret_cast<std::uintptr_t>(fresh->data());
+      payload = RecordHeader::payload_at(base, targeted, alignof(T));
+      end = payload + message_bytes;
     }
-    if (!base) {
-      fresh = pool.take(record_bytes);
-      base = fresh->data();
-    }
-    void* payload = RecordHeader::payload_at(base, a);
     if constexpr (std::is_nothrow_constructible_v<T, M&&>) {
-      new (payload) T(std::forward<M>(msg));
+      new (reinterpret_cast<void*>(payload)) T(std::forward<M>(msg));
     } else {
       try {
-        new (payload) T(std::forward<M>(msg));
+        new (reinterpret_cast<void*>(payload)) T(std::forward<M>(msg));
       } catch (...) {
         if (fresh) pool.give(fresh);
         throw;
       }
     }
-    const auto end = (reinterpret_cast<std::uintptr_t>(payload) + sizeof(T) + 7) & ~std::uintptr_t{7};
-    const auto stride = end - reinterpret_cast<std::uintptr_t>(base);
     static_assert(alignof(TypeSlotHead) > RecordHeader::flags);
-    constexpr std::uintptr_t flag = std::is_trivially_destructible_v<T> ? 0 : RecordHeader::destructor_flag;
-    new (base) RecordHeader{reinterpret_cast<std::uintptr_t>(&slot) | flag, target, sender.index, sender.kind,
-                            static_cast<std::uint8_t>(static_cast<std::byte*>(payload) - base),
-                            static_cast<std::uint16_t>(stride <= 0xffff ? stride : 0)};
-    if (fresh) {
-      if (tail_) {
-        tail_->next = fresh;
-      } else {
-        head_ = fresh;
-        read_ = 0;
-      }
-      tail_ = fresh;
-      c = fresh;
-    }
-    c->used = static_cast<std::size_t>(reinterpret_cast<std::byte*>(end) - c->data());
+    constexpr std::uintptr_t destructor = std::is_trivially_destructible_v<T> ? 0 : RecordHeader::destructor_flag;
+    // A record in a standard chunk is at most that chunk's capacity long (< 64 KiB); only a record
+    // with a chunk to itself can be longer, and its stride is then not needed.
+    const std::uintptr_t stride = end - base;
+    constexpr bool may_be_oversized = RecordHeader::payload_at(8, true, max_message_align) + message_bytes > 0xffff;
+    auto* header = new (reinterpret_cast<void*>(base))
+        RecordHeader{reinterpret_cast<std::uintptr_t>(&slot) | destructor | (targeted ? RecordHeader::targeted_flag : 0),
+                     sender.index, sender.kind, static_cast<std::uint8_t>(payload - base),
+                     static_cast<std::uint16_t>(!may_be_oversized || stride <= 0xffff ? stride : 0)};
+    if (targeted) std::memcpy(header + 1, &target, sizeof(ActorId));
+    if (fresh) [[unlikely]]
+      link_tail(fresh);
+    write_ = end;
     ++count_;
   }
 
@@ -176,23 +188,39 @@ class RecordQueue {
   // the queue is empty or stop() returns true (asked before each record). A record is off the
   // queue (size() and abort-safe) before visit sees it, and counts as consumed even if visit throws;
   // visit must destroy its message. Records may be aborted meanwhile (they are skipped), but
-  // nothing may be pushed to or appended to this queue while it runs.
+  // nothing may be pushed to or appended to this queue while it runs, nor consume() it again.
   template <class Stop, class Visit>
   void consume(ChunkPool& pool, Stop&& stop, Visit&& visit) {
+    seal_tail();
+    // taken_ is only written here (a plain store per record, no read back across visit).
+    std::size_t taken = taken_;
     while (head_) {
       std::byte* const base = head_->data();
-      const std::size_t end = head_->used;
-      std::size_t at = read_;
+      if (head_->capacity != ChunkPool::standard_capacity) [[unlikely]] {  // one oversized record
+        auto* r = reinterpret_cast<RecordHeader*>(base);
+        if (read_ == 0 && !r->aborted()) {
+          if (stop()) return;
+          read_ = head_->used;
+          taken_ = ++taken;
+          visit(*r);
+        }
+        drop_head(pool);
+        continue;
+      }
+      // Each record's address is a load of the previous one's stride: that chain is kept to a
+      // load and an add (pointers, no select), since the rest of the loop overlaps with it.
+      std::byte* const end = base + head_->used;
+      std::byte* at = base + read_;
       while (at < end) {
-        auto* r = reinterpret_cast<RecordHeader*>(base + at);
-        at = r->stride != 0 ? at + r->stride : end;
+        auto* r = reinterpret_cast<RecordHeader*>(at);
+        at += r->stride;
         if (r->aborted()) {
-          read_ = at;
+          read_ = static_cast<std::size_t>(at - base);
           continue;
         }
         if (stop()) return;
-        read_ = at;
-        --count_;
+        read_ = static_cast<std::size_t>(at - base);
+        taken_ = ++taken;
         visit(*r);
       }
       drop_head(pool);
@@ -202,24 +230,34 @@ class RecordQueue {
   // Moves every record of `other` behind this queue's records; `other` is left empty.
   void append(RecordQueue&& other) noexcept {
     if (!other.head_) return;
+    other.seal_tail();
     if (!head_) {
       std::swap(head_, other.head_);
       std::swap(tail_, other.tail_);
       std::swap(read_, other.read_);
       std::swap(count_, other.count_);
+      std::swap(taken_, other.taken_);
+      std::swap(write_, other.write_);
+      std::swap(limit_, other.limit_);
+      other.count_ = other.taken_ = 0;  // this queue was empty
       return;
     }
     // Precondition: other.read_ == 0 (the manager never reads from the queue it appends).
+    seal_tail();
     tail_->next = other.head_;
     tail_ = other.tail_;
-    count_ += other.count_;
+    write_ = other.write_;
+    limit_ = other.limit_;
+    count_ += other.size();
     other.head_ = other.tail_ = nullptr;
-    other.read_ = other.count_ = 0;
+    other.read_ = other.count_ = other.taken_ = 0;
+    other.write_ = other.limit_ = 0;
   }
 
   // Calls f(RecordHeader&) for each live record, front to back.
   template <class F>
   void for_each(F&& f) noexcept(noexcept(f(std::declval<RecordHeader&>()))) {
+    seal_tail();
     std::size_t at = read_;
     for (Chunk* c = head_; c; c = c->next, at = 0) {
       while (at < c->used) {
@@ -236,6 +274,7 @@ class RecordQueue {
     if (t.destroy) t.destroy(r.payload());
     r.slot |= RecordHeader::aborted_flag;
     --count_;
+    ++aborted_total_;
   }
 
   // Destroys every live record and gives every chunk back to `pool`.
@@ -245,7 +284,7 @@ class RecordQueue {
       if (t.destroy) t.destroy(r.payload());
     });
     while (head_) drop_head(pool);
-    count_ = 0;
+    count_ = taken_ = 0;
   }
 
  private:
@@ -258,13 +297,39 @@ class RecordQueue {
     pool.give(head_);
     head_ = next;
     read_ = 0;
-    if (!head_) tail_ = nullptr;
+    if (!head_) {
+      tail_ = nullptr;
+      write_ = limit_ = 0;
+    }
+  }
+  // The tail chunk's `used` is written here rather than by every push (write_ is ahead of it).
+  void seal_tail() noexcept {
+    if (tail_) tail_->used = static_cast<std::size_t>(write_ - reinterpret_cast<std::uintptr_t>(tail_->data()));
+  }
+  // Makes `fresh` (which holds the record just written) the tail chunk.
+  void link_tail(Chunk* fresh) noexcept {
+    if (tail_) {
+      seal_tail();
+      tail_->next = fresh;
+    } else {
+      head_ = fresh;
+      read_ = 0;
+    }
+    tail_ = fresh;
+    limit_ = reinterpret_cast<std::uintptr_t>(fresh->data()) + fresh->capacity;
   }
 
   Chunk* head_ = nullptr;  // records are read from here, at offset read_
   Chunk* tail_ = nullptr;  // records are written here
   std::size_t read_ = 0;
-  std::size_t count_ = 0;
+  std::size_t count_ = 0;  // records pushed or appended, less those aborted
+  std::size_t taken_ = 0;  // records consume() took; size() is count_ - taken_
+  std::uint64_t aborted_total_ = 0;
+  // Where the next record goes in the tail chunk, and the end of that chunk's data (both 0 when
+  // there is no tail chunk): push() compares two integers to know the record fits. The tail's
+  // `used` lags behind write_ until seal_tail(), which every reader calls first.
+  std::uintptr_t write_ = 0;
+  std::uintptr_t limit_ = 0;
 };
 
 }  // namespace sage::detail
