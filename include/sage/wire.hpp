@@ -66,15 +66,17 @@ constexpr std::size_t record_size(std::size_t payload_size) noexcept {
 inline void append_record(std::vector<std::byte>& out, std::uint8_t packet_type,
                           std::span<const std::byte> payload) {
   const std::size_t at = out.size();
-  out.resize(at + record_size(payload.size()), std::byte{0});
   const auto len = static_cast<std::uint32_t>(payload.size());
-  std::byte* p = out.data() + at;
-  p[0] = std::byte{packet_type};
-  p[4] = std::byte(len & 0xff);
-  p[5] = std::byte((len >> 8) & 0xff);
-  p[6] = std::byte((len >> 16) & 0xff);
-  p[7] = std::byte((len >> 24) & 0xff);
-  if (!payload.empty()) std::memcpy(p + record_header_size, payload.data(), payload.size());
+  const std::byte header[record_header_size] = {std::byte{packet_type}, std::byte{0}, std::byte{0}, std::byte{0},
+                                                std::byte(len & 0xff),        std::byte((len >> 8) & 0xff),
+                                                std::byte((len >> 16) & 0xff), std::byte((len >> 24) & 0xff)};
+  // Grows (geometrically) at most once; the payload is copied in, not zero-filled first (only
+  // the padding is).
+  const std::size_t end = at + record_size(payload.size());
+  if (out.capacity() < end) out.reserve(std::max(end, 2 * out.capacity()));
+  out.insert(out.end(), header, header + record_header_size);
+  out.insert(out.end(), payload.begin(), payload.end());
+  out.resize(end, std::byte{0});
 }
 
 // Parses the header at the front of `bytes`.

@@ -177,9 +177,8 @@ Result<void> Channel::flush_lane(Lane& lane) {
   if (hello_pending_) {
     if (auto r = flush_default(); !r) return r;
   }
-  if (auto r = conn_->send(lane.batch, lane.delivery); !r) return r;
+  if (auto r = conn_->send_batch(lane.batch, lane.delivery); !r) return r;
   ++counters_.messages_sent;
-  lane.batch.clear();
   last_sent_ = Clock::now();
   return {};
 }
@@ -216,10 +215,9 @@ Result<void> Channel::flush_default() {
     hello_pending_ = false;
   }
   if (batch_.empty()) return {};
-  if (auto r = conn_->send(batch_); !r) return r;
-  ++counters_.messages_sent;
   const std::size_t used = batch_.size();
-  batch_.clear();
+  if (auto r = conn_->send_batch(batch_); !r) return r;  // may take the buffer itself (no copy)
+  ++counters_.messages_sent;
   release_excess(batch_, used);
   batch_tag_.clear();
   last_sent_ = Clock::now();

@@ -87,6 +87,15 @@ class Connection {
   // Queues one transport message (copies `body`). Never blocks, never drops: fails with
   // too_large, send_buffer_full or peer_gone and then has queued nothing.
   virtual Result<void> send(std::span<const std::byte> body, Delivery delivery = {}) = 0;
+  // send() of a buffer the caller gives up (a Channel's batch): a transport that queues it may
+  // keep the buffer itself instead of copying it. On success `body` is left empty, holding
+  // whatever capacity the transport hands back (a buffer it finished writing, or its own again);
+  // on failure it is untouched and nothing was queued.
+  virtual Result<void> send_batch(std::vector<std::byte>& body, Delivery delivery = {}) {
+    auto r = send(body, delivery);
+    if (r) body.clear();
+    return r;
+  }
   // Bytes accepted by send() and not yet taken by the transport.
   virtual std::size_t pending_bytes() const = 0;
   // Bytes received and not yet taken by receive(): at most max_inbox_bytes plus the one message

@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 
 #include "transport/frame.hpp"
 
@@ -20,6 +22,8 @@ namespace {
 // The read buffer starts small (a process with 1,000 groups holds one per link) and doubles while
 // reads fill it, up to idle_buffer_bytes (or the frame in progress, if bigger).
 constexpr std::size_t min_read_bytes = 4096;
+// Queued frames go to the socket in one sendmsg() of up to this many iovecs (header + body each).
+constexpr int max_write_iovecs = 64;
 
 bool would_block(int e) noexcept { return e == EAGAIN || e == EWOULDBLOCK; }
 }  // namespace
@@ -35,9 +39,21 @@ struct SocketConn::Impl {
   bool read_ended = false;   // EOF, reset or a bad header: nothing more is read
   bool write_ended = false;  // a write failed: nothing more is written
   bool drained = false;      // the last receive() read the socket dry (it was alive then)
-  // Outbound: frames not yet taken by the socket, from out_at on.
-  std::vector<std::byte> out;
+  // Outbound: frames not yet taken by the socket; out_at bytes of the first one are written.
+  // A queued frame owns its body: a Channel's batch given to send_batch() is kept as it is (no
+  // copy), a span given to send() is copied into a spare body. Bodies of written frames become
+  // spares while output keeps queueing up (at most max_pending_bytes of them); they are let go by
+  // a receive() that finds the queue empty with nothing queued since the one before.
+  struct OutFrame {
+    std::array<std::byte, frame_header_size> header;
+    std::vector<std::byte> body;
+    std::size_t size() const noexcept { return frame_header_size + body.size(); }
+  };
+  std::deque<OutFrame> out;
   std::size_t out_at = 0;
+  std::size_t out_bytes = 0;  // header and body bytes of every frame in `out`
+  std::vector<std::vector<std::byte>> spare;
+  std::size_t spare_bytes = 0;  // capacity of the spares
   // Inbound: bytes [rbegin, rend) of rbuf (8-aligned storage of rcap bytes) are read and not yet
   // handed out.
   std::unique_ptr<std::uint64_t[]> rbuf;
@@ -45,13 +61,15 @@ struct SocketConn::Impl {
   std::size_t rbegin = 0;
   std::size_t rend = 0;
   std::size_t read_hint = min_read_bytes;
+  int idle_receives = 0;  // receive() calls in a row that read and handed out nothing (up to 2)
+  bool queued_since_receive = false;  // a frame was queued since the last receive() (spares are in use)
   std::vector<std::uint64_t> scratch;  // an 8-aligned copy of a body that is not aligned in rbuf
   Clock::time_point last_rx = Clock::now();
   Clock::time_point partial_since{};  // epoch: no frame in progress
 
   std::byte* rbytes() noexcept { return reinterpret_cast<std::byte*>(rbuf.get()); }
   std::span<const std::byte> unread() noexcept { return {rbytes() + rbegin, rend - rbegin}; }
-  std::size_t pending() const noexcept { return out.size() - out_at; }
+  std::size_t pending() const noexcept { return out_bytes - out_at; }
 
   void fail(Error e) {
     if (!failure) failure = std::move(e);
@@ -61,8 +79,64 @@ struct SocketConn::Impl {
     fail(Error{Errc::peer_gone, "cannot write to " + remote + ": " + std::strerror(err)});
     write_ended = true;
     out.clear();
-    out_at = 0;
-    release_excess(out, 0);
+    out_at = out_bytes = 0;
+    drop_spares();
+  }
+
+  void drop_spares() noexcept {
+    spare.clear();
+    spare_bytes = 0;
+  }
+
+  std::vector<std::byte> take_spare() {
+    if (spare.empty()) return {};
+    std::vector<std::byte> b = std::move(spare.back());
+    spare.pop_back();
+    spare_bytes -= b.capacity();
+    return b;
+  }
+
+  // Frame bodies come from a Channel's batches (up to batch_size) or from send(). Kept for the
+  // next frames, up to max_pending_bytes of spares: a sender that keeps its queue full (it is
+  // refused at max_pending_bytes, writes as the socket drains) then allocates nothing, and the
+  // queue and its spares hold at most about twice the limit, as one buffer grown by doubling
+  // did. A body over twice the batch size (a single large record) is let go at once.
+  void recycle(std::vector<std::byte>&& body) {
+    const std::size_t keep_up_to = options.batch_size == SIZE_MAX ? idle_buffer_bytes : 2 * options.batch_size;
+    const std::size_t cap = body.capacity();
+    if (cap > keep_up_to || spare_bytes + cap > options.max_pending_bytes) return;
+    body.clear();
+    spare.push_back(std::move(body));
+    spare_bytes += cap;
+  }
+
+  // The socket took `n` more bytes of the queue.
+  void advance(std::size_t n) {
+    out_at += n;
+    while (!out.empty() && out_at >= out.front().size()) {
+      out_at -= out.front().size();
+      out_bytes -= out.front().size();
+      recycle(std::move(out.front().body));
+      out.pop_front();
+    }
+  }
+
+  // Queues the part of a frame the socket did not take (`written` bytes of it went out, only
+  // possible when the queue was empty). `owned`: a buffer holding `body` that may be adopted.
+  void enqueue(const std::byte* header, std::span<const std::byte> body, std::size_t written,
+               std::vector<std::byte>* owned) {
+    OutFrame& f = out.emplace_back();
+    std::memcpy(f.header.data(), header, frame_header_size);
+    if (owned) {
+      f.body = std::move(*owned);
+      *owned = take_spare();
+    } else {
+      f.body = take_spare();
+      f.body.assign(body.begin(), body.end());
+    }
+    out_bytes += f.size();
+    out_at += written;
+    queued_since_receive = true;
   }
 
   // The Waker watches the socket for reading while this reads, for writing while output waits.
@@ -71,12 +145,23 @@ struct SocketConn::Impl {
     waker->interest(fd, !paused && !read_ended, !write_ended && pending() > 0);
   }
 
-  // Writes queued output until the socket takes no more.
+  // Writes queued output until the socket takes no more: several frames per sendmsg().
   void write_out() {
-    while (!write_ended && out_at < out.size()) {
-      const ssize_t n = ::send(fd, out.data() + out_at, out.size() - out_at, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (!write_ended && !out.empty()) {
+      iovec iov[max_write_iovecs];
+      int k = 0;
+      std::size_t skip = out_at;
+      for (auto it = out.begin(); it != out.end() && k + 2 <= max_write_iovecs; ++it, skip = 0) {
+        if (skip < frame_header_size) iov[k++] = {it->header.data() + skip, frame_header_size - skip};
+        const std::size_t from = skip > frame_header_size ? skip - frame_header_size : 0;
+        if (from < it->body.size()) iov[k++] = {it->body.data() + from, it->body.size() - from};
+      }
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = static_cast<std::size_t>(k);
+      const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
-        out_at += static_cast<std::size_t>(n);
+        advance(static_cast<std::size_t>(n));
       } else if (n < 0 && errno == EINTR) {
         continue;
       } else if (n < 0 && would_block(errno)) {
@@ -84,12 +169,6 @@ struct SocketConn::Impl {
       } else {
         write_failed(n < 0 ? errno : EPIPE);
       }
-    }
-    if (out_at == out.size() && out_at != 0) {
-      // All written: let go of a burst's buffer.
-      out.clear();
-      out_at = 0;
-      release_excess(out, 0);
     }
   }
 
@@ -164,7 +243,15 @@ void SocketConn::close() {
   im.fd = -1;
 }
 
-Result<void> SocketConn::send(std::span<const std::byte> body, Delivery) {
+Result<void> SocketConn::send(std::span<const std::byte> body, Delivery) { return submit(body, nullptr); }
+
+Result<void> SocketConn::send_batch(std::vector<std::byte>& body, Delivery) {
+  auto r = submit(body, &body);
+  if (r) body.clear();  // written at once (its buffer stays the caller's), or replaced by a spare
+  return r;
+}
+
+Result<void> SocketConn::submit(std::span<const std::byte> body, std::vector<std::byte>* owned) {
   Impl& im = *impl_;
   if (body.size() > im.options.max_message_size)
     return Error{Errc::too_large, "transport message of " + std::to_string(body.size()) +
@@ -194,14 +281,9 @@ Result<void> SocketConn::send(std::span<const std::byte> body, Delivery) {
     }
     written = n > 0 ? static_cast<std::size_t>(n) : 0;
     if (written == frame) return {};
-  } else if (im.out_at >= im.out.size() / 2) {
-    im.out.erase(im.out.begin(), im.out.begin() + static_cast<std::ptrdiff_t>(im.out_at));
-    im.out_at = 0;
   }
   // Queue what the socket did not take; it is written when the socket polls writable.
-  if (written < frame_header_size) im.out.insert(im.out.end(), header + written, header + frame_header_size);
-  const std::size_t body_from = written > frame_header_size ? written - frame_header_size : 0;
-  im.out.insert(im.out.end(), body.begin() + static_cast<std::ptrdiff_t>(body_from), body.end());
+  im.enqueue(header, body, written, owned);
   if (pending != 0) im.write_out();
   im.update_interest();
   return {};
@@ -230,6 +312,10 @@ std::size_t SocketConn::receive_impl(std::size_t max, void (*fn)(void*, std::spa
   Impl& im = *impl_;
   if (im.closed) return 0;
   if (im.pending() > 0) im.write_out();  // the socket may have polled writable
+  // Spares of written frames are kept while frames keep being queued; a receive() (a tick) with
+  // the queue empty and nothing queued since the last one lets them go.
+  if (im.pending() == 0 && !im.queued_since_receive) im.drop_spares();
+  im.queued_since_receive = false;
   std::size_t n = 0;
   std::size_t read_total = 0;
   bool dry = false;  // a read came back short or with EAGAIN: the socket holds nothing more for now
@@ -267,7 +353,10 @@ std::size_t SocketConn::receive_impl(std::size_t max, void (*fn)(void*, std::spa
     if (im.read_ended || dry || read_total >= std::max(im.options.max_inbox_bytes, step.need)) break;
     if (im.rbegin == im.rend) im.rbegin = im.rend = 0;
     im.make_room(step.need);
-    const std::size_t room = im.rcap - im.rend;
+    std::size_t room = im.rcap - im.rend;
+    // A big frame is read up to its end and no further: it is handed out from the start of the
+    // buffer, and the next one starts there again (nothing of it to move to the front).
+    if (step.need > idle_buffer_bytes) room = std::min(room, step.need - (im.rend - im.rbegin));
     const ssize_t got = ::recv(im.fd, im.rbytes() + im.rend, room, MSG_DONTWAIT);
     if (got > 0) {
       im.rend += static_cast<std::size_t>(got);
@@ -287,13 +376,17 @@ std::size_t SocketConn::receive_impl(std::size_t max, void (*fn)(void*, std::spa
     im.read_failed(got < 0 ? errno : 0);  // EOF, ECONNRESET
   }
   if (im.closed) return n;
+  im.idle_receives = read_total > 0 || n > 0 ? 0 : std::min(im.idle_receives + 1, 2);
   im.drained = dry && !im.read_ended;
   step = next_frame(im.unread(), im.options.max_message_size);
   if (im.rbegin == im.rend) {
     im.rbegin = im.rend = 0;
     im.partial_since = {};
-    if (im.rcap > idle_buffer_bytes || (read_total < im.rcap / 4 && im.rcap > min_read_bytes)) {
-      // Idle, or a burst is over: back to a small buffer (allocated at the next read).
+    if (im.idle_receives >= 2 && im.rcap > min_read_bytes) {
+      // Nothing arrived for two receive() calls in a row (the first one usually ends a busy
+      // tick's reading): the burst is over, back to a small buffer (allocated at the next read).
+      // While frames keep coming the buffer is kept: freeing and faulting in a frame-sized buffer
+      // for every frame cost a third of the receiver's time at 64 KiB (docs/performance.md).
       im.rbuf.reset();
       im.rcap = 0;
       im.read_hint = min_read_bytes;
@@ -343,7 +436,11 @@ void SocketConn::pause_receiving(bool paused) {
 }
 
 std::size_t SocketConn::buffer_capacity() const noexcept {
-  return impl_->rcap + impl_->out.capacity() + impl_->scratch.capacity() * 8;
+  const Impl& im = *impl_;
+  std::size_t n = im.rcap + im.scratch.capacity() * 8;
+  for (const auto& f : im.out) n += f.body.capacity();
+  for (const auto& b : im.spare) n += b.capacity();
+  return n;
 }
 
 }  // namespace sage::detail

@@ -8,12 +8,18 @@
 // * send() writes the frame at once with one non-blocking sendmsg() (header and body, MSG_NOSIGNAL)
 //   when nothing is queued; whatever the socket does not take is queued in user space and written
 //   when the fd polls writable (the Waker watches POLLOUT only while output is queued) or at the
-//   next send()/receive()/wait_sent().
+//   next send()/receive()/wait_sent(), several queued frames per sendmsg(). send_batch() queues
+//   the caller's buffer itself (a Channel's batch: no copy) and hands back a spare one.
 // * receive() reads from the socket, non-blocking, and hands out the frames it holds; the Waker
 //   watches POLLIN while the connection reads. Nothing reads between receive() calls, so a manager
 //   that stops ticking leaves the bytes in the kernel and the peer's sends queue up on its side
 //   until its max_pending_bytes refuses them (back-pressure); one receive() reads at most
 //   max(max_inbox_bytes, the frame in progress) bytes before it returns.
+// * Buffers grown for a burst are kept while it lasts and let go at the first idle tick: the read
+//   buffer (grown to the largest frame in progress; a big frame is read up to its end only, so it
+//   never moves) by the second receive() in a row that reads and hands out nothing; the bodies of
+//   written frames, kept as spares for the next queued ones (at most max_pending_bytes of them),
+//   by a receive() that finds the queue empty with nothing queued since the receive() before.
 // Frames are transport/frame.hpp (the framing of docs/wire-format.md "TCP framing"); a bad or
 // oversize header fails the connection before its body is allocated. Bodies are handed out in place
 // when they sit on an 8-byte boundary of the read buffer, else copied to aligned storage first.
@@ -46,6 +52,8 @@ class SocketConn final : public Connection {
   ~SocketConn() override;  // closes the socket; output not yet written is lost (see wait_sent())
 
   Result<void> send(std::span<const std::byte> body, Delivery delivery = {}) override;
+  // Keeps `body`'s buffer in the queue (no copy) when the socket does not take it all at once.
+  Result<void> send_batch(std::vector<std::byte>& body, Delivery delivery = {}) override;
   std::size_t pending_bytes() const override;
   std::size_t received_bytes() const override;  // read from the socket, not yet handed out
   bool wait_sent(Clock::time_point deadline) override;
@@ -62,6 +70,7 @@ class SocketConn final : public Connection {
  private:
   struct Impl;
   explicit SocketConn(std::unique_ptr<Impl> impl);
+  Result<void> submit(std::span<const std::byte> body, std::vector<std::byte>* owned);
   std::size_t receive_impl(std::size_t max, void (*fn)(void*, std::span<const std::byte>), void* ctx) override;
   std::unique_ptr<Impl> impl_;
 };

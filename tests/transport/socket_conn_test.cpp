@@ -88,7 +88,45 @@ TEST_CASE("a socket connection writes a big message through a small socket buffe
   REQUIRE(got.size() == 3);
   for (std::size_t i = 0; i < 3; ++i) CHECK(got[i] == sent[i]);
   CHECK(p.b->pending_bytes() == 0);
-  // The burst's buffers are let go once sent and read.
+  // While the burst lasts, the buffers grown for it are kept (the read buffer, the written frames'
+  // bodies as spares); they are let go at the first idle tick: a receive() that finds nothing
+  // after one that found nothing either (the first one ends a busy tick's reading).
+  CHECK(p.a->buffer_capacity() > idle_buffer_bytes);
+  for (int tick = 0; tick < 2; ++tick) {
+    CHECK(p.a->receive(SIZE_MAX, [](std::span<const std::byte>) { FAIL("nothing more was sent"); }) == 0);
+    CHECK(p.b->receive(SIZE_MAX, [](std::span<const std::byte>) { FAIL("nothing was sent this way"); }) == 0);
+  }
+  CHECK(p.a->buffer_capacity() <= idle_buffer_bytes);
+  CHECK(p.b->buffer_capacity() <= idle_buffer_bytes);
+}
+
+TEST_CASE("a socket connection queues a batch's own buffer, reuses written ones and lets them go when idle") {
+  ConnectionLimits lb;
+  lb.batch_size = 256 * 1024;
+  Pair p({}, lb, 4096);
+  std::vector<std::vector<std::byte>> sent;
+  std::vector<std::byte> batch;
+  for (int i = 0; i < 6; ++i) {
+    sent.push_back(bytes(200 * 1024 + 8 * static_cast<std::size_t>(i), i));
+    batch = sent.back();
+    const std::byte* const data = batch.data();
+    REQUIRE(p.b->send_batch(batch).ok());
+    CHECK(batch.empty());
+    // The socket took a piece of the first one; the queue kept the buffer itself, not a copy,
+    // and handed back a spare (none yet: nothing was written whole).
+    if (i == 0) CHECK(batch.data() != data);
+  }
+  CHECK(p.b->pending_bytes() > 5 * 200 * 1024);
+  auto got = receive_n(*p.a, *p.wa, 6, p.b.get());
+  REQUIRE(got.size() == 6);
+  for (std::size_t i = 0; i < 6; ++i) CHECK(got[i] == sent[i]);
+  CHECK(p.b->pending_bytes() == 0);
+  // Written bodies stay as spares while the burst lasts: the next batch needs no allocation.
+  CHECK(p.b->buffer_capacity() > idle_buffer_bytes);
+  for (int tick = 0; tick < 2; ++tick) {
+    CHECK(p.a->receive(SIZE_MAX, [](std::span<const std::byte>) { FAIL("nothing more was sent"); }) == 0);
+    CHECK(p.b->receive(SIZE_MAX, [](std::span<const std::byte>) { FAIL("nothing was sent this way"); }) == 0);
+  }
   CHECK(p.a->buffer_capacity() <= idle_buffer_bytes);
   CHECK(p.b->buffer_capacity() <= idle_buffer_bytes);
 }

@@ -80,7 +80,11 @@ std::vector<T> read_scalars(const flatbuffers::Table& t, flatbuffers::voffset_t 
   const auto* vec = t.GetPointer<const flatbuffers::Vector<W>*>(field);
   if (vec == nullptr) return out;
   const auto* p = reinterpret_cast<const std::uint8_t*>(vec->Data());
-  if constexpr (std::is_same_v<T, W> && !std::is_same_v<T, bool> && FLATBUFFERS_LITTLEENDIAN) {
+  if constexpr (sizeof(T) == 1 && std::is_same_v<T, W> && !std::is_same_v<T, bool>) {
+    // Bytes: one copy, without zero-filling the vector first (a blob is written once).
+    const auto* first = reinterpret_cast<const T*>(p);
+    out.assign(first, first + vec->size());
+  } else if constexpr (std::is_same_v<T, W> && !std::is_same_v<T, bool> && FLATBUFFERS_LITTLEENDIAN) {
     out.resize(vec->size());
     if (!out.empty()) std::memcpy(out.data(), p, out.size() * sizeof(T));
   } else {
