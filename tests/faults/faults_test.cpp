@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "groups/group_pump.hpp"
+#include "raw_tcp.hpp"
 #include "local/manager_access.hpp"
 #include "sage/manager.hpp"
 #include "test_messages.hpp"
@@ -144,16 +145,7 @@ struct Fixture {
 
 // ---- raw TCP, for peers that misbehave below sage's API ----
 
-int tcp_connect(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  return fd;
-}
+int tcp_connect(std::uint16_t port) { return sage::test_support::raw_tcp_connect(port); }
 
 struct ServerAndClient {
   Manager server, client;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "connection_support.hpp"
+#include "raw_tcp.hpp"
 #include "transport/frame.hpp"
 #include "transport/socket_conn.hpp"
 #include "transport/tcp.hpp"
@@ -44,16 +45,7 @@ std::vector<std::unique_ptr<Connection>> accept_n(Listener& l, Waker& w, std::si
 }
 
 // A plain blocking client socket connected to 127.0.0.1:port.
-int raw_client(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
-  return fd;
-}
+int raw_client(std::uint16_t port) { return sage::test_support::raw_tcp_connect(port); }
 
 // A port nothing listens on: bound by us (so nobody else takes it) but never listening.
 struct ClosedPort {
