@@ -4,7 +4,8 @@
 // - when a dropped client reconnects (ReconnectPolicy; never after disconnect() or a refusal);
 // - how a refused handshake is reported (stderr line, PeerRefused) and what a later send says.
 // The pumps keep what differs: roles and states, timers, the transport's own events.
-// Pure functions and one template; every call on the manager's thread.
+// Free functions (report_refused() writes to stderr and queues PeerRefused); every call on the
+// manager's thread.
 #pragma once
 
 #include <cstdio>
