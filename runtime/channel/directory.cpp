@@ -115,7 +115,7 @@ Route Directory::route(std::string_view name) const noexcept {
   if (name.empty()) return {};
   for (const auto& g : names_)
     if (g.name == name && g.route.kind != Route::Kind::none) return g.route;
-  if (hub_) return {Route::Kind::hub, hub_};
+  if (uplink_) return {Route::Kind::uplink, uplink_};
   return {};
 }
 

@@ -30,10 +30,10 @@ struct Route {
     self,   // this manager's own group
     child,  // main group: a child process (runtime/groups)
     node,   // main group: a remote group node connected over TCP (runtime/network)
-    hub,    // a child or node: every other group is reached through the main group, which relays
+    uplink, // a child or node: every other group is reached through the main group, which relays
   };
   Kind kind = Kind::none;
-  Channel* channel = nullptr;  // the channel to use (child, node, hub); nullptr for self and none
+  Channel* channel = nullptr;  // the channel to use (child, node, uplink); nullptr for self and none
 };
 
 class Directory {
@@ -76,9 +76,9 @@ class Directory {
   // The group a Sender names ("" if none).
   std::string_view name_of(Sender sender) const noexcept;
   // Child / node: the channel to the main group (nullptr: none).
-  void set_hub(Channel* hub) noexcept { hub_ = hub; }
-  Channel* hub() const noexcept { return hub_; }
-  // Where `name` is reached: self, a registered child or node, else the hub if there is one.
+  void set_uplink(Channel* uplink) noexcept { uplink_ = uplink; }
+  Channel* uplink() const noexcept { return uplink_; }
+  // Where `name` is reached: self, a registered child or node, else the uplink (the link to the main group) if there is one.
   Route route(std::string_view name) const noexcept;
   // Groups registered with a route of `kind`, in the order they were added.
   std::vector<std::string> groups(Route::Kind kind) const;
@@ -97,7 +97,7 @@ class Directory {
   mutable std::string described_;
   std::vector<Group> names_;  // names_[i] is the group with Sender::group(i)
   std::uint32_t self_index_ = 0;
-  Channel* hub_ = nullptr;
+  Channel* uplink_ = nullptr;
 };
 
 }  // namespace sage::detail

@@ -262,7 +262,7 @@ int ChildPump::child_main(std::span<const std::byte> args) {
     return 5;
   }
   pump.channel_.attach(std::move(*link), spec.name);
-  dir.set_hub(&pump.channel_);
+  dir.set_uplink(&pump.channel_);
   ManagerAccess::attach_child(manager, std::move(owned));
   Waker& waker = ManagerAccess::waker(manager);
   auto main_gone = [&] { return !pump.channel_.connection() || pump.channel_.connection()->failure().has_value(); };

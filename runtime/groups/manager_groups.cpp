@@ -95,7 +95,7 @@ Result<void> Manager::queue_group_record(std::string_view group, const detail::W
     case detail::Route::Kind::node:
       directory_->register_codec(codec);  // in our hello from now on; replies of it decode here
       return route.channel->send(codec.packet_type, payload);
-    case detail::Route::Kind::hub:
+    case detail::Route::Kind::uplink:
       directory_->register_codec(codec);
       return route.channel->send(codec.packet_type, payload, group == main_group ? std::string_view() : group);
     case detail::Route::Kind::none: break;

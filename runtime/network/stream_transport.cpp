@@ -1,0 +1,100 @@
+// The stream transport of the peer lifecycle (runtime/network/peer_transport.hpp): tcp:// on
+// sage's own sockets (transport/tcp.hpp), tls+tcp:// on nng's streams (transport/stream.hpp).
+#include "network/peer_transport.hpp"
+#include "transport/frame.hpp"
+#include "transport/stream.hpp"
+#include "transport/tcp.hpp"
+
+namespace sage::detail {
+
+namespace {
+
+class StreamTransport final : public PeerTransport {
+ public:
+  StreamTransport(const NetworkOptions& options, std::shared_ptr<Waker> waker)
+      : options_(options), waker_(std::move(waker)) {}
+
+  Endpoint listen(std::string_view host, std::uint16_t port, PeerIntake& intake) override {
+    if (options_.tls.enabled) {
+      auto l = StreamListener::open(url(host, port), tls(false, host), limits(), waker_);
+      if (!l) throw network_error(l.error());
+      listener_ = std::move(*l);
+    } else {
+      auto l = TcpListener::open(host, port, limits(), waker_);
+      if (!l) throw network_error(l.error());
+      listener_ = std::move(*l);
+    }
+    intake_ = &intake;
+    return Endpoint{std::string(host), listener_->port(), url(host, listener_->port())};
+  }
+
+  std::unique_ptr<Dialer> dialer(std::string_view host, std::uint16_t port, PeerIntake&) override {
+    if (options_.tls.enabled) {
+      auto d = StreamDialer::open(url(host, port), tls(true, host), limits(), waker_);
+      if (!d) throw network_error(d.error());
+      return std::move(*d);
+    }
+    auto d = TcpDialer::open(host, port, limits(), waker_);
+    if (!d) throw network_error(d.error());
+    return std::move(*d);
+  }
+
+  void service() override {
+    if (!listener_) return;
+    for (auto& c : listener_->take_accepted()) {
+      if (intake_->admit(c->remote_address())) c->close();
+      else intake_->accepted(std::move(c));
+    }
+  }
+
+  Clock::time_point next_deadline() const override {
+    return listener_ ? listener_->next_deadline() : Clock::time_point::max();
+  }
+  void start_close(Connection&, CloseReason) override {}  // closed when destroyed, once drained
+  bool drained(const Connection& conn) const override { return conn.pending_bytes() == 0; }
+  void stop_accepting() override {
+    if (listener_) accept_errors_ = listener_->accept_errors();
+    listener_.reset();
+  }
+  TransportCounters counters() const override {
+    return {.accept_errors = listener_ ? listener_->accept_errors() : accept_errors_};
+  }
+  std::string url(std::string_view host, std::uint16_t port) const override {
+    return stream_url(host, port, options_.tls.enabled);
+  }
+
+ private:
+  ConnectionLimits limits() const {
+    ConnectionLimits l;
+    l.max_message_size = options_.max_message_size;
+    // The channel enforces send_buffer_limit on records; the stream's own bound only backs it up.
+    l.max_pending_bytes = options_.send_buffer_limit + options_.max_message_size + frame_header_size;
+    l.max_inbox_bytes = options_.receive_buffer_limit;
+    l.batch_size = stream_batch_bytes;
+    return l;
+  }
+  TlsSettings tls(bool dialing, std::string_view host) const {
+    TlsSettings t;
+    t.enabled = options_.tls.enabled;
+    t.cert_file = options_.tls.cert_file;
+    t.key_file = options_.tls.key_file;
+    t.ca_file = options_.tls.ca_file;
+    t.verify_peer = options_.tls.verify_peer;
+    t.server_name = options_.tls.server_name.empty() && dialing ? std::string(host) : options_.tls.server_name;
+    return t;
+  }
+
+  NetworkOptions options_;
+  std::shared_ptr<Waker> waker_;
+  std::unique_ptr<Listener> listener_;
+  PeerIntake* intake_ = nullptr;
+  std::uint64_t accept_errors_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<PeerTransport> make_stream_transport(const NetworkOptions& options, std::shared_ptr<Waker> waker) {
+  return std::make_unique<StreamTransport>(options, std::move(waker));
+}
+
+}  // namespace sage::detail
