@@ -80,6 +80,11 @@ struct DatagramOptions {
   // ignores connects silently once max_peers + 8 slots (handshakes, lingering peers) are in use;
   // connect_datagram() fails with network_error once this manager dialed max_peers.
   std::size_t max_peers = 64;
+  // Most ENet connections from one IP address at once (ENet's duplicatePeers): further connects from
+  // it are ignored, unanswered. A peer also holds at most 2 * max_message_size of packets in
+  // reassembly or waiting (ENet's maximumWaitingData), so one that never completes a fragmented
+  // message cannot pin more (docs/network.md "Limits, timers and bad input").
+  std::size_t max_peers_per_address = 8;
   // An ENet connection whose sage hello has not arrived within hello_timeout of its start is
   // dropped (DatagramStats::hello_timeouts), as NetworkOptions::hello_timeout.
   std::chrono::milliseconds hello_timeout{std::chrono::seconds(5)};
@@ -107,6 +112,9 @@ struct DatagramOptions {
   // How long connect_datagram() waits for ENet's connection and each reconnect attempt.
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
   ReconnectPolicy reconnect{};
+  // Admission hook, as NetworkOptions::admit (peers only: datagram peers host no groups); unset:
+  // every peer whose schemas can talk to ours is admitted.
+  AdmissionHook admit;
 };
 
 // Counters of a manager's datagram traffic since enable_datagrams().
@@ -133,6 +141,7 @@ struct DatagramStats {
   std::uint64_t unknown_type_skipped = 0;
   std::uint64_t drop_logs_suppressed = 0;  // dropped-peer lines not written (rate limit)
   std::uint64_t send_buffer_full = 0;
+  std::uint64_t admissions_refused = 0;    // peers refused by DatagramOptions::admit
   std::string last_bad_input;
 };
 

@@ -18,9 +18,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sage/result.hpp"
 #include "sage/sender.hpp"
@@ -54,6 +57,24 @@ enum class OverflowPolicy : std::uint8_t {
   refuse,      // the send fails with send_buffer_full (logged once per peer); the peer stays
   disconnect,  // same, and the peer is disconnected (PeerDisconnected, reason send_buffer_full)
 };
+
+// Who asks to come in through a listener, and for what (NetworkOptions::admit, docs/network.md
+// "Admission").
+struct AdmissionRequest {
+  enum class Kind : std::uint8_t {
+    peer,   // an accepted connection whose hello (schemas, name) passed the schema check
+    group,  // such a peer asks to host remote group `name` (Manager::join_as_group on the other end)
+  };
+  Kind kind = Kind::peer;
+  std::string address;   // "ip:port" of the other end
+  std::string name;      // peer: the name in its hello (NetworkOptions::name of the other end); group: the group
+  std::string identity;  // the authenticated identity of the other end; "" when the link does not authenticate
+};
+// Decides an AdmissionRequest: nullopt admits, a string refuses with that reason. The reason is
+// sent to the other end (which gets PeerRefused, or network_error from join_as_group), logged at
+// the drop-log rate and counted (admissions_refused); a refusal keeps no state. Called on the
+// manager's thread during tick(); an exception it throws propagates out of tick() (a caller bug).
+using AdmissionHook = std::function<std::optional<std::string>(const AdmissionRequest&)>;
 
 // Per manager network options (Manager::enable_network); they apply to every connection.
 struct NetworkOptions {
@@ -95,12 +116,22 @@ struct NetworkOptions {
   // max_peers exist is closed at once and counted (NetworkStats::peers_refused). 0 = no limit.
   // Datagram peers have their own, counted the same way (DatagramOptions::max_peers).
   std::size_t max_peers = 1024;
+  // Most peers from one IP address at once (accepted connections, counted like max_peers: closed
+  // at once, NetworkStats::peers_refused). 0 = no limit.
+  std::size_t max_peers_per_address = 256;
   // Dropped-peer log lines on stderr: the first drop_log_burst in each drop_log_interval, then
   // one summary line ("N more dropped peers not logged") per interval.
   unsigned drop_log_burst = 10;
   std::chrono::milliseconds drop_log_interval{std::chrono::seconds(10)};
   ReconnectPolicy reconnect{};
   TlsOptions tls{};
+  // Closed by default: a listener hosts a remote group only if its name is listed here (or
+  // `admit` admits it); any other join_group is refused with a reason. A name stays taken while
+  // its node lives.
+  std::vector<std::string> remote_groups;
+  // Admission hook (see AdmissionHook): when set, it decides every peer and every group; when not,
+  // every peer whose schemas can talk to ours is admitted, and the groups named in remote_groups.
+  AdmissionHook admit;
 };
 
 // Where a listener is bound.
@@ -174,6 +205,7 @@ struct NetworkStats {
   std::uint64_t relays_refused = 0;       // ... between two remote groups whose schemas disagree about the type
                                           //     (logged once per pair and type with sagec check's diagnostics)
   std::uint64_t handshakes_refused = 0;   // handshakes refused (schemas cannot talk, old protocol): PeerRefused
+  std::uint64_t admissions_refused = 0;   // peers and join_group requests refused by admission (remote_groups, admit)
   // Records not sent to a peer because its schemas do not have the message type: skipped by
   // broadcast_message, or sent before its handshake completed (logged). A send_message of such a
   // type fails at the call (Errc::incompatible) and is not counted here.

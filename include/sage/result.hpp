@@ -33,6 +33,7 @@ enum class Errc : std::uint8_t {
   incompatible,         // the peer's schemas cannot talk to ours (the handshake's diagnostics), or it
                         // does not know the message type sent, or speaks another protocol version
   too_deep,             // a message nests deeper than sage::wire::max_message_depth tables
+  not_admitted,         // a listener's admission refused the peer or the group it asked for
 };
 
 constexpr std::string_view to_string(Errc e) noexcept {
@@ -49,6 +50,7 @@ constexpr std::string_view to_string(Errc e) noexcept {
     case Errc::peer_gone: return "peer gone";
     case Errc::io_error: return "I/O error";
     case Errc::incompatible: return "incompatible peer";
+    case Errc::not_admitted: return "not admitted";
     case Errc::too_deep: return "too deep";
   }
   return "unknown error";

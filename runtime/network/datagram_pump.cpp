@@ -29,7 +29,8 @@ PeerConfig config_of(const DatagramOptions& o) {
                     .connect_waits = false,
                     .drop_log_burst = o.drop_log_burst,
                     .drop_log_interval = o.drop_log_interval,
-                    .reconnect = o.reconnect};
+                    .reconnect = o.reconnect,
+                    .admit = o.admit};
 }
 }  // namespace
 
@@ -77,6 +78,7 @@ DatagramStats DatagramPump::stats() const {
   s.bad_input = c.bad_input;
   s.hello_timeouts = c.hello_timeouts;
   s.handshakes_refused = c.handshakes_refused;
+  s.admissions_refused = c.admissions_refused;
   s.unknown_type_skipped = c.unknown_type_skipped;
   s.drop_logs_suppressed = c.drop_logs_suppressed;
   s.send_buffer_full = c.send_buffer_full;

@@ -94,6 +94,10 @@ class DatagramTransport final : public PeerTransport, HostEvents {
     s.limits.batch_size = options_.reliable_batch_size;
     s.peer_timeout = options_.peer_timeout;
     s.ping_interval = options_.ping_interval;
+    s.peers_per_address = options_.max_peers_per_address;
+    // One message in reassembly and one waiting per peer, not ENet's 32 MiB (a peer that never
+    // sends a message's last fragment holds at most this much).
+    s.max_waiting_data = 2 * options_.max_message_size;
     return s;
   }
 

@@ -24,6 +24,7 @@ PeerConfig config_of(const NetworkOptions& o) {
                     .send_buffer_limit = o.send_buffer_limit,
                     .on_send_buffer_full = o.on_send_buffer_full,
                     .max_peers = o.max_peers,
+                    .max_peers_per_address = o.max_peers_per_address,
                     .hello_timeout = o.hello_timeout,
                     .connect_timeout = o.connect_timeout,
                     .heartbeat_interval = o.heartbeat_interval,
@@ -32,7 +33,8 @@ PeerConfig config_of(const NetworkOptions& o) {
                     .connect_waits = true,
                     .drop_log_burst = o.drop_log_burst,
                     .drop_log_interval = o.drop_log_interval,
-                    .reconnect = o.reconnect};
+                    .reconnect = o.reconnect,
+                    .admit = o.admit};
 }
 }  // namespace
 
@@ -78,6 +80,7 @@ NetworkStats NetPump::stats() const {
   s.undeliverable = ch.undeliverable;
   s.relays_refused = ch.relays_refused;
   s.handshakes_refused = c.handshakes_refused;
+  s.admissions_refused = c.admissions_refused;
   s.unknown_type_skipped = c.unknown_type_skipped;
   s.last_bad_input = c.last_bad_input;
   s.receive_buffered_bytes = receive_buffered_bytes();
@@ -115,6 +118,14 @@ Verdict NetPump::join(Peer& p, std::span<const std::byte> payload) {
     return refuse(Error{Errc::malformed, "join_group sent to a node that does not host groups"});
   if (group->empty() || *group == main_group || directory_.route(*group).kind != Route::Kind::none)
     return refuse(Error{Errc::malformed, "group name '" + *group + "' is empty, reserved or taken"});
+  if (options_.admit) {
+    if (auto no = options_.admit(AdmissionRequest{AdmissionRequest::Kind::group, p.address, *group, {}}))
+      return refuse_admission(p, *no);
+  } else if (std::find(options_.remote_groups.begin(), options_.remote_groups.end(), *group) ==
+             options_.remote_groups.end()) {
+    return refuse_admission(p, "this listener does not host group '" + *group +
+                                   "' (NetworkOptions::remote_groups, admit)");
+  }
   p.role = Role::remote_group;
   const std::uint32_t gi = directory_.add_group(*group);
   directory_.set_route(gi, {Route::Kind::node, &p.channel});

@@ -19,6 +19,19 @@ std::span<const std::byte> text_bytes(std::string_view s) {
 }
 std::string text_of(std::span<const std::byte> b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
 long long ms(Clock::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
+
+// A peer's reason text (close, error) as kept and logged here: at most max_peer_text bytes, so a
+// peer cannot make this process hold or print a megabyte per connection.
+constexpr std::size_t max_peer_text = 1024;
+std::string capped(std::string text) {
+  if (text.size() <= max_peer_text) return text;
+  const std::size_t cut = text.size() - max_peer_text;
+  text.resize(max_peer_text);
+  return text + "... (" + std::to_string(cut) + " more bytes not kept)";
+}
+
+// Refusal reasons kept for later sends to refused peers (queue_record says why): the newest ones.
+constexpr std::size_t max_refusals_kept = 1024;
 }  // namespace
 
 // ---- a peer ----
@@ -41,7 +54,11 @@ PeerPump::Peer::Peer(PeerPump& pump, std::uint32_t index, Role role)
 
 Verdict PeerPump::Peer::on_hello(Channel&, const proto::Hello& theirs, const Result<void>& check) {
   name = theirs.name;
-  if (check) return std::nullopt;
+  if (check) {
+    if (role != Role::incoming || !pump.config_.admit) return std::nullopt;
+    auto no = pump.config_.admit(AdmissionRequest{AdmissionRequest::Kind::peer, address, name, {}});
+    return no ? pump.refuse_admission(*this, *no) : std::nullopt;
+  }
   pump.refused(*this, check.error(), false);
   pump.linger_refused(*this, check.error());
   return Stop{check.error(), true};
@@ -59,11 +76,11 @@ Verdict PeerPump::common_control(Peer& p, proto::Control control, std::span<cons
       return std::nullopt;
     case proto::Control::close:
       return Stop{
-          Error{Errc::peer_gone, "closed by the peer" + (payload.empty() ? std::string() : ": " + text_of(payload))},
+          Error{Errc::peer_gone, "closed by the peer" + (payload.empty() ? std::string() : ": " + capped(text_of(payload)))},
           false};
     case proto::Control::error: {
       auto e = proto::decode_error(payload);
-      Error why{Errc::incompatible, "refused by the peer: " + (e ? e->text : std::string("(unreadable reason)"))};
+      Error why{Errc::incompatible, "refused by the peer: " + (e ? capped(e->text) : std::string("(unreadable reason)"))};
       refused(p, why, true);
       return Stop{why, false};
     }
@@ -158,13 +175,34 @@ Endpoint PeerPump::listen(std::string_view host, std::uint16_t port) {
   return *endpoint_;
 }
 
+namespace {
+// "1.2.3.4" of "1.2.3.4:5", "::1" of "[::1]:5".
+std::string_view host_of(std::string_view address) {
+  const auto colon = address.rfind(':');
+  std::string_view h = address.substr(0, colon == std::string_view::npos ? address.size() : colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  return h;
+}
+}  // namespace
+
 std::optional<Error> PeerPump::admit(const std::string& address) {
   ++stats_.connections_accepted;
-  if (config_.max_peers == 0 || peers_.size() < config_.max_peers) return std::nullopt;
+  std::optional<Error> why;
+  if (config_.max_peers != 0 && peers_.size() >= config_.max_peers) {
+    why = Error{Errc::io_error, "refused at accept: " + std::to_string(peers_.size()) + " peers already (" +
+                                    std::string(config_.options_name) + "::max_peers)"};
+  } else if (config_.max_peers_per_address != 0) {
+    const std::string_view host = host_of(address);
+    std::size_t same = 0;
+    for (auto& [i, p] : peers_)
+      if (p->role != Role::client && host_of(p->address) == host) ++same;
+    if (same >= config_.max_peers_per_address)
+      why = Error{Errc::io_error, "refused at accept: " + std::to_string(same) + " peers from " + std::string(host) +
+                                      " already (" + std::string(config_.options_name) + "::max_peers_per_address)"};
+  }
+  if (!why) return std::nullopt;
   ++stats_.peers_refused;
-  Error why{Errc::io_error, "refused at accept: " + std::to_string(peers_.size()) + " peers already (" +
-                                std::string(config_.options_name) + "::max_peers)"};
-  log_drop(transport_->who(address), why);
+  log_drop(transport_->who(address), *why);
   return why;
 }
 
@@ -281,11 +319,23 @@ void PeerPump::linger_refused(Peer& p, const Error& why) {
   linger(p, why, true);
 }
 
+Verdict PeerPump::refuse_admission(Peer& p, const std::string& reason) {
+  ++stats_.admissions_refused;
+  constexpr std::size_t max_reason = 256;  // an application's text, but it travels and is logged
+  Error why{Errc::not_admitted, "not admitted: " + reason.substr(0, max_reason)};
+  log_drop(p.who(), why);
+  p.channel.append_control(proto::Control::error, proto::encode_error({proto::ErrorKind::handshake_refused, why.message()}));
+  (void)p.channel.flush();
+  linger(p, why, false);
+  return Stop{why, false};
+}
+
 // A refused handshake (by us, or by the peer): one log line, PeerRefused queued from the peer,
 // counted; later sends to that peer fail with the reason.
 void PeerPump::refused(Peer& p, const Error& why, bool by_peer) {
   ++stats_.handshakes_refused;
   refused_[p.index] = why;
+  if (refused_.size() > max_refusals_kept) refused_.erase(refused_.begin());  // indices only grow: the oldest
   const std::string who = p.who();
   if (by_peer)
     std::fprintf(stderr, "sage: %s: %s refused this node: %s\n", config_.component, who.c_str(), why.message().c_str());

@@ -49,6 +49,7 @@ struct PeerConfig {
   std::size_t send_buffer_limit = std::size_t{8} << 20;
   OverflowPolicy on_send_buffer_full = OverflowPolicy::refuse;
   std::size_t max_peers = 0;  // 0 = no limit
+  std::size_t max_peers_per_address = 0;  // accepted peers from one IP address; 0 = no limit
   std::chrono::milliseconds hello_timeout{5000};
   std::chrono::milliseconds connect_timeout{5000};
   // Streams: sage's heartbeats and the heartbeat / frame timeouts (zero: none; ENet pings itself).
@@ -61,6 +62,7 @@ struct PeerConfig {
   unsigned drop_log_burst = 10;
   std::chrono::milliseconds drop_log_interval{10000};
   ReconnectPolicy reconnect{};
+  AdmissionHook admit;  // unset: every incoming peer whose schemas can talk to ours
 };
 
 // The lifecycle counters (NetworkStats / DatagramStats take theirs from here).
@@ -71,6 +73,7 @@ struct PeerCounters {
   std::uint64_t peers_disconnected = 0;
   std::uint64_t peers_refused = 0;
   std::uint64_t handshakes_refused = 0;
+  std::uint64_t admissions_refused = 0;
   std::uint64_t hello_timeouts = 0;
   std::uint64_t heartbeat_timeouts = 0;
   std::uint64_t frame_timeouts = 0;
@@ -138,6 +141,9 @@ class PeerPump : public Pump, PeerIntake {
   void linger(Peer& p, Error why, bool bad);
   void erase(Peer& p);
   void check_name(const std::string& name) const;
+  // Admission refused `p` (its hello, or what it asked for): the reason goes to the peer, the
+  // refusal is counted and logged at the drop-log rate, and the peer closes; nothing is kept.
+  Verdict refuse_admission(Peer& p, const std::string& reason);
 
   Manager& manager_;
   Waker& waker_;

@@ -83,6 +83,8 @@ Result<std::unique_ptr<DatagramHost>> DatagramHost::open(bool bind, const std::s
     return Error{Errc::io_error, bind ? "cannot bind enet://" + host + ":" + std::to_string(port) +
                                             " (address in use, or not an IPv4 address of this machine)"
                                       : std::string("cannot create a UDP socket for ENet")};
+  if (settings.peers_per_address != 0) h->duplicatePeers = settings.peers_per_address;
+  if (settings.max_waiting_data != 0) h->maximumWaitingData = settings.max_waiting_data;
   mark_network_started();  // as TcpListener::open: a fork server started later would hold the UDP socket
   return std::unique_ptr<DatagramHost>(new DatagramHost(h, settings, std::move(waker)));
 }

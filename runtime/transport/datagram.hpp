@@ -51,6 +51,12 @@ struct DatagramSettings {
   ConnectionLimits limits{};
   std::chrono::milliseconds peer_timeout{10000};
   std::chrono::milliseconds ping_interval{500};
+  // ENet's host->duplicatePeers: connections from one IP address at once (further connects from
+  // it are ignored by ENet, unanswered: no slot, no reply); 0 keeps ENet's default (4095).
+  std::size_t peers_per_address = 0;
+  // ENet's host->maximumWaitingData: bytes of packets one peer has in reassembly or waiting to be
+  // taken; past it ENet drops that peer's further fragments (0 keeps ENet's default, 32 MiB).
+  std::size_t max_waiting_data = 0;
 };
 
 // Why service() reports a peer (connections have their own failure()).

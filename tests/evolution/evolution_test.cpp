@@ -116,6 +116,7 @@ struct Server {
     }
     sage::NetworkOptions o;
     o.name = "new server";
+    o.remote_groups = {"old", "x", "y"};  // the nodes of the tests below
     m.enable_network(o);
     port = m.listen("127.0.0.1", 0).port;
   }

@@ -94,7 +94,7 @@ TEST_CASE("a local child group and a remote group node reach each other through 
   nt::Recorder<nettest::StringMessage> texts;
   main.register_actor(texts);
   main.add_process_group<nt::Relayer>("local");
-  const auto port = main.listen("127.0.0.1", 0).port;
+  const auto port = nt::listen_hosting(main, {"far"});
   nt::Child node({"relay", std::to_string(port), "far"});
   REQUIRE(nt::tick_until({&main}, [&] { return main.has_remote_group("far"); }));
   auto& got = texts.all<nettest::StringMessage>();

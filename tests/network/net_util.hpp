@@ -26,6 +26,13 @@ extern char** environ;
 
 namespace nt {
 
+// Listens on a free loopback port, hosting the remote groups `groups` (closed to any other name).
+inline std::uint16_t listen_hosting(sage::Manager& m, std::vector<std::string> groups, sage::NetworkOptions o = {}) {
+  o.remote_groups = std::move(groups);
+  m.enable_network(o);
+  return m.listen("127.0.0.1", 0).port;
+}
+
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using messages = nettest::nettest_wire_messages;
@@ -186,5 +193,13 @@ struct Child {
     }
   }
 };
+
+// A "node" made of raw bytes: hello + join_group `name` (+ `extra` records) in one frame.
+inline std::vector<std::byte> raw_join(const std::string& name, const std::vector<std::byte>& extra = {}) {
+  namespace proto = sage::detail::protocol;
+  std::vector<std::byte> body = hello_record({}, name);
+  sage::wire::append_record(body, proto::code(proto::Control::join_group), proto::encode_name(name));
+  return frame(cat(body, extra));
+}
 
 }  // namespace nt

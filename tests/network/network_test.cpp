@@ -518,7 +518,7 @@ TEST_CASE("SYN / SYN-ACK / ACK between the main group and a child group over the
   MainSide side;
   side.m = &main;
   main.register_actor(side);
-  const auto port = main.listen("127.0.0.1", 0).port;
+  const auto port = listen_hosting(main, {"child"});
   Child node({"group", std::to_string(port), "child"});
   REQUIRE(node.pid > 0);
   REQUIRE(tick_until({&main}, [&] { return main.has_remote_group("child"); }));
@@ -532,7 +532,7 @@ TEST_CASE("SYN / SYN-ACK / ACK between the main group and a child group over the
 TEST_CASE("a dead remote group node makes the main group's tick raise group_error") {
   sage::Manager main;
   main.register_messages(messages{});
-  const auto port = main.listen("127.0.0.1", 0).port;
+  const auto port = listen_hosting(main, {"doomed"});
   Child node({"group", std::to_string(port), "doomed"});
   REQUIRE(tick_until({&main}, [&] { return main.has_remote_group("doomed"); }));
   node.kill();
@@ -548,7 +548,7 @@ TEST_CASE("a dead remote group node makes the main group's tick raise group_erro
 TEST_CASE("a remote group ends cleanly when the main group goes away") {
   auto main = std::make_unique<sage::Manager>();
   main->register_messages(messages{});
-  const auto port = main->listen("127.0.0.1", 0).port;
+  const auto port = listen_hosting(*main, {"polite"});
   Child node({"group", std::to_string(port), "polite"});
   REQUIRE(tick_until({main.get()}, [&] { return main->has_remote_group("polite"); }));
   main.reset();  // says bye
@@ -573,7 +573,7 @@ TEST_CASE("a remote group node reaches another remote group through the main gro
   main.register_messages(messages{});
   Texts texts;
   main.register_actor(texts);
-  const auto port = main.listen("127.0.0.1", 0).port;
+  const auto port = listen_hosting(main, {"a", "b"});
   Child a({"relay", std::to_string(port), "a"});
   Child b({"relay", std::to_string(port), "b"});
   REQUIRE(tick_until({&main}, [&] { return main.has_remote_group("a") && main.has_remote_group("b"); }));
@@ -597,7 +597,7 @@ TEST_CASE("a relay from a remote group node to a group that does not exist is co
   main.register_messages(messages{});
   Texts texts;
   main.register_actor(texts);
-  const auto port = main.listen("127.0.0.1", 0).port;
+  const auto port = listen_hosting(main, {"lonely"});
   Child a({"relay", std::to_string(port), "lonely"});
   REQUIRE(tick_until({&main}, [&] { return main.has_remote_group("lonely"); }));
   main.queue_message_to_group("lonely", StringMessage{"fwd nobody lost"});
@@ -614,7 +614,7 @@ TEST_CASE("remove_process_group on a remote group delivers what was sent both wa
   main.register_messages(messages{});
   Texts texts;
   main.register_actor(texts);
-  const auto port = main.listen("127.0.0.1", 0).port;
+  const auto port = listen_hosting(main, {"leaving"});
   Child node({"relay", std::to_string(port), "leaving"});
   REQUIRE(tick_until({&main}, [&] { return main.has_remote_group("leaving"); }));
 
@@ -639,24 +639,13 @@ TEST_CASE("remove_process_group on a remote group delivers what was sent both wa
   CHECK(main.network_stats().bad_input == 0);
 }
 
-namespace {
-// A "node" made of raw bytes: hello + join_group `name` (+ `extra` records) in one frame.
-std::vector<std::byte> raw_join(const std::string& name, const std::vector<std::byte>& extra = {}) {
-  std::vector<std::byte> body = hello_record({}, name);
-  sage::wire::append_record(body, proto::code(proto::Control::join_group),
-                            proto::encode_name(name));
-  return frame(cat(body, extra));
-}
-}  // namespace
-
 TEST_CASE("a remote group node that does not answer bye is removed anyway and reported by remove_process_group") {
   sage::Manager main;
   main.register_messages(messages{});
   sage::NetworkOptions o;
   o.heartbeat_interval = 50ms;
   o.heartbeat_timeout = 1000ms;  // the silent raw "node" is dropped by this while remove waits for bye_ack
-  main.enable_network(o);
-  RawSocket raw(main.listen("127.0.0.1", 0).port);
+  RawSocket raw(listen_hosting(main, {"mute"}, o));
   REQUIRE(raw.write_all(raw_join("mute")));
   REQUIRE(tick_until({&main}, [&] { return main.has_remote_group("mute"); }));
   try {
@@ -673,7 +662,7 @@ TEST_CASE("a remote group node that does not answer bye is removed anyway and re
 TEST_CASE("a remote group node sending a malformed route is dropped as bad input and raised as group_error") {
   sage::Manager main;
   main.register_messages(messages{});
-  RawSocket raw(main.listen("127.0.0.1", 0).port);
+  RawSocket raw(listen_hosting(main, {"broken"}));
   std::vector<std::byte> bad_route;
   std::vector<std::byte> name = proto::encode_name("other");
   name.pop_back();  // the length says 5 bytes, 4 follow

@@ -1,0 +1,236 @@
+// Trust at the network edge (docs/network.md "Admission", issue: only admitted peers get in):
+// each attack from outside is a test that fails on a listener open to anyone, plus the good paths.
+// Every test is "security: ...".
+#include <doctest/doctest.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "net_util.hpp"
+#include "channel/protocol.hpp"
+#include "sage/datagram.hpp"
+
+using namespace nt;
+using namespace nettest;
+using namespace std::chrono_literals;
+
+namespace {
+
+using Inbox = Recorder<IntMessage, sage::PeerConnected, sage::PeerDisconnected, sage::PeerRefused>;
+
+// Everything the server writes to a raw socket until it closes it (or `limit` passes).
+std::string read_until_closed(int fd, sage::Manager& server, std::chrono::milliseconds limit = 10s) {
+  std::string got;
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    server.tick();
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 10) <= 0) continue;
+    char buf[4096];
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  return got;
+}
+
+}  // namespace
+
+TEST_CASE("security: a listener that hosts no groups refuses join_group with a reason and keeps no group") {
+  sage::Manager server;  // like examples/chat's server: plain peers only
+  server.register_messages(messages{});
+  RawSocket stranger(listen_hosting(server, {}));
+  REQUIRE(stranger.write_all(raw_join("workers")));
+  const std::string answer = read_until_closed(stranger.fd, server);
+  CHECK(answer.find("not admitted") != std::string::npos);
+  CHECK(answer.find("does not host group 'workers'") != std::string::npos);
+  CHECK_FALSE(server.has_remote_group("workers"));
+  CHECK(server.remote_groups().empty());
+  CHECK(server.network_stats().admissions_refused == 1);
+}
+
+TEST_CASE("security: a stranger that asks to join and vanishes never makes tick() throw") {
+  sage::Manager server;
+  server.register_messages(messages{});
+  const auto port = listen_hosting(server, {"workers"});
+  for (int i = 0; i < 20; ++i) {
+    RawSocket stranger(port);
+    REQUIRE(stranger.write_all(raw_join("squatter" + std::to_string(i))));
+  }  // each closes at once
+  CHECK_NOTHROW(REQUIRE(tick_until({&server}, [&] {
+    return server.network_stats().admissions_refused + server.network_stats().peers_disconnected >= 20 &&
+           server.peers().empty();
+  })));
+  CHECK(server.remote_groups().empty());
+  CHECK_NOTHROW(server.tick());
+}
+
+TEST_CASE("security: the admission hook sees the peer's address and name, and its refusal reaches the peer") {
+  sage::NetworkOptions so;
+  std::vector<sage::AdmissionRequest> asked;
+  so.admit = [&](const sage::AdmissionRequest& r) -> std::optional<std::string> {
+    asked.push_back(r);
+    if (r.name == "mallory") return "not on the guest list";
+    return std::nullopt;
+  };
+  sage::Manager server;
+  server.register_messages(messages{});
+  Inbox at_server;
+  server.register_actor(at_server);
+  server.enable_network(so);
+  const auto port = server.listen("127.0.0.1", 0).port;
+
+  sage::Manager mallory, alice;
+  Inbox at_mallory, at_alice;
+  sage::NetworkOptions mo, ao;
+  mo.name = "mallory";
+  ao.name = "alice";
+  for (auto [m, in, o] : {std::tuple{&mallory, &at_mallory, &mo}, std::tuple{&alice, &at_alice, &ao}}) {
+    m->register_messages(messages{});
+    m->register_actor(*in);
+    m->enable_network(*o);
+    m->connect("127.0.0.1", port);
+  }
+  REQUIRE(tick_until({&server, &mallory, &alice}, [&] {
+    return !at_mallory.all<sage::PeerRefused>().empty() && !at_alice.all<sage::PeerConnected>().empty();
+  }));
+  const auto& refused = at_mallory.all<sage::PeerRefused>().front();
+  CHECK(refused.by_peer);
+  CHECK(refused.reason.detail.find("not admitted: not on the guest list") != std::string::npos);
+  REQUIRE(asked.size() == 2);
+  for (const auto& r : asked) {
+    CHECK(r.kind == sage::AdmissionRequest::Kind::peer);
+    CHECK(r.address.rfind("127.0.0.1:", 0) == 0);
+    CHECK(r.identity.empty());
+  }
+  CHECK(server.network_stats().admissions_refused == 1);
+  CHECK(at_server.all<sage::PeerConnected>().size() == 1);  // alice only: a refusal queues nothing here
+  CHECK(at_server.all<sage::PeerConnected>().front().name == "alice");
+  // mallory's client does not reconnect after a refusal, and its sends fail with the reason
+  auto r = mallory.try_send_message(IntMessage{1}, at_mallory.all<sage::PeerRefused>().front().peer);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == sage::Errc::incompatible);
+}
+
+TEST_CASE("security: the admission hook decides groups by name: an admitted node joins, another name is refused") {
+  sage::NetworkOptions so;
+  so.admit = [](const sage::AdmissionRequest& r) -> std::optional<std::string> {
+    if (r.kind == sage::AdmissionRequest::Kind::group && r.name != "workers") return "only 'workers' may join";
+    return std::nullopt;
+  };
+  sage::Manager server;
+  server.register_messages(messages{});
+  server.enable_network(so);
+  const auto port = server.listen("127.0.0.1", 0).port;
+  RawSocket good(port), bad(port);
+  REQUIRE(good.write_all(raw_join("workers")));
+  REQUIRE(bad.write_all(raw_join("payments")));
+  const std::string answer = read_until_closed(bad.fd, server);
+  CHECK(answer.find("only 'workers' may join") != std::string::npos);
+  REQUIRE(tick_until({&server}, [&] { return server.has_remote_group("workers"); }));
+  CHECK_FALSE(server.has_remote_group("payments"));
+  CHECK(server.network_stats().admissions_refused == 1);
+}
+
+TEST_CASE("security: a real node is refused by a listener that does not host its group, and join_as_group says why") {
+  sage::Manager server;
+  server.register_messages(messages{});
+  const auto port = listen_hosting(server, {"workers"});
+  sage::Manager node;
+  node.register_messages(messages{});
+  std::optional<std::string> why;
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    try {
+      node.join_as_group("127.0.0.1", port, "payments");
+    } catch (const sage::network_error& e) {
+      why = e.what();
+    }
+    done = true;
+  });
+  const bool returned = tick_until({&server}, [&] { return done.load(); });
+  t.join();
+  REQUIRE(returned);
+  REQUIRE(why.has_value());
+  CHECK(why->find("cannot join as group 'payments'") != std::string::npos);
+  CHECK(why->find("does not host group 'payments'") != std::string::npos);
+}
+
+TEST_CASE("security: datagram admission refuses a peer by name and the refused client is told why") {
+  sage::DatagramOptions so;
+  so.admit = [](const sage::AdmissionRequest& r) -> std::optional<std::string> {
+    return r.name == "mallory" ? std::optional<std::string>("banned") : std::nullopt;
+  };
+  sage::Manager server, mallory;
+  Inbox at_mallory;
+  server.register_messages(messages{});
+  mallory.register_messages(messages{});
+  mallory.register_actor(at_mallory);
+  server.enable_datagrams(so);
+  sage::DatagramOptions mo;
+  mo.name = "mallory";
+  mallory.enable_datagrams(mo);
+  const auto port = server.listen_datagram("127.0.0.1", 0).port;
+  mallory.connect_datagram("127.0.0.1", port);
+  REQUIRE(tick_until({&server, &mallory}, [&] { return !at_mallory.all<sage::PeerRefused>().empty(); }));
+  CHECK(at_mallory.all<sage::PeerRefused>().front().reason.detail.find("not admitted: banned") != std::string::npos);
+  CHECK(server.datagram_stats().admissions_refused == 1);
+  CHECK(server.datagram_stats().peers_connected == 0);
+}
+
+namespace {
+std::size_t rss_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+}  // namespace
+
+TEST_CASE("security: 100 strangers each sending a 512 KiB error text leave no more than a few MiB behind") {
+  namespace proto = sage::detail::protocol;
+  sage::Manager server;
+  server.register_messages(messages{});
+  Inbox at_server;
+  server.register_actor(at_server);
+  const auto port = listen_hosting(server, {});
+  const std::string text(512 * 1024, 'x');
+  std::vector<std::byte> body = hello_record({}, "stranger");
+  sage::wire::append_record(body, proto::code(proto::Control::error),
+                            proto::encode_error({proto::ErrorKind::handshake_refused, text}));
+  const std::vector<std::byte> bytes = frame(body);
+  server.tick();
+  const std::size_t before = rss_bytes();
+  for (int round = 0; round < 10; ++round) {
+    std::vector<std::unique_ptr<RawSocket>> socks;
+    for (int i = 0; i < 10; ++i) {
+      socks.push_back(std::make_unique<RawSocket>(port));
+      REQUIRE(socks.back()->write_all(bytes));
+    }
+    REQUIRE(tick_until({&server}, [&] { return server.network_stats().handshakes_refused == 10u * (round + 1); }));
+  }
+  REQUIRE(tick_until({&server}, [&] { return server.peers().empty(); }));
+  server.tick();
+  for (const auto& r : at_server.all<sage::PeerRefused>()) CHECK(r.reason.detail.size() < 2048);
+  const std::size_t after = rss_bytes();
+  CHECK(after < before + 16 * 1024 * 1024);  // 100 x 512 KiB = 50 MiB if the texts were kept
+}
+
+TEST_CASE("security: connections from one address past max_peers_per_address are closed at once and counted") {
+  sage::NetworkOptions o;
+  o.max_peers_per_address = 3;
+  sage::Manager server;
+  server.register_messages(messages{});
+  const auto port = listen_hosting(server, {}, o);
+  std::vector<std::unique_ptr<RawSocket>> socks;
+  for (int i = 0; i < 5; ++i) socks.push_back(std::make_unique<RawSocket>(port));
+  REQUIRE(tick_until({&server}, [&] { return server.network_stats().connections_accepted == 5; }));
+  CHECK(server.network_stats().peers_refused == 2);
+  CHECK(server.peers().size() == 3);
+}
