@@ -35,9 +35,17 @@ struct TlsOptions {
   bool enabled = false;
   std::string cert_file;    // this end's certificate (chain); required to listen
   std::string key_file;     // the private key of cert_file
-  std::string ca_file;      // CA certificate(s) the other end's certificate is checked against
+  // CA certificate(s) the other end's certificate is checked against. connect(): the server's.
+  // listen(): every client must present a certificate signed by it (required: a client without
+  // one, or with another CA's, fails the TLS handshake and never reaches sage).
+  std::string ca_file;
   std::string server_name;  // connect(): the name the server's certificate must carry ("" = the host)
   bool verify_peer = true;  // connect(): refuse a server whose certificate does not verify (needs ca_file)
+  // listen() with ca_file: the identity every verified client has (AdmissionRequest::identity).
+  // nng 1.5.2 cannot read a certificate's subject, so identity comes from the CA: one CA per role
+  // (e.g. a CA for worker nodes, given to a listener with client_identity = "workers"). Empty:
+  // "tls:" + ca_file.
+  std::string client_identity;
 };
 
 // What connect()'s connection does when it is lost (closed, reset, heartbeat timeout).

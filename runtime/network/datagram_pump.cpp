@@ -30,7 +30,8 @@ PeerConfig config_of(const DatagramOptions& o) {
                     .drop_log_burst = o.drop_log_burst,
                     .drop_log_interval = o.drop_log_interval,
                     .reconnect = o.reconnect,
-                    .admit = o.admit};
+                    .admit = o.admit,
+                    .identity = {}};
 }
 }  // namespace
 

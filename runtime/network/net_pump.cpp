@@ -34,7 +34,10 @@ PeerConfig config_of(const NetworkOptions& o) {
                     .drop_log_burst = o.drop_log_burst,
                     .drop_log_interval = o.drop_log_interval,
                     .reconnect = o.reconnect,
-                    .admit = o.admit};
+                    .admit = o.admit,
+                    .identity = !o.tls.enabled || o.tls.ca_file.empty() ? std::string()
+                                : !o.tls.client_identity.empty()        ? o.tls.client_identity
+                                                                        : "tls:" + o.tls.ca_file};
 }
 }  // namespace
 
@@ -119,7 +122,7 @@ Verdict NetPump::join(Peer& p, std::span<const std::byte> payload) {
   if (group->empty() || *group == main_group || directory_.route(*group).kind != Route::Kind::none)
     return refuse(Error{Errc::malformed, "group name '" + *group + "' is empty, reserved or taken"});
   if (options_.admit) {
-    if (auto no = options_.admit(AdmissionRequest{AdmissionRequest::Kind::group, p.address, *group, {}}))
+    if (auto no = options_.admit(AdmissionRequest{AdmissionRequest::Kind::group, p.address, *group, config_.identity}))
       return refuse_admission(p, *no);
   } else if (std::find(options_.remote_groups.begin(), options_.remote_groups.end(), *group) ==
              options_.remote_groups.end()) {

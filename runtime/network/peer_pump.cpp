@@ -56,7 +56,7 @@ Verdict PeerPump::Peer::on_hello(Channel&, const proto::Hello& theirs, const Res
   name = theirs.name;
   if (check) {
     if (role != Role::incoming || !pump.config_.admit) return std::nullopt;
-    auto no = pump.config_.admit(AdmissionRequest{AdmissionRequest::Kind::peer, address, name, {}});
+    auto no = pump.config_.admit(AdmissionRequest{AdmissionRequest::Kind::peer, address, name, pump.config_.identity});
     return no ? pump.refuse_admission(*this, *no) : std::nullopt;
   }
   pump.refused(*this, check.error(), false);

@@ -63,6 +63,7 @@ struct PeerConfig {
   std::chrono::milliseconds drop_log_interval{10000};
   ReconnectPolicy reconnect{};
   AdmissionHook admit;  // unset: every incoming peer whose schemas can talk to ours
+  std::string identity;  // what every accepted peer proved (a TLS listener's client CA); "" = nothing
 };
 
 // The lifecycle counters (NetworkStats / DatagramStats take theirs from here).

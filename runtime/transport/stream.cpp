@@ -85,9 +85,10 @@ nng_tls_config* make_tls(const TlsSettings& tls, bool server, std::string& err) 
   }
   const bool verify = !server && tls.verify_peer;
   if (verify && tls.ca_file.empty()) return fail("TLS: verify_peer needs TlsOptions::ca_file");
-  nng_tls_config_auth_mode(cfg, verify ? NNG_TLS_AUTH_MODE_REQUIRED
-                                       : (server && !tls.ca_file.empty() ? NNG_TLS_AUTH_MODE_OPTIONAL
-                                                                         : NNG_TLS_AUTH_MODE_NONE));
+  // A listener with a CA requires every client to present a certificate that verifies against it
+  // (a client without one, or with one of another CA, fails the TLS handshake and never reaches sage).
+  nng_tls_config_auth_mode(cfg, verify || (server && !tls.ca_file.empty()) ? NNG_TLS_AUTH_MODE_REQUIRED
+                                                                          : NNG_TLS_AUTH_MODE_NONE);
   if (!server && !tls.server_name.empty()) {
     if ((rv = nng_tls_config_server_name(cfg, tls.server_name.c_str())) != 0)
       return fail("TLS: server name: " + nng_text(rv));

@@ -447,8 +447,8 @@ TEST_CASE("TLS: a round trip over tls+tcp with a throwaway self-signed certifica
     return;
   }
   sage::NetworkOptions so, co;
-  so.tls = {true, cert, key, "", "", true};
-  co.tls = {true, "", "", cert, "localhost", true};
+  so.tls = {true, cert, key, "", "", true, ""};
+  co.tls = {true, "", "", cert, "localhost", true, ""};
   sage::Manager server, client;
   Inbox in_server, in_client;
   server.register_messages(messages{});
@@ -468,7 +468,7 @@ TEST_CASE("TLS: a round trip over tls+tcp with a throwaway self-signed certifica
 
   // A client that does not trust the certificate cannot connect.
   sage::NetworkOptions wrong;
-  wrong.tls = {true, "", "", key /* not a CA */, "localhost", true};
+  wrong.tls = {true, "", "", key /* not a CA */, "localhost", true, ""};
   sage::Manager stranger;
   CHECK_THROWS_AS(
       {

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -15,6 +17,7 @@
 #include "net_util.hpp"
 #include "channel/protocol.hpp"
 #include "sage/datagram.hpp"
+#include "transport/stream.hpp"
 
 using namespace nt;
 using namespace nettest;
@@ -233,4 +236,102 @@ TEST_CASE("security: connections from one address past max_peers_per_address are
   REQUIRE(tick_until({&server}, [&] { return server.network_stats().connections_accepted == 5; }));
   CHECK(server.network_stats().peers_refused == 2);
   CHECK(server.peers().size() == 3);
+}
+
+namespace {
+
+struct CertDir {
+  std::filesystem::path path;
+  CertDir() {
+    std::string t = (std::filesystem::temp_directory_path() / "sage-tls-XXXXXX").string();
+    path = ::mkdtemp(t.data());
+  }
+  ~CertDir() { std::filesystem::remove_all(path); }
+  std::string operator/(const char* f) const { return (path / f).string(); }
+  bool run(const std::string& cmd) const {
+    return std::system(("cd " + path.string() + " && " + cmd + " >/dev/null 2>&1").c_str()) == 0;
+  }
+  // A CA `name` (name.pem, name.key), and a certificate `leaf` signed by it (leaf.pem, leaf.key).
+  bool ca(const std::string& name) const {
+    return run("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=" + name + " -keyout " + name +
+               ".key -out " + name + ".pem");
+  }
+  bool signed_by(const std::string& ca, const std::string& leaf) const {
+    return run("openssl req -newkey rsa:2048 -nodes -subj /CN=" + leaf + " -keyout " + leaf + ".key -out " + leaf +
+               ".csr") &&
+           run("openssl x509 -req -in " + leaf + ".csr -CA " + ca + ".pem -CAkey " + ca + ".key -CAcreateserial -days 1 -out " +
+               leaf + ".pem");
+  }
+};
+
+// Whether a client with `tls` gets through the TLS listener at `port` (connect() and a handshake).
+bool tls_client_gets_in(sage::Manager& server, std::uint16_t port, const sage::TlsOptions& tls) {
+  sage::NetworkOptions o;
+  o.tls = tls;
+  o.connect_timeout = 3s;
+  sage::Manager client;
+  client.register_messages(messages{});
+  Inbox in;
+  client.register_actor(in);
+  client.enable_network(o);
+  try {
+    client.connect("127.0.0.1", port);
+  } catch (const sage::network_error&) {
+    return false;
+  }
+  tick_until({&server, &client}, [&] {
+    return !in.all<sage::PeerConnected>().empty() || !in.all<sage::PeerDisconnected>().empty() ||
+           client.peers().empty();
+  }, 10s);
+  return !in.all<sage::PeerConnected>().empty();
+}
+
+}  // namespace
+
+TEST_CASE("security: a TLS listener with a CA requires client certificates of that CA and names the verified identity") {
+  std::string why;
+  if (!sage::detail::tls_available(&why)) {
+    MESSAGE("skipped: nng has no TLS here: " << why);
+    return;
+  }
+  CertDir d;
+  if (!d.run("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -addext "
+             "subjectAltName=DNS:localhost -keyout server.key -out server.pem") ||
+      !d.ca("workers_ca") || !d.ca("other_ca") || !d.signed_by("workers_ca", "worker") ||
+      !d.signed_by("other_ca", "impostor")) {
+    MESSAGE("skipped: openssl could not make the certificates (install openssl)");
+    return;
+  }
+  sage::NetworkOptions so;
+  so.tls.enabled = true;
+  so.tls.cert_file = d / "server.pem";
+  so.tls.key_file = d / "server.key";
+  so.tls.ca_file = d / "workers_ca.pem";
+  so.tls.client_identity = "workers";
+  std::vector<std::string> identities;
+  so.admit = [&](const sage::AdmissionRequest& r) -> std::optional<std::string> {
+    identities.push_back(r.identity);
+    return std::nullopt;
+  };
+  sage::Manager server;
+  server.register_messages(messages{});
+  server.enable_network(so);
+  const auto port = server.listen("127.0.0.1", 0).port;
+
+  sage::TlsOptions base;
+  base.enabled = true;
+  base.ca_file = d / "server.pem";
+  base.server_name = "localhost";
+  sage::TlsOptions none = base, impostor = base, worker = base;
+  impostor.cert_file = d / "impostor.pem";
+  impostor.key_file = d / "impostor.key";
+  worker.cert_file = d / "worker.pem";
+  worker.key_file = d / "worker.key";
+
+  CHECK_FALSE(tls_client_gets_in(server, port, none));
+  CHECK_FALSE(tls_client_gets_in(server, port, impostor));
+  CHECK(identities.empty());  // neither reached sage
+  CHECK(tls_client_gets_in(server, port, worker));
+  REQUIRE(identities.size() == 1);
+  CHECK(identities.front() == "workers");
 }
