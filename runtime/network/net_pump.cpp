@@ -344,8 +344,8 @@ void NetPump::overflow(Peer& p, const Error& e) {
   ++stats_.send_buffer_full;
   const bool cut = options_.on_send_buffer_full == OverflowPolicy::disconnect;
   if (!p.overflow_logged || cut)
-    std::fprintf(stderr, "sage: network: peer %s does not keep up: %s%s\n", p.address.c_str(), e.message().c_str(),
-                 cut ? "; disconnecting it (OverflowPolicy::disconnect)" : " (further refusals are counted)");
+    log::write(log::Level::warning, "network", "network: peer ", log::peer(p.address), " does not keep up: ", e.message(),
+               cut ? "; disconnecting it (OverflowPolicy::disconnect)" : " (further refusals are counted)");
   p.overflow_logged = true;
   if (cut) {
     // What was accepted before stays queued and is written before the close.

@@ -2,19 +2,19 @@
 // (datagram_pump.hpp) share, so the two pumps cannot drift apart on them:
 // - the control records every peer understands (heartbeat, close, error = a refused handshake);
 // - when a dropped client reconnects (ReconnectPolicy; never after disconnect() or a refusal);
-// - how a refused handshake is reported (stderr line, PeerRefused) and what a later send says.
+// - how a refused handshake is reported (log line, PeerRefused) and what a later send says.
 // The pumps keep what differs: roles and states, timers, the transport's own events.
-// Free functions (report_refused() writes to stderr and queues PeerRefused); every call on the
+// Free functions (report_refused() logs and queues PeerRefused); every call on the
 // manager's thread.
 #pragma once
 
-#include <cstdio>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 
 #include "channel/channel.hpp"
+#include "log/log.hpp"
 #include "sage/manager.hpp"
 #include "sage/network.hpp"
 
@@ -54,14 +54,15 @@ inline bool reconnects(const ReconnectPolicy& policy, bool client, bool user_clo
          (policy.max_attempts == 0 || attempts < policy.max_attempts);
 }
 
-// A refused handshake (by us, or by the peer): one stderr line ("sage: <transport>: ..."), and
+// A refused handshake (by us, or by the peer): one log line ("sage: <transport>: ..."), and
 // PeerRefused queued from the peer. The caller counts it and remembers `why` for later sends.
 inline void report_refused(Manager& manager, const char* transport, const std::string& who, Sender peer,
                            const std::string& address, const std::string& name, const Error& why, bool by_peer) {
   if (by_peer)
-    std::fprintf(stderr, "sage: %s: %s refused this node: %s\n", transport, who.c_str(), why.message().c_str());
+    log::write(log::Level::warning, transport, transport, ": ", log::peer(who), " refused this node: ",
+               log::peer(why.message()));
   else
-    std::fprintf(stderr, "sage: %s: refused %s: %s\n", transport, who.c_str(), why.message().c_str());
+    log::write(log::Level::warning, transport, transport, ": refused ", log::peer(who), ": ", log::peer(why.message()));
   manager.queue_message_from(PeerRefused{peer, address, name, why, by_peer}, peer);
 }
 
