@@ -95,7 +95,7 @@ struct NetworkOptions {
   // max_peers exist is closed at once and counted (NetworkStats::peers_refused). 0 = no limit.
   // Datagram peers have their own, counted the same way (DatagramOptions::max_peers).
   std::size_t max_peers = 1024;
-  // Dropped-peer log lines on stderr: the first drop_log_burst in each drop_log_interval, then
+  // Dropped-peer log lines (sage/log.hpp; stderr by default): the first drop_log_burst in each drop_log_interval, then
   // one summary line ("N more dropped peers not logged") per interval.
   unsigned drop_log_burst = 10;
   std::chrono::milliseconds drop_log_interval{std::chrono::seconds(10)};
