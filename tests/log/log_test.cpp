@@ -161,7 +161,7 @@ TEST_CASE("a peer line limit writes the first lines of a window, holds back the 
   CHECK(limit.admit(t0 + 1501ms));  // a new window
 }
 
-TEST_CASE("lines with peer text are rate-limited per component and the log point then reports how many it dropped; "
+TEST_CASE("lines with peer text are rate-limited per component and the log point then reports how many it dropped, and "
           "lines without peer text are not limited") {
   Captured got;
   log::set_peer_line_limit(3, 50ms);
