@@ -4,13 +4,14 @@
 #pragma once
 
 #if !defined(NDEBUG) || defined(SAGE_ASSERTIONS)
-#include <cstdio>
 #include <cstdlib>
+
+#include "log/log.hpp"
 #define SAGE_ASSERT(cond)                                                                                   \
   do {                                                                                                      \
     if (!(cond)) [[unlikely]] {                                                                             \
-      std::fprintf(stderr, "sage: internal error: %s:%d: %s: assertion '%s' failed\n", __FILE__, __LINE__, \
-                   __func__, #cond);                                                                        \
+      ::sage::detail::log::write(::sage::detail::log::Level::error, "internal", "internal error: ", __FILE__, ":",   \
+                                 __LINE__, ": ", __func__, ": assertion '", #cond, "' failed");                  \
       std::abort();                                                                                         \
     }                                                                                                       \
   } while (false)

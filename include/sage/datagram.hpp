@@ -88,7 +88,7 @@ struct DatagramOptions {
   // An ENet connection whose sage hello has not arrived within hello_timeout of its start is
   // dropped (DatagramStats::hello_timeouts), as NetworkOptions::hello_timeout.
   std::chrono::milliseconds hello_timeout{std::chrono::seconds(5)};
-  // Dropped-peer log lines on stderr, as NetworkOptions: the first drop_log_burst in each
+  // Dropped-peer log lines (sage/log.hpp), as NetworkOptions: the first drop_log_burst in each
   // drop_log_interval, then one summary line per interval (DatagramStats::drop_logs_suppressed).
   unsigned drop_log_burst = 10;
   std::chrono::milliseconds drop_log_interval{std::chrono::seconds(10)};

@@ -79,7 +79,7 @@ struct GroupOptions {
   // How long remove_process_group() waits for the child to finish before killing it.
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(10)};
   // Watchdog: a child whose tick() (handlers, update(), coroutines) runs longer than this is
-  // unresponsive: a thread in the child writes one line to stderr and ends the process with exit
+  // unresponsive: a thread in the child logs one line (sage/log.hpp) and ends the process with exit
   // status 125; the main group reports a group_error whose reason starts "unresponsive: a tick ran
   // longer than the watchdog (N ms)", and the restart policy applies as to any failure. Zero (the
   // default) turns it off: a handler may legitimately block. Set it well above the longest tick

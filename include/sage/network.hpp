@@ -127,7 +127,7 @@ struct NetworkOptions {
   // Most peers from one IP address at once (accepted connections, counted like max_peers: closed
   // at once, NetworkStats::peers_refused). 0 = no limit.
   std::size_t max_peers_per_address = 256;
-  // Dropped-peer log lines on stderr: the first drop_log_burst in each drop_log_interval, then
+  // Dropped-peer log lines (sage/log.hpp; stderr by default): the first drop_log_burst in each drop_log_interval, then
   // one summary line ("N more dropped peers not logged") per interval.
   unsigned drop_log_burst = 10;
   std::chrono::milliseconds drop_log_interval{std::chrono::seconds(10)};

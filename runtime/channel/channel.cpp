@@ -3,8 +3,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 
+#include "log/log.hpp"
 #include "runtime_assert.hpp"
 #include "sage/groups.hpp"
 
@@ -230,9 +230,8 @@ void Channel::note_bad_input(const Error& e) {
   ++counters_.bad_input;
   counters_.last_bad_input = e.message();
   if (logged_.insert(e.code).second)
-    std::fprintf(stderr, "sage: %s: dropped bad input from %s: %s (further %s input is counted, not logged)\n",
-                 config_.self_label.c_str(), config_.label.c_str(), e.message().c_str(),
-                 std::string(to_string(e.code)).c_str());
+    log::write(log::Level::warning, "channel", config_.self_label, ": dropped bad input from ", log::peer(config_.label),
+               ": ", log::peer(e.message()), " (further ", to_string(e.code), " input is counted, not logged)");
 }
 
 Verdict Channel::bad(Error e) {
@@ -395,12 +394,12 @@ void Channel::release_early() {
   }
   if (dropped == 0) return;
   unknown_dropped_ += dropped;
-  std::fprintf(stderr,
-               "sage: %s: %llu message(s) sent before the handshake with %s completed were not sent: it does not "
-               "know %s (%s)\n",
-               config_.self_label.c_str(), static_cast<unsigned long long>(dropped), config_.label.c_str(),
-               names.c_str(), config_.options_name == "DatagramOptions" ? "DatagramStats::unknown_type_skipped"
-                                                                        : "NetworkStats::unknown_type_skipped");
+  log::write(log::Level::warning, "channel", config_.self_label, ": ", dropped,
+             " message(s) sent before the handshake with ", log::peer(config_.label),
+             " completed were not sent: it does not know ", names, " (",
+             config_.options_name == "DatagramOptions" ? "DatagramStats::unknown_type_skipped"
+                                                       : "NetworkStats::unknown_type_skipped",
+             ")");
 }
 
 void Channel::relay(const std::string& to, const wire::Record& rec) {
@@ -419,8 +418,8 @@ void Channel::relay(const std::string& to, const wire::Record& rec) {
   }
   ++counters_.undeliverable;
   if (!relay_logged_)
-    std::fprintf(stderr, "sage: cannot relay a record from %s to '%s': %s (further ones are counted)\n",
-                 config_.label.c_str(), to.c_str(), res.error().message().c_str());
+    log::write(log::Level::warning, "channel", "cannot relay a record from ", log::peer(config_.label), " to '",
+               log::peer(to), "': ", log::peer(res.error().message()), " (further ones are counted)");
   relay_logged_ = true;
 }
 
@@ -443,8 +442,8 @@ Result<void> Channel::relay_check(const Channel& to, std::uint8_t packet_type) {
     auto r = proto::check_relay(peer_desc_, to.peer_desc_, packet_type, config_.label, to.config_.label);
     v = r ? 1 : 2;
     if (!r)
-      std::fprintf(stderr, "sage: %s\n  (each such record is counted in NetworkStats::relays_refused)\n",
-                   r.error().detail.c_str());
+      log::write(log::Level::warning, "schema", log::peer(r.error().detail),
+                 "\n  (each such record is counted in NetworkStats::relays_refused)");
   }
   if (v == 1) return {};
   return Error{Errc::incompatible, "relay refused"};

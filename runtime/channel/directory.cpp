@@ -3,8 +3,8 @@
 
 #include <unistd.h>
 
-#include <cstdio>
 
+#include "log/log.hpp"
 #include "schema/description.hpp"
 
 #include "sage/errors.hpp"
@@ -37,8 +37,8 @@ std::string Directory::describe(const std::array<bool, 256>& types) const {
   if (texts.empty()) return {};
   auto combined = schema::combine(texts);
   if (!combined) {
-    std::fprintf(stderr, "sage: the schema descriptions of the registered wire types conflict: %s\n",
-                 combined.error.c_str());
+    log::write(log::Level::error, "schema", "the schema descriptions of the registered wire types conflict: ",
+               combined.error);
     return {};
   }
   return schema::to_text(combined.description);

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "local/manager_access.hpp"
+#include "log/log.hpp"
 #include "groups/process.hpp"
 #include "transport/socket_conn.hpp"
 
@@ -224,8 +225,8 @@ class Watchdog {
       if (started == 0) continue;
       const auto ran = Clock::now() - Clock::time_point(Clock::duration(started));
       if (ran <= limit_) continue;
-      std::fprintf(stderr, "sage: group '%s': unresponsive: a tick ran longer than the watchdog (%lld ms); exiting\n",
-                   group_.c_str(), static_cast<long long>(limit_.count()));
+      log::write(log::Level::error, "groups", "group '", group_, "': unresponsive: a tick ran longer than the watchdog (",
+                 static_cast<long long>(limit_.count()), " ms); exiting");
       std::fflush(stderr);
       ::_exit(watchdog_exit_status);
     }
@@ -253,12 +254,12 @@ int ChildPump::child_main(std::span<const std::byte> args) {
   ChildPump& pump = *owned;
   const int fd = take_spawn_fd();  // our end of the socketpair the main group made
   if (fd < 0) {
-    std::fprintf(stderr, "sage: group '%s': started without a link to the main group\n", spec.name.c_str());
+    log::write(log::Level::error, "groups", "group '", spec.name, "': started without a link to the main group");
     return 5;
   }
   auto link = SocketConn::adopt(fd, spec.url, link_limits(spec.options), ManagerAccess::shared_waker(manager));
   if (!link) {
-    std::fprintf(stderr, "sage: group '%s': %s\n", spec.name.c_str(), link.error().message().c_str());
+    log::write(log::Level::error, "groups", "group '", spec.name, "': ", link.error().message());
     return 5;
   }
   pump.channel_.attach(std::move(*link), spec.name);

@@ -24,6 +24,7 @@
 #include <iostream>
 #include <utility>
 
+#include "log/log.hpp"
 #include "transport/connection.hpp"
 
 namespace sage::detail {
@@ -74,9 +75,9 @@ int g_spawn_fd = -1;  // in a child: the descriptor passed with its spawn reques
   try {
     code = entry(args);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "sage: group child: uncaught exception: %s\n", e.what());
+    log::write(log::Level::error, "groups", "group child: uncaught exception: ", e.what());
   } catch (...) {
-    std::fprintf(stderr, "sage: group child: uncaught exception\n");
+    log::write(log::Level::error, "groups", "group child: uncaught exception");
   }
   flush_all();
   ::_exit(code);  // not exit(): this image's static objects belong to the main program

@@ -1,17 +1,19 @@
-// runtime/network/drop_log.hpp: the rate limit of a network pump's dropped-peer lines on stderr
+// runtime/network/drop_log.hpp: the rate limit of a network pump's dropped-peer log lines
 // (NetworkOptions / DatagramOptions::drop_log_burst and drop_log_interval).
 //
 // The first `burst` lines of each `interval` are written; the others are held back and counted,
 // and one summary line ("N more dropped peers not logged") opens the next window. The owner calls
 // roll() from its poll and bounds its sleep by deadline(), so the summary is not delayed by an
-// idle manager. Threads: the owner's (the manager's thread).
+// idle manager; roll() and deadline() also cover the log point's own summaries of held-back lines
+// with peer text (log/log.hpp). Threads: the owner's (the manager's thread).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <string>
 
+#include "log/log.hpp"
 #include "transport/waker.hpp"
 
 namespace sage::detail {
@@ -29,22 +31,25 @@ class DropLog {
       return false;
     }
     ++lines_;
-    std::fprintf(stderr, "sage: %s: dropped %s: %s\n", prefix_, who.c_str(), why.c_str());
+    log::write(log::Level::warning, prefix_, prefix_, ": dropped ", log::peer(who), ": ", log::peer(why));
     return true;
   }
   // Starts a new window once the current one is over, with a summary of what it held back.
   void roll(Clock::time_point now) {
+    log::roll(now);
     if (now - window_ < interval_) return;
     if (held_ > 0)
-      std::fprintf(stderr, "sage: %s: %llu more dropped peers not logged in the last %lld ms\n", prefix_,
-                   static_cast<unsigned long long>(held_),
-                   static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(now - window_).count()));
+      log::write(log::Level::warning, prefix_, prefix_, ": ", held_, " more dropped peers not logged in the last ",
+                 static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(now - window_).count()),
+                 " ms");
     window_ = now;
     lines_ = 0;
     held_ = 0;
   }
   // When roll() must run to write the summary; max() when nothing is held back.
-  Clock::time_point deadline() const { return held_ > 0 ? window_ + interval_ : Clock::time_point::max(); }
+  Clock::time_point deadline() const {
+    return std::min(held_ > 0 ? window_ + interval_ : Clock::time_point::max(), log::deadline());
+  }
 
  private:
   const char* prefix_;

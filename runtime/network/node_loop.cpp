@@ -1,7 +1,6 @@
 // The loop of a remote group node (sage/remote_group.hpp, docs/network.md "Remote groups").
-#include <cstdio>
-
 #include "local/manager_access.hpp"
+#include "log/log.hpp"
 #include "network/net_pump.hpp"
 #include "sage/remote_group.hpp"
 
@@ -12,7 +11,7 @@ int run_remote_group_loop(Manager& manager, ActorFactory factory, std::string_vi
   try {
     manager.join_as_group(host, port, name);
   } catch (const network_error& e) {
-    std::fprintf(stderr, "%s\n", e.what());
+    log::write(log::Level::error, "network", "network: ", log::peer(e.error().message()));  // e.what()
     return 2;
   }
   std::unique_ptr<ActorBase> actor = factory(manager);
@@ -22,8 +21,7 @@ int run_remote_group_loop(Manager& manager, ActorFactory factory, std::string_vi
     manager.tick();
     if (net.bye_received()) break;
     if (auto why = net.main_lost()) {
-      std::fprintf(stderr, "sage: remote group '%.*s': lost the main group: %s\n", static_cast<int>(name.size()),
-                   name.data(), why->c_str());
+      log::write(log::Level::error, "network", "remote group '", name, "': lost the main group: ", log::peer(*why));
       manager.unregister_actor(*actor);
       return 1;
     }

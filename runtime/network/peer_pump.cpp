@@ -2,9 +2,9 @@
 #include "network/peer_pump.hpp"
 
 #include <algorithm>
-#include <cstdio>
 
 #include "local/manager_access.hpp"
+#include "log/log.hpp"
 #include "runtime_assert.hpp"
 #include "sage/manager.hpp"
 
@@ -336,11 +336,11 @@ void PeerPump::refused(Peer& p, const Error& why, bool by_peer) {
   ++stats_.handshakes_refused;
   refused_[p.index] = why;
   if (refused_.size() > max_refusals_kept) refused_.erase(refused_.begin());  // indices only grow: the oldest
-  const std::string who = p.who();
+  const char* c = config_.component;
   if (by_peer)
-    std::fprintf(stderr, "sage: %s: %s refused this node: %s\n", config_.component, who.c_str(), why.message().c_str());
+    log::write(log::Level::warning, c, c, ": ", log::peer(p.who()), " refused this node: ", log::peer(why.message()));
   else
-    std::fprintf(stderr, "sage: %s: refused %s: %s\n", config_.component, who.c_str(), why.message().c_str());
+    log::write(log::Level::warning, c, c, ": refused ", log::peer(p.who()), ": ", log::peer(why.message()));
   manager_.queue_message_from(PeerRefused{p.sender(), p.address, p.name, why, by_peer}, p.sender());
 }
 
@@ -350,9 +350,9 @@ void PeerPump::overflow(Peer& p, const Error& e) {
   ++stats_.send_buffer_full;
   const bool cut = config_.on_send_buffer_full == OverflowPolicy::disconnect;
   if (!p.overflow_logged || cut)
-    std::fprintf(stderr, "sage: %s: peer %s does not keep up: %s%s\n", config_.component, p.who().c_str(),
-                 e.message().c_str(),
-                 cut ? "; disconnecting it (OverflowPolicy::disconnect)" : " (further refusals are counted)");
+    log::write(log::Level::warning, config_.component, config_.component, ": peer ", log::peer(p.who()),
+               " does not keep up: ", e.message(),
+               cut ? "; disconnecting it (OverflowPolicy::disconnect)" : " (further refusals are counted)");
   p.overflow_logged = true;
   if (cut) {
     // What was accepted before stays queued and is written before the close.

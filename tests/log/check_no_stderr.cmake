@@ -1,0 +1,21 @@
+# cmake -DDIR=<runtime dir> -P check_no_stderr.cmake: fails naming every line of runtime/ that writes
+# to stderr (fprintf/fputs/fwrite/perror to stderr, std::cerr/std::clog <<, write(2, ...)) outside
+# runtime/log/log.cpp, the one log point. Flushing (std::fflush(stderr), std::cerr.flush()) is allowed.
+file(GLOB_RECURSE files RELATIVE ${DIR} ${DIR}/*.cpp ${DIR}/*.hpp ${DIR}/*.h)
+set(bad "")
+foreach(f IN LISTS files)
+  if(f STREQUAL "log/log.cpp")
+    continue()
+  endif()
+  file(STRINGS ${DIR}/${f} lines)
+  foreach(line IN LISTS lines)  # (a line with ';' comes in pieces: fine for matching, so no line numbers)
+    if(line MATCHES "f?printf[ ]*\\([ ]*stderr|fputs[ ]*\\([^;]*stderr|fwrite[ ]*\\([^;]*stderr|perror[ ]*\\(|std::(cerr|clog)[ ]*<<|[^a-z_]write[ ]*\\([ ]*(2|STDERR_FILENO)[ ]*,")
+      string(APPEND bad "\n  runtime/${f}: ${line}")
+    endif()
+  endforeach()
+endforeach()
+if(bad)
+  message(FATAL_ERROR "writes to stderr outside the log point (use log::write, runtime/log/log.hpp):${bad}")
+endif()
+list(LENGTH files count)
+message(STATUS "${count} files of runtime/ checked: only runtime/log/log.cpp writes to stderr")
