@@ -326,6 +326,14 @@ Verdict Channel::on_record(Manager& manager, const wire::Record& rec, std::strin
     }
   }
   if (config_.position == Position::hub && !tag.empty()) {
+    // Verified here when this group knows the type, so a bad record is the sender's bad input (it
+    // is dropped) instead of the receiver's (which would drop its link to the main group).
+    if (const WireCodec* codec = dir_.codec(rec.packet_type); codec && codec->verify) {
+      if (reinterpret_cast<std::uintptr_t>(rec.payload.data()) % wire::record_alignment != 0)
+        return bad(Error{Errc::misaligned, "payload not 8-aligned"});
+      if (auto v = codec->verify(rec.payload); !v)
+        return bad(Error{v.error().code, std::string(codec->name) + " relayed to '" + tag + "': " + v.error().detail});
+    }
     relay(tag, rec);
     return std::nullopt;
   }

@@ -335,3 +335,47 @@ TEST_CASE("security: a TLS listener with a CA requires client certificates of th
   REQUIRE(identities.size() == 1);
   CHECK(identities.front() == "workers");
 }
+
+TEST_CASE("security: a bad record relayed by one remote group drops its sender, and the group it was sent to stays") {
+  namespace proto = sage::detail::protocol;
+  sage::Manager main;
+  main.register_messages(messages{});
+  Recorder<StringMessage> texts;
+  main.register_actor(texts);
+  const auto port = listen_hosting(main, {"workers", "evil"});
+  Child node({"relay", std::to_string(port), "workers"});
+  REQUIRE(tick_until({&main}, [&] { return main.has_remote_group("workers"); }));
+
+  // "evil" joins (admitted: its name is hosted) and routes 24 bytes of 0xFF, as a StringMessage, to workers.
+  std::vector<std::byte> extra;
+  sage::wire::append_record(extra, proto::code(proto::Control::route), proto::encode_name("workers"));
+  sage::wire::append_record(extra, StringMessage::packet_type, std::vector<std::byte>(24, std::byte{0xFF}));
+  RawSocket evil(port);
+  REQUIRE(evil.write_all(raw_join("evil", extra)));
+  std::vector<std::string> lost;
+  auto tick = [&] {
+    try {
+      main.tick();
+    } catch (const sage::group_error& e) {
+      lost.push_back(e.group());
+    }
+  };
+  const auto deadline = Clock::now() + 20s;
+  while (Clock::now() < deadline && (main.network_stats().bad_input == 0 || main.has_remote_group("evil"))) {
+    tick();
+    main.wait_for_next_tick(2ms);
+  }
+  CHECK(main.network_stats().bad_input == 1);
+  CHECK(main.network_stats().last_bad_input.find("relayed to 'workers'") != std::string::npos);
+  CHECK_FALSE(main.has_remote_group("evil"));
+  // workers still answers: its link was never given the bad record
+  main.queue_message_to_group("workers", StringMessage{"ping"});
+  while (Clock::now() < deadline && texts.all<StringMessage>().empty()) {
+    tick();
+    main.wait_for_next_tick(2ms);
+  }
+  REQUIRE_FALSE(texts.all<StringMessage>().empty());
+  CHECK(texts.all<StringMessage>().front().text == "pong from workers");
+  CHECK(main.has_remote_group("workers"));
+  for (const auto& g : lost) CHECK(g == "evil");  // the sender's loss only, never the receiver's
+}

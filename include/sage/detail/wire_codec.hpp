@@ -22,11 +22,17 @@ namespace sage::detail {
 // Verifies and decodes one payload, then queue_message_from(msg, from) on the manager.
 using DecodeFn = Result<void> (*)(Manager& manager, std::span<const std::byte> payload, Sender from);
 
+// Verifies one payload (8-aligned) as the type, without queuing anything.
+using VerifyFn = Result<void> (*)(std::span<const std::byte> payload);
+
 struct WireCodec {
   std::uint8_t packet_type = 0;
   std::uint64_t fingerprint = 0;
   std::string_view name;
   DecodeFn decode = nullptr;
+  // A main group relaying a record between groups checks it with this first (docs/network.md
+  // "Remote groups"), so a bad record costs its sender, not the receiver.
+  VerifyFn verify = nullptr;
   // T::schema_description ("sage-schema 1" text of the type and what it reaches): what the network
   // handshake sends and checks (docs/network.md). "" for a type without one (never negotiated).
   std::string_view schema_description;
@@ -61,8 +67,19 @@ Result<void> decode_into(M& manager, std::span<const std::byte> payload, Sender 
 }
 
 template <WireMessage T>
+Result<void> verify_only(std::span<const std::byte> payload) {
+  if constexpr (requires { { T::verify_bytes(payload) } -> std::same_as<Result<void>>; }) {
+    return T::verify_bytes(payload);  // in place (generated types)
+  } else {
+    auto r = T::decode(payload);
+    if (!r) return r.error();
+    return {};
+  }
+}
+
+template <WireMessage T>
 inline constexpr WireCodec wire_codec_v{static_cast<std::uint8_t>(T::packet_type),
                                         static_cast<std::uint64_t>(T::fingerprint), T::message_name,
-                                        &decode_into<T>, schema_description_of<T>()};
+                                        &decode_into<T>, &verify_only<T>, schema_description_of<T>()};
 
 }  // namespace sage::detail
