@@ -6,7 +6,8 @@
 // of process groups and the network's tcp:// connections (transport/socket_conn.hpp, a Unix
 // socketpair or a TCP socket sage reads and writes itself, no nng; TCP ones made by
 // transport/tcp.hpp), the network's TLS stream (transport/stream.hpp, nng streams); a datagram
-// transport implements it too (per-send Delivery, service deadline). Listener and Dialer (below)
+// transport implements it too (per-send Delivery; ENet's servicing and timers belong to its host,
+// reached through the peer lifecycle's transport seam, network/peer_transport.hpp). Listener and Dialer (below)
 // make stream connections for the network.
 //
 // Readiness: a Connection is made with its manager's Waker and wakes it when something arrived or
@@ -128,11 +129,6 @@ class Connection {
   virtual const ConnectionLimits& limits() const noexcept = 0;
   // Stops all I/O now (idempotent). What was not yet taken by the transport is lost.
   virtual void close() = 0;
-
-  // Transports whose timers run only when serviced (ENet): when service() must run next at the
-  // latest; the Manager's wait is bounded by it. Stream and IPC transports have none.
-  virtual Clock::time_point service_deadline() const { return Clock::time_point::max(); }
-  virtual void service() {}
 
   // Test hook: stop / resume reading (a slow receiver).
   virtual void pause_receiving(bool paused) = 0;

@@ -153,7 +153,6 @@ class DatagramConn final : public Connection {
   const std::string& remote_address() const noexcept override { return address_; }
   const ConnectionLimits& limits() const noexcept override { return host_.settings().limits; }
   void close() override;
-  Clock::time_point service_deadline() const override { return host_.next_deadline(); }
   void pause_receiving(bool paused) override { paused_ = paused; }
 
   // Starts ENet's graceful disconnect (after queued reliable data); the host reports when done.
