@@ -635,3 +635,33 @@ TEST_CASE("a field named schema_description gets a trailing underscore beside th
                     "      \"message 150 0\\n\"\n      \"table 0 notes.Note\\n\"\n"
                     "      \"field 0 schema_description string -\\n\";") != std::string::npos);
 }
+
+TEST_CASE("two tables named alike in two namespaces are named by qualified name at their own lines") {
+  TempDir dir("same_short_name");
+  write_file(dir.path / "a.fbs", "include \"sage.fbs\";\nnamespace a;\ntable T (packet_type: 101) { x: int; }\n");
+  write_file(dir.path / "b.fbs", "include \"sage.fbs\";\nnamespace other;\ntable Q { y: int; }\nnamespace b;\n\n"
+                                 "table T (packet_type: 101) { class: int; class_: int; }\n");
+  const auto r = sagec_in(dir.path, "check a.fbs b.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out == "b.fbs:6:10: error: packet_type 101 of b.T already used by a.T (a.fbs:3)\n"
+                 "b.fbs:6:42: error: field b.T.class_ and field b.T.class both become the C++ member `class_` (see "
+                 "\"Names\" in docs/schemas.md); rename one\n");
+  // In one file: the error is at the second T, not at the first.
+  write_file(dir.path / "n.fbs", "include \"sage.fbs\";\nnamespace a;\ntable T { x: int; }\nnamespace b;\n"
+                                 "table T { class: int; class_: int; }\n");
+  const auto n = sagec_in(dir.path, "check n.fbs");
+  CHECK(n.code == 1);
+  CHECK(n.out == "n.fbs:5:23: error: field b.T.class_ and field b.T.class both become the C++ member `class_` (see "
+                 "\"Names\" in docs/schemas.md); rename one\n");
+}
+
+TEST_CASE("a union that lists one table three times is one error, also when another schema includes it") {
+  TempDir dir("union_thrice");
+  write_file(dir.path / "u.fbs",
+             "include \"sage.fbs\";\ntable A { x: int; }\nunion U { a1: A, a2: A, a3: A }\ntable T { u: U; }\n");
+  write_file(dir.path / "v.fbs", "include \"sage.fbs\";\ninclude \"u.fbs\";\ntable V { t: T; }\n");
+  const auto r = sagec_in(dir.path, "check u.fbs v.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out == "u.fbs:3:1: error: union U lists table A 3 times; sagec maps a union to a std::variant of its "
+                 "tables, which must differ\n");
+}
