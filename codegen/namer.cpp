@@ -43,6 +43,8 @@ const std::set<std::string>& generated_members() {
       // a table's static members and functions
       "packet_type", "message_name", "schema_description", "fingerprint", "max_depth", "encode", "to_bytes",
       "decode", "verify_bytes", "pack", "verify", "unpack", "Field", "View", "operator",
+      // the root_type's file_identifier; a type with a (key) field's lookup
+      "file_identifier", "lookup_by_key", "absent_",
       // a struct's
       "Layout", "to_layout", "from_layout",
       // a View's

@@ -351,7 +351,7 @@ TEST_CASE("sagec encode reports bad JSON with its position, and local-only messa
 TEST_CASE("generated code for each golden schema matches its golden file") {
   const fs::path schemas = SAGE_TEST_SCHEMA_DIR;
   for (const std::string stem : {"golden", "unions", "union_vectors", "arrays", "recursive", "defaults", "names", "views",
-                                 "members"}) {
+                                 "members", "interop"}) {
     INFO(stem);
     TempDir out("golden_" + stem);
     const fs::path golden = fs::path(SAGE_GOLDEN_DIR) / (stem + ".sage.hpp");
@@ -708,7 +708,7 @@ TEST_CASE("every member a generated class declares is a reserved name or one of 
   const fs::path schemas = SAGE_TEST_SCHEMA_DIR;
   std::size_t checked = 0;
   for (const std::string stem : {"golden", "alltypes", "unions", "union_vectors", "arrays", "recursive", "defaults",
-                                 "names", "views", "members"}) {
+                                 "names", "views", "members", "interop"}) {
     INFO(stem);
     sagec::Diagnostics diags;
     const auto schema =

@@ -2,6 +2,8 @@
 // golden/members.sage.hpp; cli_test.cpp checks that the list of those names is complete).
 #include <doctest/doctest.h>
 
+#include <flatbuffers/flatbuffers.h>
+
 #include "members.sage.hpp"
 
 TEST_CASE("fields named after every generated member get a trailing underscore and round trip") {
@@ -38,4 +40,12 @@ TEST_CASE("fields named after every generated member get a trailing underscore a
   CHECK(view.max_depth_() == 3);
   CHECK(view.pack_().from_layout_ == 0);
   CHECK(view.table__() == "table");
+  // The root_type: a wire message too, with its file_identifier in the bytes (decoded either way).
+  static_assert(Members::file_identifier == "MEMB");
+  CHECK(flatbuffers::BufferHasIdentifier(reinterpret_cast<const std::uint8_t*>(bytes.data()), "MEMB"));
+  m.lookup_by_key_ = {Packed{.packet_type_ = 2}, Packed{.packet_type_ = 1}};
+  const auto keyed = Members::decode(m.to_bytes());
+  REQUIRE(keyed.has_value());
+  CHECK(keyed->lookup_by_key_.front().packet_type_ == 1);  // sorted by key
+  CHECK(Packed::lookup_by_key(keyed->lookup_by_key_, 2) == &keyed->lookup_by_key_.back());
 }
