@@ -743,3 +743,21 @@ TEST_CASE("members.fbs has a field named after every reserved member name, in a 
     CHECK(sagec::cpp_member_name(n, "Members") == n + "_");
   }
 }
+
+TEST_CASE("a schema that includes itself passes check and its header does not include itself, as with flatc") {
+  TempDir dir("self_include");
+  write_file(dir.path / "self.fbs", "include \"sage.fbs\";\ninclude \"self.fbs\";\nnamespace me;\n"
+                                    "table A (packet_type: 120) { x: int; }\n");
+  const auto r = sagec_in(dir.path, "check self.fbs");
+  CHECK_MESSAGE(r.code == 0, r.out);
+  CHECK(r.out.empty());
+  REQUIRE(sagec_in(dir.path, "generate -o out --depfile out/self.d self.fbs").code == 0);
+  const auto header = read_file(dir.path / "out" / "self.sage.hpp");
+  CHECK(header.find("#include \"self.sage.hpp\"") == std::string::npos);
+  write_file(dir.path / "use.cpp", "#include \"self.sage.hpp\"\nint main() { me::A a{.x = 3}; auto b = "
+                                   "me::A::decode(a.to_bytes()); return b.has_value() && b->x == 3 ? 0 : 1; }\n");
+  const auto c = sage::test_support::run_shell("cd '" + dir.path.string() + "' && '" SAGE_CXX_COMPILER
+                                               "' -std=c++20 -Wall -Wextra -Werror -I out -I '" SAGE_INCLUDE_DIR
+                                               "' use.cpp -o use -lflatbuffers && ./use");
+  CHECK_MESSAGE(c.code == 0, c.out);
+}
