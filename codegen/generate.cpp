@@ -2,6 +2,7 @@
 
 #include "describe.hpp"
 #include "namer.hpp"
+#include "template.hpp"
 
 #include <algorithm>
 #include <cinttypes>
@@ -21,30 +22,6 @@ using flatbuffers::Type;
 namespace sagec {
 
 namespace {
-
-// ---------------------------------------------------------------------------------------------
-// Templates: text with {{name}} placeholders, filled from a map. The only way code is emitted.
-
-using Vars = std::map<std::string, std::string>;
-
-std::string fill(std::string_view tmpl, const Vars& vars) {
-  std::string out;
-  std::size_t i = 0;
-  while (i < tmpl.size()) {
-    const auto open = tmpl.find("{{", i);
-    if (open == std::string_view::npos) {
-      out.append(tmpl.substr(i));
-      break;
-    }
-    out.append(tmpl.substr(i, open - i));
-    const auto close = tmpl.find("}}", open);
-    const std::string key(tmpl.substr(open + 2, close - open - 2));
-    const auto it = vars.find(key);
-    out += it == vars.end() ? "{{" + key + "}}" : it->second;  // a typo shows in the golden test
-    i = close + 2;
-  }
-  return out;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Naming: the one place where schema names become C++ names.
@@ -202,6 +179,54 @@ bool has_string_default(const FieldDef& f) {
          !f.value.constant.empty();
 }
 
+// The (key) field of a table or struct, or nullptr.
+const FieldDef* key_field(const StructDef& s) {
+  if (!s.has_key) return nullptr;
+  for (const auto* f : s.fields.vec)
+    if (f->key && !f->deprecated) return f;
+  return nullptr;
+}
+
+// `[](const T& a, const T& b) { return a.k < b.k; }` for a type with a (key) field: the order
+// flatc's sorted vectors have (strings compare as bytes, as std::string's operator< does).
+std::string key_less(const StructDef& s, const std::vector<std::string>& ns) {
+  const auto t = type_ref(s, ns);
+  const auto k = cpp_member_name(key_field(s)->name, s.name);
+  return "[](const " + t + "& a, const " + t + "& b) { return a." + k + " < b." + k + "; }";
+}
+
+// lookup_by_key() of a type with a (key) field: its declarations (in the class) and definitions.
+std::pair<std::string, std::string> key_lookup(const StructDef& s, const std::vector<std::string>& ns) {
+  const auto* kf = key_field(s);
+  if (kf == nullptr) return {};
+  const auto name = cpp_type_name(s.name);
+  const auto member = cpp_member_name(kf->name, s.name);
+  const auto param = kf->value.type.base_type == flatbuffers::BASE_TYPE_STRING ? std::string("std::string_view")
+                                                                              : element_cpp(kf->value.type, ns);
+  const Vars vars{{"name", name}, {"member", member}, {"param", param}, {"key", kf->name}};
+  return {fill(R"(
+  // The element of `items` whose key ({{key}}) equals `key`, or nullptr. Any order (a linear search);
+  // vectors of {{name}} are written sorted by key, as FlatBuffers' LookupByKey needs them.
+  static const {{name}}* lookup_by_key(const std::vector<{{name}}>& items, {{param}} key);
+  static {{name}}* lookup_by_key(std::vector<{{name}}>& items, {{param}} key);
+)",
+               vars),
+          fill(R"(inline const {{name}}* {{name}}::lookup_by_key(const std::vector<{{name}}>& items, {{param}} key) {
+  for (const auto& item : items)
+    if (item.{{member}} == key) return &item;
+  return nullptr;
+}
+
+inline {{name}}* {{name}}::lookup_by_key(std::vector<{{name}}>& items, {{param}} key) {
+  for (auto& item : items)
+    if (item.{{member}} == key) return &item;
+  return nullptr;
+}
+
+)",
+               vars)};
+}
+
 std::size_t pack_order_size(const FieldDef& f) {
   const auto& t = f.value.type;
   if (flatbuffers::IsStruct(t)) return t.struct_def->bytesize;
@@ -352,12 +377,13 @@ Code emit_struct(const StructDef& s) {
                   {"size", std::to_string(s.bytesize)},
                   {"align", std::to_string(s.minalign)},
                   {"stores", stores},
-                  {"loads", loads}};
+                  {"loads", loads},
+                  {"key_api", key_lookup(s, ns).first}};
   Code code;
   code.decl = fill(R"({{doc}}struct {{name}} {
 {{members}}
   bool operator==(const {{name}}&) const = default;
-
+{{key_api}}
   // The FlatBuffers representation: {{size}} bytes, little endian, aligned to {{align}}.
   struct alignas({{align}}) Layout {
     std::uint8_t bytes[{{size}}];
@@ -379,7 +405,8 @@ inline {{name}} {{name}}::from_layout(const std::uint8_t* bytes) {
 }
 
 )",
-                   vars);
+                   vars) +
+              key_lookup(s, ns).second;
   return code;
 }
 
@@ -396,155 +423,254 @@ void view_accessor(TableCode& c, const std::string& owner, const std::string& na
   c.view_defs += "inline auto " + owner + "::View::" + name + "() const noexcept -> " + type + " {\n  " + body + "\n}\n";
 }
 
-void emit_table_field(const StructDef& s, const FieldDef& f, const std::vector<std::string>& ns, const std::set<std::string>& names,
-                      TableCode& c) {
-  const auto& t = f.value.type;
-  const auto name = cpp_member_name(f.name, s.name);
-  const auto vt = "Field::" + name;
-  const std::string required = f.IsRequired() ? "true" : "false";
-  const auto ref = local(name + "_ref", names);
+// One table field being emitted: the names every field kind uses.
+struct FieldGen {
+  const StructDef& s;
+  const FieldDef& f;
+  const std::vector<std::string>& ns;
+  std::string name;      // the C++ member name
+  std::string vt;        // its vtable offset constant, "Field::name"
+  std::string required;  // "true" or "false", for the verifiers
+  std::string ref;       // a local for the offset pack() writes first
+  std::string owner;     // the C++ class name
+  // "absent_.test(i)" for a field that may be absent from a decoded buffer (absent_bits()), else empty.
+  std::string absent;
 
-  c.field_offsets += "    static constexpr flatbuffers::voffset_t " + name + " = " + std::to_string(f.value.offset) + ";\n";
-  if (flatbuffers::IsUnionType(t) || (flatbuffers::IsVector(t) && flatbuffers::IsUnionType(t.VectorType()))) {
-    // The hidden `<union>_type` field: written here, read with its union.
-    const auto value_name = cpp_member_name(f.name.substr(0, f.name.size() - 5), s.name);  // without "_type"
-    if (flatbuffers::IsVector(t)) {
-      c.refs += "  const auto " + ref + " = sage::detail::write_union_types<" + union_tags(*t.enum_def) + ">({{fbb}}, " +
-                value_name + ");\n";
-      c.adds += "  {{fbb}}.AddOffset(" + vt + ", " + ref + ");\n";
-    } else {
-      c.adds += "  {{fbb}}.AddElement<std::uint8_t>(" + vt + ", sage::detail::union_tag<" + union_tags(*t.enum_def) +
-                ">(" + value_name + "), 0);\n";
-    }
-    return;
+  FieldGen(const StructDef& s_, const FieldDef& f_, const std::vector<std::string>& ns_, const std::set<std::string>& names,
+           const std::map<std::string, int>& bits)
+      : s(s_), f(f_), ns(ns_), name(cpp_member_name(f_.name, s_.name)), vt("Field::" + name),
+        required(f_.IsRequired() ? "true" : "false"), ref(local(name + "_ref", names)), owner(cpp_type_name(s_.name)) {
+    // A union vector's `_type` field shares its value's bit.
+    const bool types = flatbuffers::IsVector(f.value.type) && flatbuffers::IsUnionType(f.value.type.VectorType());
+    const auto it = bits.find(types ? f.name.substr(0, f.name.size() - 5) : f.name);
+    if (it != bits.end()) absent = "absent_.test(" + std::to_string(it->second) + ")";
   }
-  c.members += cpp_doc_comment(f.doc_comment, "  ");
-  c.view_decls += cpp_doc_comment(f.doc_comment, "  ");
-  const auto owner = cpp_type_name(s.name);
-  const auto type = member_cpp(s, f, ns);
-  if (flatbuffers::IsScalar(t.base_type) && !f.IsOptional())
-    c.members += "  " + type + " " + name + " = " + scalar_literal(t, f.value.constant, ns) + ";\n";
-  else if (has_string_default(f))
-    c.members += "  " + type + " " + name + " = " + string_literal(f.value.constant) + ";\n";
-  else
-    c.members += "  " + type + " " + name + "{};\n";
+  // `code` (an offset), or a null offset of type `offset` when the field was absent from the
+  // buffer it was decoded from and still holds what absence decodes to (`unchanged`).
+  std::string unless_absent(const std::string& unchanged, const std::string& offset, const std::string& code) const {
+    if (absent.empty()) return code;
+    return absent + " && " + unchanged + " ? " + offset + "() : " + code;
+  }
+};
 
-  if (flatbuffers::IsScalar(t.base_type)) {
-    const auto wire = is_enum(t) ? scalar_cpp(t.base_type) : wire_cpp(t.base_type);
-    const auto value_type = element_cpp(t, ns);
-    c.verifies += "         sage::detail::verify_scalar<" + wire + ">(verifier, table, " + vt + ") &&\n";
-    if (f.IsOptional()) {
-      const auto value = (wire == value_type) ? "*" + name : "static_cast<" + wire + ">(*" + name + ")";
-      c.adds += "  if (" + name + ") {{fbb}}.AddElement<" + wire + ">(" + vt + ", " + value + ");\n";
-      std::string read = "table.GetField<" + wire + ">(" + vt + ", 0)";
-      if (t.base_type == flatbuffers::BASE_TYPE_BOOL) read += " != 0";
-      else if (wire != value_type) read = "static_cast<" + value_type + ">(" + read + ")";
-      c.unpacks += "  if (table.CheckField(" + vt + ")) out." + name + " = " + read + ";\n";
-      std::string view_read = "table_->GetField<" + wire + ">(" + vt + ", 0)";
-      if (t.base_type == flatbuffers::BASE_TYPE_BOOL) view_read += " != 0";
-      else if (wire != value_type) view_read = "static_cast<" + value_type + ">(" + view_read + ")";
-      view_accessor(c, owner, name, type,
-                    "if (!table_->CheckField(" + vt + ")) return std::nullopt;\n  return " + view_read + ";");
-    } else {
-      const auto def = wire_default(t, f.value.constant, ns);
-      const auto value = (wire == value_type) ? name : "static_cast<" + wire + ">(" + name + ")";
-      c.adds += "  {{fbb}}.AddElement<" + wire + ">(" + vt + ", " + value + ", " + def + ");\n";
-      std::string read = "table.GetField<" + wire + ">(" + vt + ", " + def + ")";
-      if (t.base_type == flatbuffers::BASE_TYPE_BOOL) read += " != 0";
-      else if (wire != value_type) read = "static_cast<" + value_type + ">(" + read + ")";
-      c.unpacks += "  out." + name + " = " + read + ";\n";
-      std::string view_read = "table_->GetField<" + wire + ">(" + vt + ", " + def + ")";
-      if (t.base_type == flatbuffers::BASE_TYPE_BOOL) view_read += " != 0";
-      else if (wire != value_type) view_read = "static_cast<" + value_type + ">(" + view_read + ")";
-      view_accessor(c, owner, name, type, "return " + view_read + ";");
-    }
-  } else if (flatbuffers::IsStruct(t)) {
-    const auto sname = element_cpp(t, ns);
-    const auto layout = local(name + "_layout", names);
-    c.refs += "  const auto " + layout + " = " + name + ".to_layout();\n";
-    c.adds += "  {{fbb}}.AddStruct(" + vt + ", &" + layout + ");\n";
-    c.verifies += "         sage::detail::verify_struct<" + sname + ">(verifier, table, " + vt + ", " + required + ") &&\n";
-    c.unpacks += "  out." + name + " = sage::detail::read_struct<" + sname + ">(table, " + vt + ");\n";
-    view_accessor(c, owner, name, sname, "return sage::detail::read_struct<" + sname + ">(*table_, " + vt + ");");
-  } else if (t.base_type == flatbuffers::BASE_TYPE_STRING) {
-    c.refs += "  const auto " + ref + " = {{fbb}}.CreateString(" + name + ");\n";
-    c.adds += "  {{fbb}}.AddOffset(" + vt + ", " + ref + ");\n";
-    c.verifies += "         sage::detail::verify_string(verifier, table, " + vt + ", " + required + ") &&\n";
-    const auto fallback = has_string_default(f) ? ", " + string_literal(f.value.constant) : std::string();
-    c.unpacks += "  out." + name + " = sage::detail::read_string(table, " + vt + fallback + ");\n";
-    view_accessor(c, owner, name, "std::string_view",
-                  "const auto* s = table_->GetPointer<const flatbuffers::String*>(" + vt + ");\n  return s != nullptr ? "
-                  "std::string_view(s->c_str(), s->size()) : std::string_view(" +
-                      (has_string_default(f) ? string_literal(f.value.constant) : std::string()) + ");");
-  } else if (flatbuffers::IsUnion(t) || (flatbuffers::IsVector(t) && flatbuffers::IsUnion(t.VectorType()))) {
-    const bool vec = flatbuffers::IsVector(t);
-    const auto args = union_args(*t.enum_def);
-    const auto type_vt = "Field::" + cpp_member_name(f.name + "_type", s.name);
-    c.refs += "  const auto " + ref + " = sage::detail::" + (vec ? "write_unions" : "pack_union") + "({{fbb}}, " + name + ");\n";
-    c.adds += "  {{fbb}}.AddOffset(" + vt + ", " + ref + ");\n";
-    c.verifies += "         sage::detail::verify_union" + std::string(vec ? "s" : "") + "<" + args + ">(verifier, table, " +
-                  type_vt + ", " + vt + ", " + required + ") &&\n";
-    c.unpacks += "  out." + name + " = sage::detail::read_union" + (vec ? "s" : "") + "<" + args + ">(table, " + type_vt +
-                 ", " + vt + ");\n";
-    if (vec)
-      view_accessor(c, owner, name, "sage::UnionVectorView<" + args + ">",
-                    "return {table_->GetPointer<const flatbuffers::Vector<std::uint8_t>*>(" + type_vt +
-                        "),\n          table_->GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>*>(" +
-                        vt + ")};");
-    else
-      view_accessor(c, owner, name, "sage::UnionView<" + args + ">",
-                    "return {table_->GetField<std::uint8_t>(" + type_vt + ", 0), table_->GetPointer<const flatbuffers::Table*>(" +
-                        vt + ")};");
-  } else if (flatbuffers::IsTable(t)) {
-    const auto tname = element_cpp(t, ns);
-    if (f.IsRequired() && !boxed(s, f)) {
-      c.refs += "  const auto " + ref + " = " + name + ".pack({{fbb}});\n";
-      c.unpacks += "  out." + name + " = " + tname + "::unpack(*table.GetPointer<const flatbuffers::Table*>(" + vt + "));\n";
-    } else {
-      c.refs += "  const auto " + ref + " = " + name + " ? " + name + "->pack({{fbb}}) : flatbuffers::Offset<flatbuffers::Table>();\n";
-      c.unpacks += "  out." + name + " = sage::detail::read_" + (boxed(s, f) ? "boxed_" : "") + "table<" + tname +
-                   ">(table, " + vt + ");\n";
-    }
-    c.adds += "  {{fbb}}.AddOffset(" + vt + ", " + ref + ");\n";
-    c.verifies += "         sage::detail::verify_table<" + tname + ">(verifier, table, " + vt + ", " + required + ") &&\n";
-    view_accessor(c, owner, name, tname + "::View",
-                  "return " + tname + "::View(sage::detail::sub_table(*table_, " + vt + "));");
-  } else if (flatbuffers::IsVector(t)) {
-    const auto et = t.VectorType();
-    const auto ename = element_cpp(et, ns);
-    std::string write, read, verify, element;
-    if (flatbuffers::IsScalar(et.base_type)) {
-      element = ename;
-      write = "sage::detail::write_scalars({{fbb}}, " + name + ")";
-      read = "sage::detail::read_scalars<" + ename + ">(table, " + vt + ")";
-      verify = "sage::detail::verify_vector<" + std::to_string(flatbuffers::SizeOf(et.base_type)) + ">(verifier, table, " + vt + ", " + required + ")";
-    } else if (et.base_type == flatbuffers::BASE_TYPE_STRING) {
-      element = "std::string_view";
-      write = "sage::detail::write_strings({{fbb}}, " + name + ")";
-      read = "sage::detail::read_strings(table, " + vt + ")";
-      verify = "sage::detail::verify_strings(verifier, table, " + vt + ", " + required + ")";
-    } else if (flatbuffers::IsStruct(et)) {
-      element = ename;
-      write = "sage::detail::write_structs({{fbb}}, " + name + ")";
-      read = "sage::detail::read_structs<" + ename + ">(table, " + vt + ")";
-      verify = "sage::detail::verify_vector<sizeof(" + ename + "::Layout)>(verifier, table, " + vt + ", " + required + ")";
-    } else {
-      element = ename + "::View";
-      write = "sage::detail::write_tables({{fbb}}, " + name + ")";
-      read = "sage::detail::read_tables<" + ename + ">(table, " + vt + ")";
-      verify = "sage::detail::verify_tables<" + ename + ">(verifier, table, " + vt + ", " + required + ")";
-    }
-    c.refs += "  const auto " + ref + " = " + write + ";\n";
-    c.adds += "  {{fbb}}.AddOffset(" + vt + ", " + ref + ");\n";
-    c.verifies += "         " + verify + " &&\n";
-    c.unpacks += "  out." + name + " = " + read + ";\n";
-    view_accessor(c, owner, name, "sage::VectorView<" + element + ">",
-                  "flatbuffers::uoffset_t n = 0;\n  const auto* p = sage::detail::vector_data(*table_, " + vt +
-                      ", n);\n  return {p, n};");
+// The string, vector and struct fields of a table that a buffer may leave out (not required):
+// schema name -> bit of the table's hidden `absent_` member. Decoding notes which were absent, and
+// encoding leaves those absent again while they hold what absence decodes to, so that a buffer
+// round-trips through decode -> encode with the same fields present (as flatc's own JSON shows).
+std::map<std::string, int> absent_bits(const std::vector<const FieldDef*>& fields) {
+  std::map<std::string, int> bits;
+  for (const auto* f : fields) {
+    const auto& t = f->value.type;
+    if (f->IsRequired() || flatbuffers::IsUnionType(t)) continue;
+    const bool union_types = flatbuffers::IsVector(t) && flatbuffers::IsUnionType(t.VectorType());
+    if (!union_types && (t.base_type == flatbuffers::BASE_TYPE_STRING || flatbuffers::IsVector(t) || flatbuffers::IsStruct(t)))
+      bits.emplace(f->name, static_cast<int>(bits.size()));
+  }
+  return bits;
+}
+
+// The hidden `<union>_type` field (or vector of them): written here, read with its union.
+void emit_union_type_field(const FieldGen& g, TableCode& c) {
+  const auto& t = g.f.value.type;
+  const auto value_name = cpp_member_name(g.f.name.substr(0, g.f.name.size() - 5), g.s.name);  // without "_type"
+  if (flatbuffers::IsVector(t)) {
+    c.refs += "  const auto " + g.ref + " = " +
+              g.unless_absent(value_name + ".empty()", "flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>",
+                              "sage::detail::write_union_types<" + union_tags(*t.enum_def) + ">({{fbb}}, " + value_name + ")") +
+              ";\n";
+    c.adds += "  {{fbb}}.AddOffset(" + g.vt + ", " + g.ref + ");\n";
+  } else {
+    c.adds += "  {{fbb}}.AddElement<std::uint8_t>(" + g.vt + ", sage::detail::union_tag<" + union_tags(*t.enum_def) +
+              ">(" + value_name + "), 0);\n";
   }
 }
 
-Code emit_table(const StructDef& s) {
+// A scalar or enum, with a default or optional (`= null`).
+void emit_scalar_field(const FieldGen& g, const std::string& type, TableCode& c) {
+  const auto& t = g.f.value.type;
+  const auto wire = is_enum(t) ? scalar_cpp(t.base_type) : wire_cpp(t.base_type);
+  const auto value_type = element_cpp(t, g.ns);
+  // `table.GetField<wire>(...)` as the member's value type.
+  auto as_value = [&](std::string read) {
+    if (t.base_type == flatbuffers::BASE_TYPE_BOOL) return read + " != 0";
+    if (wire != value_type) return "static_cast<" + value_type + ">(" + read + ")";
+    return read;
+  };
+  c.verifies += "         sage::detail::verify_scalar<" + wire + ">(verifier, table, " + g.vt + ") &&\n";
+  if (g.f.IsOptional()) {
+    const auto value = (wire == value_type) ? "*" + g.name : "static_cast<" + wire + ">(*" + g.name + ")";
+    c.adds += "  if (" + g.name + ") {{fbb}}.AddElement<" + wire + ">(" + g.vt + ", " + value + ");\n";
+    c.unpacks += "  if (table.CheckField(" + g.vt + ")) out." + g.name + " = " +
+                 as_value("table.GetField<" + wire + ">(" + g.vt + ", 0)") + ";\n";
+    view_accessor(c, g.owner, g.name, type,
+                  "if (!table_->CheckField(" + g.vt + ")) return std::nullopt;\n  return " +
+                      as_value("table_->GetField<" + wire + ">(" + g.vt + ", 0)") + ";");
+  } else {
+    const auto def = wire_default(t, g.f.value.constant, g.ns);
+    const auto value = (wire == value_type) ? g.name : "static_cast<" + wire + ">(" + g.name + ")";
+    c.adds += "  {{fbb}}.AddElement<" + wire + ">(" + g.vt + ", " + value + ", " + def + ");\n";
+    c.unpacks += "  out." + g.name + " = " + as_value("table.GetField<" + wire + ">(" + g.vt + ", " + def + ")") + ";\n";
+    view_accessor(c, g.owner, g.name, type, "return " + as_value("table_->GetField<" + wire + ">(" + g.vt + ", " + def + ")") + ";");
+  }
+}
+
+void emit_struct_field(const FieldGen& g, const std::set<std::string>& names, TableCode& c) {
+  const auto sname = element_cpp(g.f.value.type, g.ns);
+  const auto layout = local(g.name + "_layout", names);
+  c.refs += "  const auto " + layout + " = " + g.name + ".to_layout();\n";
+  // A null pointer: AddStruct leaves the field out.
+  c.adds += "  {{fbb}}.AddStruct(" + g.vt + ", " +
+            (g.absent.empty() ? "&" + layout
+                              : g.absent + " && " + g.name + " == " + sname + "{} ? nullptr : &" + layout) +
+            ");\n";
+  c.verifies += "         sage::detail::verify_struct<" + sname + ">(verifier, table, " + g.vt + ", " + g.required + ") &&\n";
+  c.unpacks += "  out." + g.name + " = sage::detail::read_struct<" + sname + ">(table, " + g.vt + ");\n";
+  view_accessor(c, g.owner, g.name, sname, "return sage::detail::read_struct<" + sname + ">(*table_, " + g.vt + ");");
+}
+
+void emit_string_field(const FieldGen& g, TableCode& c) {
+  const auto fallback = has_string_default(g.f) ? string_literal(g.f.value.constant) : std::string();
+  c.refs += "  const auto " + g.ref + " = " +
+            g.unless_absent(g.name + (fallback.empty() ? ".empty()" : " == " + fallback), "flatbuffers::Offset<flatbuffers::String>",
+                            "{{fbb}}.CreateString(" + g.name + ")") +
+            ";\n";
+  c.adds += "  {{fbb}}.AddOffset(" + g.vt + ", " + g.ref + ");\n";
+  c.verifies += "         sage::detail::verify_string(verifier, table, " + g.vt + ", " + g.required + ") &&\n";
+  c.unpacks += "  out." + g.name + " = sage::detail::read_string(table, " + g.vt + (fallback.empty() ? "" : ", " + fallback) + ");\n";
+  view_accessor(c, g.owner, g.name, "std::string_view",
+                "const auto* s = table_->GetPointer<const flatbuffers::String*>(" + g.vt + ");\n  return s != nullptr ? "
+                "std::string_view(s->c_str(), s->size()) : std::string_view(" + fallback + ");");
+}
+
+// A union or a vector of unions (the value; its `_type` field is emit_union_type_field's).
+void emit_union_field(const FieldGen& g, TableCode& c) {
+  const auto& t = g.f.value.type;
+  const bool vec = flatbuffers::IsVector(t);
+  const auto args = union_args(*t.enum_def);
+  const auto type_vt = "Field::" + cpp_member_name(g.f.name + "_type", g.s.name);
+  if (vec)
+    c.refs += "  const auto " + g.ref + " = " +
+              g.unless_absent(g.name + ".empty()", "flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>>",
+                              "sage::detail::write_unions({{fbb}}, " + g.name + ")") +
+              ";\n";
+  else
+    c.refs += "  const auto " + g.ref + " = sage::detail::pack_union({{fbb}}, " + g.name + ");\n";
+  c.adds += "  {{fbb}}.AddOffset(" + g.vt + ", " + g.ref + ");\n";
+  c.verifies += "         sage::detail::verify_union" + std::string(vec ? "s" : "") + "<" + args + ">(verifier, table, " +
+                type_vt + ", " + g.vt + ", " + g.required + ") &&\n";
+  c.unpacks += "  out." + g.name + " = sage::detail::read_union" + (vec ? "s" : "") + "<" + args + ">(table, " + type_vt +
+               ", " + g.vt + ");\n";
+  if (vec)
+    view_accessor(c, g.owner, g.name, "sage::UnionVectorView<" + args + ">",
+                  "return {table_->GetPointer<const flatbuffers::Vector<std::uint8_t>*>(" + type_vt +
+                      "),\n          table_->GetPointer<const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>*>(" +
+                      g.vt + ")};");
+  else
+    view_accessor(c, g.owner, g.name, "sage::UnionView<" + args + ">",
+                  "return {table_->GetField<std::uint8_t>(" + type_vt + ", 0), table_->GetPointer<const flatbuffers::Table*>(" +
+                      g.vt + ")};");
+}
+
+// A nested table: required (held by value), optional (std::optional) or recursive (sage::Box).
+void emit_table_ref_field(const FieldGen& g, TableCode& c) {
+  const auto tname = element_cpp(g.f.value.type, g.ns);
+  const bool box = boxed(g.s, g.f);
+  if (g.f.IsRequired() && !box) {
+    c.refs += "  const auto " + g.ref + " = " + g.name + ".pack({{fbb}});\n";
+    c.unpacks += "  out." + g.name + " = " + tname + "::unpack(*table.GetPointer<const flatbuffers::Table*>(" + g.vt + "));\n";
+  } else {
+    c.refs += "  const auto " + g.ref + " = " + g.name + " ? " + g.name + "->pack({{fbb}}) : flatbuffers::Offset<flatbuffers::Table>();\n";
+    c.unpacks += "  out." + g.name + " = sage::detail::read_" + (box ? "boxed_" : "") + "table<" + tname + ">(table, " + g.vt + ");\n";
+  }
+  c.adds += "  {{fbb}}.AddOffset(" + g.vt + ", " + g.ref + ");\n";
+  c.verifies += "         sage::detail::verify_table<" + tname + ">(verifier, table, " + g.vt + ", " + g.required + ") &&\n";
+  view_accessor(c, g.owner, g.name, tname + "::View", "return " + tname + "::View(sage::detail::sub_table(*table_, " + g.vt + "));");
+}
+
+// A vector of scalars, enums, strings, structs or tables.
+void emit_vector_field(const FieldGen& g, TableCode& c) {
+  const auto et = g.f.value.type.VectorType();
+  const auto ename = element_cpp(et, g.ns);
+  const auto& name = g.name;
+  const auto& vt = g.vt;
+  std::string write, read, verify, element;
+  std::string offset;  // the type write returns
+  if (flatbuffers::IsScalar(et.base_type)) {
+    element = ename;
+    write = "sage::detail::write_scalars({{fbb}}, " + name + ")";
+    offset = "flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>";
+    read = "sage::detail::read_scalars<" + ename + ">(table, " + vt + ")";
+    verify = "sage::detail::verify_vector<" + std::to_string(flatbuffers::SizeOf(et.base_type)) + ">(verifier, table, " + vt + ", " + g.required + ")";
+  } else if (et.base_type == flatbuffers::BASE_TYPE_STRING) {
+    element = "std::string_view";
+    write = "sage::detail::write_strings({{fbb}}, " + name + ")";
+    offset = "flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>>";
+    read = "sage::detail::read_strings(table, " + vt + ")";
+    verify = "sage::detail::verify_strings(verifier, table, " + vt + ", " + g.required + ")";
+  } else if (flatbuffers::IsStruct(et)) {
+    element = ename;
+    write = key_field(*et.struct_def) != nullptr
+                ? "sage::detail::write_sorted_structs({{fbb}}, " + name + ", " + key_less(*et.struct_def, g.ns) + ")"
+                : "sage::detail::write_structs({{fbb}}, " + name + ")";
+    offset = "flatbuffers::Offset<flatbuffers::Vector<const " + ename + "::Layout*>>";
+    read = "sage::detail::read_structs<" + ename + ">(table, " + vt + ")";
+    verify = "sage::detail::verify_vector<sizeof(" + ename + "::Layout)>(verifier, table, " + vt + ", " + g.required + ")";
+  } else {
+    element = ename + "::View";
+    write = key_field(*et.struct_def) != nullptr
+                ? "sage::detail::write_sorted_tables({{fbb}}, " + name + ", " + key_less(*et.struct_def, g.ns) + ")"
+                : "sage::detail::write_tables({{fbb}}, " + name + ")";
+    offset = "flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>>";
+    read = "sage::detail::read_tables<" + ename + ">(table, " + vt + ")";
+    verify = "sage::detail::verify_tables<" + ename + ">(verifier, table, " + vt + ", " + g.required + ")";
+  }
+  c.refs += "  const auto " + g.ref + " = " + g.unless_absent(name + ".empty()", offset, write) + ";\n";
+  c.adds += "  {{fbb}}.AddOffset(" + vt + ", " + g.ref + ");\n";
+  c.verifies += "         " + verify + " &&\n";
+  c.unpacks += "  out." + name + " = " + read + ";\n";
+  view_accessor(c, g.owner, name, "sage::VectorView<" + element + ">",
+                "flatbuffers::uoffset_t n = 0;\n  const auto* p = sage::detail::vector_data(*table_, " + vt +
+                    ", n);\n  return {p, n};");
+}
+
+// What one field adds to each part of its table's code: the member and its initializer, the
+// vtable constant, then the kind's own pack/verify/unpack/View code.
+void emit_table_field(const StructDef& s, const FieldDef& f, const std::vector<std::string>& ns, const std::set<std::string>& names,
+                      const std::map<std::string, int>& absent, TableCode& c) {
+  const auto& t = f.value.type;
+  const FieldGen g(s, f, ns, names, absent);
+  c.field_offsets += "    static constexpr flatbuffers::voffset_t " + g.name + " = " + std::to_string(f.value.offset) + ";\n";
+  if (flatbuffers::IsUnionType(t) || (flatbuffers::IsVector(t) && flatbuffers::IsUnionType(t.VectorType())))
+    return emit_union_type_field(g, c);
+
+  c.members += cpp_doc_comment(f.doc_comment, "  ");
+  c.view_decls += cpp_doc_comment(f.doc_comment, "  ");
+  const auto type = member_cpp(s, f, ns);
+  if (flatbuffers::IsScalar(t.base_type) && !f.IsOptional())
+    c.members += "  " + type + " " + g.name + " = " + scalar_literal(t, f.value.constant, ns) + ";\n";
+  else if (has_string_default(f))
+    c.members += "  " + type + " " + g.name + " = " + string_literal(f.value.constant) + ";\n";
+  else
+    c.members += "  " + type + " " + g.name + "{};\n";
+
+  if (const auto it = absent.find(f.name); it != absent.end())
+    c.unpacks += "  if (!table.CheckField(" + g.vt + ")) out.absent_.set(" + std::to_string(it->second) + ");\n";
+  if (flatbuffers::IsScalar(t.base_type))
+    emit_scalar_field(g, type, c);
+  else if (flatbuffers::IsStruct(t))
+    emit_struct_field(g, names, c);
+  else if (t.base_type == flatbuffers::BASE_TYPE_STRING)
+    emit_string_field(g, c);
+  else if (flatbuffers::IsUnion(t) || (flatbuffers::IsVector(t) && flatbuffers::IsUnion(t.VectorType())))
+    emit_union_field(g, c);
+  else if (flatbuffers::IsTable(t))
+    emit_table_ref_field(g, c);
+  else if (flatbuffers::IsVector(t))
+    emit_vector_field(g, c);
+}
+
+// `root_identifier`: null unless `s` is the schema's root_type; then its file_identifier (or empty).
+Code emit_table(const StructDef& s, const std::string* root_identifier) {
   const auto ns = namespace_of(s);
   std::vector<const FieldDef*> fields;
   std::set<std::string> names;
@@ -553,11 +679,12 @@ Code emit_table(const StructDef& s) {
     fields.push_back(f);
     names.insert(cpp_member_name(f->name, s.name));
   }
+  const auto absent = absent_bits(fields);
   // Members in declaration (id) order; pack adds the largest fields first, as flatc does.
   TableCode c;
   for (const auto* f : fields) {
     TableCode one;
-    emit_table_field(s, *f, ns, names, one);
+    emit_table_field(s, *f, ns, names, absent, one);
     c.members += one.members;
     c.field_offsets += one.field_offsets;
     c.refs += one.refs;
@@ -571,7 +698,7 @@ Code emit_table(const StructDef& s) {
                    [](const FieldDef* a, const FieldDef* b) { return pack_order_size(*a) > pack_order_size(*b); });
   for (const auto* f : by_size) {
     TableCode one;
-    emit_table_field(s, *f, ns, names, one);
+    emit_table_field(s, *f, ns, names, absent, one);
     c.adds += one.adds;
   }
 
@@ -579,7 +706,10 @@ Code emit_table(const StructDef& s) {
   Vars vars{{"doc", cpp_doc_comment(s.doc_comment, "")},
             {"name", cpp_type_name(s.name)},
             {"qualified", qualified_name(s)},
-            {"members", c.members.empty() ? "" : c.members + "\n"},
+            {"members", (absent.empty() ? c.members
+                                        : c.members + "  // Which of the fields above a decoded buffer left out (not part of the value).\n"
+                                                      "  sage::detail::Absent<" + std::to_string(absent.size()) + "> absent_{};\n") +
+                            (c.members.empty() ? "" : "\n")},
             {"field_offsets", c.field_offsets},
             {"refs", c.refs},
             {"adds", c.adds},
@@ -588,6 +718,18 @@ Code emit_table(const StructDef& s) {
             {"fbb", local("fbb", names)},
             {"start", local("start", names)},
             {"table_param", fields.empty() ? "" : " table"}};
+  const bool root = root_identifier != nullptr;
+  const bool has_identifier = root && !root_identifier->empty();
+  vars["root"] = !root ? ""
+                       : "  // The schema's root_type: encode()/to_bytes() write it and decode()/View(bytes) read it as a\n"
+                         "  // standalone FlatBuffer (a file), whether or not it has a packet_type.\n";
+  if (has_identifier)
+    vars["root"] += "  // The schema's file_identifier: encode() and to_bytes() write it at bytes 4..7; decode() and\n"
+                    "  // verify_bytes() accept buffers with or without it.\n"
+                    "  static constexpr std::string_view file_identifier = " + string_literal(*root_identifier) + ";\n";
+  vars["finish_identifier"] = has_identifier ? ", file_identifier.data()" : "";
+  const auto keys = key_lookup(s, ns);
+  vars["key_api"] = keys.first;
   std::string head;
   if (pt.present) {
     vars["packet_type"] = std::to_string(pt.value);
@@ -603,20 +745,20 @@ Code emit_table(const StructDef& s) {
   static constexpr std::string_view schema_description ={{description}};
   static constexpr std::uint64_t fingerprint = {{fingerprint}};  // FNV-1a 64 of schema_description
   static constexpr int max_depth = {{max_depth}}
-
+{{root}}
 )",
                 vars);
   } else {
     head = fill(R"(  // Local-only message (no packet_type): it cannot be sent to another process.
   static constexpr std::string_view message_name = "{{qualified}}";
-
+{{root}}
 )",
                 vars);
   }
   vars["head"] = head;
-  vars["wire_api"] = pt.present ? fill(R"(
+  vars["wire_api"] = pt.present || root ? fill(R"(
   // Builds this message into `fbb` and finishes the buffer.
-  void encode(flatbuffers::FlatBufferBuilder& fbb) const { fbb.Finish(pack(fbb)); }
+  void encode(flatbuffers::FlatBufferBuilder& fbb) const { fbb.Finish(pack(fbb){{finish_identifier}}); }
   // This message as one finished FlatBuffer.
   std::vector<std::byte> to_bytes() const {
     flatbuffers::FlatBufferBuilder fbb;
@@ -643,7 +785,7 @@ Code emit_table(const StructDef& s) {
   Code code;
   code.decl = fill(R"({{doc}}struct {{name}} {
 {{head}}{{members}}  bool operator==(const {{name}}&) const = default;
-{{wire_api}}
+{{key_api}}{{wire_api}}
   // A zero-copy view of a {{name}} (sage/view.hpp): valid while the bytes it reads are.
   class View;
 
@@ -659,7 +801,7 @@ Code emit_table(const StructDef& s) {
                    vars);
   vars["view_decls"] = c.view_decls.empty() ? "" : c.view_decls + "\n";
   vars["view_from_bytes"] =
-      pt.present ? fill(R"(  // Reads bytes that {{name}}::verify_bytes() accepted, in place.
+      pt.present || root ? fill(R"(  // Reads bytes that {{name}}::verify_bytes() accepted, in place.
   explicit View(std::span<const std::byte> verified_bytes) noexcept
       : table_(&sage::detail::root_table(verified_bytes)) {}
 )",
@@ -701,7 +843,7 @@ inline {{name}} {{name}}::unpack(const flatbuffers::Table&{{table_param}}) {
 
 )",
                    vars) +
-              (c.view_defs.empty() ? "" : c.view_defs + "\n");
+              (c.view_defs.empty() ? "" : c.view_defs + "\n") + keys.second;
   return code;
 }
 
@@ -847,10 +989,14 @@ std::string generate_header(const Schema& schema) {
     body += "struct " + cpp_type_name(item.s->name) + ";\n";
   }
   if (!body.empty() && body.back() == '\n' && body.compare(body.size() - 2, 2, ";\n") == 0) body += "\n";
+  // The schema's root_type, if this schema declares it: a standalone buffer (file) API.
+  const StructDef* root =
+      parser.root_struct_def_ != nullptr && schema.owns(*parser.root_struct_def_) ? parser.root_struct_def_ : nullptr;
   std::vector<Code> code;
   for (const auto& item : order)
     code.push_back(item.u != nullptr ? Code{emit_union(*item.u), "", ""}
-                                     : item.s->fixed ? emit_struct(*item.s) : emit_table(*item.s));
+                                     : item.s->fixed ? emit_struct(*item.s)
+                                                     : emit_table(*item.s, item.s == root ? &parser.file_identifier_ : nullptr));
   auto ns_of = [](const Item& item) { return item.u != nullptr ? namespace_of(*item.u) : namespace_of(*item.s); };
   for (std::size_t i = 0; i < order.size(); ++i) {
     enter(ns_of(order[i]));

@@ -27,6 +27,7 @@
 #include "generate.hpp"
 #include "git_tree.hpp"
 #include "schema.hpp"
+#include "template.hpp"
 #include "wire_text.hpp"
 
 namespace fs = std::filesystem;
@@ -311,7 +312,14 @@ int main(int argc, char** argv) {
     fs::create_directories(out_dir, ec);
     for (const auto* s : outputs) {
       const auto path = fs::path(out_dir) / sagec::header_name(s->path);
-      if (!write_if_changed(path, sagec::generate_header(*s)))
+      std::string header;
+      try {
+        header = sagec::generate_header(*s);
+      } catch (const sagec::TemplateError& e) {  // a bug in sagec, not in the schema
+        diags.error(sagec::Position{s->path, 0, 0}, std::string("internal error, please report: ") + e.what());
+        break;
+      }
+      if (!write_if_changed(path, header))
         diags.error(sagec::Position{path.string(), 0, 0}, "cannot write the generated header");
     }
     if (!depfile.empty() && !diags.has_errors()) {

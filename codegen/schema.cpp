@@ -234,7 +234,8 @@ struct Token {
 // 100k tables or fields cost linear time (issue 11).
 struct SourceTokens {
   std::vector<Token> toks;
-  std::unordered_map<std::string, std::vector<std::size_t>> decls;  // name -> indexes of `keyword name`
+  // Qualified name ("ns.Name", as the `namespace` statement before it says) -> indexes of `keyword Name`.
+  std::unordered_map<std::string, std::vector<std::size_t>> decls;
   // Field name -> index of the name token, per table/struct (by its keyword index); filled lazily.
   std::unordered_map<std::size_t, std::unordered_map<std::string, std::size_t>> fields;
 };
@@ -294,8 +295,11 @@ bool is_declaration_keyword(const std::string& t) {
 SourceTokens index_tokens(std::vector<Token> toks) {
   SourceTokens out;
   out.toks = std::move(toks);
-  for (std::size_t i = 0; i + 1 < out.toks.size(); ++i)
-    if (is_declaration_keyword(out.toks[i].text)) out.decls[out.toks[i + 1].text].push_back(i);
+  std::string ns;  // "a.b." after `namespace a.b;`
+  for (std::size_t i = 0; i + 1 < out.toks.size(); ++i) {
+    if (out.toks[i].text == "namespace") ns = out.toks[i + 1].text == ";" ? "" : out.toks[i + 1].text + ".";
+    if (is_declaration_keyword(out.toks[i].text)) out.decls[ns + out.toks[i + 1].text].push_back(i);
+  }
   return out;
 }
 
@@ -309,10 +313,11 @@ SourceTokens& tokens_of(const std::string& file) {
   return cache.emplace(file, index_tokens(tokenize(text))).first->second;
 }
 
-// Index of the keyword token of the first declaration `keyword name`, or npos.
+// Index of the keyword token of the first declaration `keyword name` in its namespace, or npos.
+// `qualified` is "ns.Name" (qualified_name()).
 std::size_t find_declaration(const SourceTokens& src, std::initializer_list<const char*> keywords,
-                             const std::string& name) {
-  const auto it = src.decls.find(name);
+                             const std::string& qualified) {
+  const auto it = src.decls.find(qualified);
   if (it == src.decls.end()) return std::string::npos;
   for (const std::size_t i : it->second)
     for (const char* k : keywords)
@@ -333,17 +338,17 @@ void remember_source(const std::string& file, const std::string& text) {
 
 Position position_of(const flatbuffers::StructDef& s) {
   const auto& toks = tokens_of(s.file);
-  return position_at(s.file, toks, find_declaration(toks, {"table", "struct"}, s.name));
+  return position_at(s.file, toks, find_declaration(toks, {"table", "struct"}, qualified_name(s)));
 }
 
 Position position_of(const flatbuffers::EnumDef& e) {
   const auto& toks = tokens_of(e.file);
-  return position_at(e.file, toks, find_declaration(toks, {"enum", "union"}, e.name));
+  return position_at(e.file, toks, find_declaration(toks, {"enum", "union"}, qualified_name(e)));
 }
 
 Position position_of(const flatbuffers::StructDef& s, const flatbuffers::FieldDef& f) {
   auto& src = tokens_of(s.file);
-  const std::size_t decl = find_declaration(src, {"table", "struct"}, s.name);
+  const std::size_t decl = find_declaration(src, {"table", "struct"}, qualified_name(s));
   if (decl == std::string::npos) return Position{s.file, 0, 0};
   auto [fields, fresh] = src.fields.try_emplace(decl);
   if (fresh) {  // one pass over the body: `name :` at depth 1, first occurrence wins
@@ -364,7 +369,7 @@ Position position_of(const flatbuffers::StructDef& s, const flatbuffers::FieldDe
 
 Position attribute_position(const flatbuffers::StructDef& s, const std::string& attribute) {
   const auto& src = tokens_of(s.file);
-  std::size_t i = find_declaration(src, {"table", "struct"}, s.name);
+  std::size_t i = find_declaration(src, {"table", "struct"}, qualified_name(s));
   if (i == std::string::npos) return Position{s.file, 0, 0};
   for (; i < src.toks.size() && src.toks[i].text != "{"; ++i)
     if (src.toks[i].text == attribute || src.toks[i].text == "\"" + attribute + "\"")
@@ -419,9 +424,30 @@ std::string short_position(const Position& p) {
   return format_position(Position{file, p.line, 0});
 }
 
-void check_field(const flatbuffers::StructDef& s, const flatbuffers::FieldDef& f, Diagnostics& diags) {
+// How diagnostics name a definition: by its short name, or by its qualified name when another
+// table, struct, enum or union of the call has the same short name (a.T and b.T).
+class DisplayNames {
+ public:
+  explicit DisplayNames(const std::vector<std::unique_ptr<Schema>>& schemas) {
+    for (const auto& schema : schemas) {
+      for (const auto* s : schema->parser->structs_.vec)
+        if (!s->predecl) qualified_[s->name].insert(qualified_name(*s));
+      for (const auto* e : schema->parser->enums_.vec) qualified_[e->name].insert(qualified_name(*e));
+    }
+  }
+  std::string operator()(const flatbuffers::Definition& d) const {
+    const auto it = qualified_.find(d.name);
+    return it != qualified_.end() && it->second.size() > 1 ? qualified_name(d) : d.name;
+  }
+
+ private:
+  std::map<std::string, std::set<std::string>> qualified_;  // short name -> qualified names
+};
+
+void check_field(const flatbuffers::StructDef& s, const flatbuffers::FieldDef& f, const DisplayNames& shown,
+                 Diagnostics& diags) {
   const auto& t = f.value.type;
-  const std::string what = "field " + s.name + "." + f.name;
+  const std::string what = "field " + shown(s) + "." + f.name;
   const auto at = position_of(s, f);
   if (f.attributes.Lookup("packet_type"))
     diags.error(at, "packet_type is a table attribute: write `table " + s.name + " (packet_type: N)`, not a field attribute");
@@ -517,6 +543,9 @@ void check_include_cycles(const flatbuffers::Parser& p, const std::string& root,
     const auto it = graph.find(file);
     if (it != graph.end()) {
       for (const auto& inc : it->second) {
+        // A schema that includes itself (FlatBuffers' own tests do): the parser reads it once and
+        // its header does not include itself, as with flatc.
+        if (canonical_file(inc.filename) == canonical_file(file)) continue;
         const auto on = std::find_if(stack.begin(), stack.end(), [&](const std::string& f) {
           return canonical_file(f) == canonical_file(inc.filename);
         });
@@ -583,6 +612,7 @@ bool check_schemas(const std::vector<std::unique_ptr<Schema>>& schemas, Diagnost
   std::map<std::string, std::string> types;  // C++ qualified type -> schema qualified name
   std::set<std::string> cycles;             // include cycles reported
   NestingDepth nesting;
+  const DisplayNames shown(schemas);
   for (const auto& schema : schemas) {
     auto& p = *schema->parser;
     for (const auto* s : p.structs_.vec) {
@@ -596,27 +626,27 @@ bool check_schemas(const std::vector<std::unique_ptr<Schema>>& schemas, Diagnost
       const auto pt = packet_type_of(*s);
       if (pt.present && s->fixed) {
         diags.error(attribute_position(*s, "packet_type"),
-                    "packet_type on struct " + s->name + ": only tables can be wire messages");
+                    "packet_type on struct " + shown(*s) + ": only tables can be wire messages");
       } else if (!pt.error.empty()) {
         diags.error(attribute_position(*s, "packet_type"), pt.error);
       } else if (pt.present) {
-        const auto [prev, first] = packet_types.emplace(pt.value, Seen{s->name, at});
+        const auto [prev, first] = packet_types.emplace(pt.value, Seen{shown(*s), at});
         if (!first)
           diags.error(attribute_position(*s, "packet_type"),
-                      "packet_type " + std::to_string(pt.value) + " of " + s->name + " already used by " +
+                      "packet_type " + std::to_string(pt.value) + " of " + shown(*s) + " already used by " +
                           prev->second.name + " (" + short_position(prev->second.at) + ")");
       }
-      for (const auto* f : s->fields.vec) check_field(*s, *f, diags);
+      for (const auto* f : s->fields.vec) check_field(*s, *f, shown, diags);
       if (!s->fixed && s->fields.vec.size() > max_table_fields) {
         const auto* first = s->fields.vec[max_table_fields];
         diags.error(position_of(*s, *first),
-                    "table " + s->name + " has " + std::to_string(s->fields.vec.size()) + " fields (a union counts 2); "
+                    "table " + shown(*s) + " has " + std::to_string(s->fields.vec.size()) + " fields (a union counts 2); "
                     "a FlatBuffers table holds at most " + std::to_string(max_table_fields) +
                     " (16-bit vtable offsets: from field " + first->name + " on they would wrap)");
       }
       for (const auto& c : member_collisions(*s))
         diags.error(position_of(*s, *c.second_field),
-                    "field " + s->name + "." + c.second + " and field " + s->name + "." + c.first + " both become the C++ member `" +
+                    "field " + shown(*s) + "." + c.second + " and field " + shown(*s) + "." + c.first + " both become the C++ member `" +
                         c.cpp + "` (see \"Names\" in docs/schemas.md); rename one");
       if (const auto cpp = cpp_qualified_type(*s); !types.emplace(cpp, qualified_name(*s)).second && types[cpp] != qualified_name(*s))
         diags.error(at, qualified_name(*s) + " and " + types[cpp] + " both become the C++ type " + cpp + "; rename one");
@@ -625,7 +655,7 @@ bool check_schemas(const std::vector<std::unique_ptr<Schema>>& schemas, Diagnost
         const int depth = nesting.of(*s, path);
         if (depth > max_nesting_depth)
           diags.add(Diagnostic{at.file, at.line, at.column, "warning",
-                               "message " + s->name + " nests " + std::to_string(depth) + " tables deep (" + path +
+                               "message " + shown(*s) + " nests " + std::to_string(depth) + " tables deep (" + path +
                                    "); decoders refuse messages deeper than " + std::to_string(max_nesting_depth) +
                                    " tables, so it can never be received"});
       }
@@ -633,13 +663,23 @@ bool check_schemas(const std::vector<std::unique_ptr<Schema>>& schemas, Diagnost
     for (const auto* e : p.enums_.vec) {
       const std::string key = canonical_file(e->file) + "|enum " + qualified_name(*e);
       if (!visited.insert(key).second) continue;
-      std::set<const flatbuffers::StructDef*> members;
-      for (const auto* v : e->Vals())
-        if (e->is_union && v->union_type.struct_def != nullptr && !members.insert(v->union_type.struct_def).second)
-          diags.error(position_of(*e), "union " + e->name + " lists table " + v->union_type.struct_def->name +
-                                           " twice; sagec maps a union to a std::variant of its tables, which must differ");
+      // One error per table listed more than once, however often.
+      std::vector<std::pair<const flatbuffers::StructDef*, int>> listed;
+      for (const auto* v : e->Vals()) {
+        if (!e->is_union || v->union_type.struct_def == nullptr) continue;
+        const auto it = std::find_if(listed.begin(), listed.end(), [&](const auto& l) { return l.first == v->union_type.struct_def; });
+        if (it == listed.end())
+          listed.emplace_back(v->union_type.struct_def, 1);
+        else
+          ++it->second;
+      }
+      for (const auto& [table, times] : listed)
+        if (times > 1)
+          diags.error(position_of(*e), "union " + shown(*e) + " lists table " + shown(*table) + " " +
+                                           (times == 2 ? "twice" : std::to_string(times) + " times") +
+                                           "; sagec maps a union to a std::variant of its tables, which must differ");
       for (const auto& c : enum_value_collisions(*e))
-        diags.error(position_of(*e), std::string(e->is_union ? "union" : "enum") + " " + e->name + ": values " + c.first +
+        diags.error(position_of(*e), std::string(e->is_union ? "union" : "enum") + " " + shown(*e) + ": values " + c.first +
                                          " and " + c.second + " both become the C++ name `" + c.cpp + "`; rename one");
       if (const auto cpp = cpp_qualified_type(*e); !types.emplace(cpp, qualified_name(*e)).second && types[cpp] != qualified_name(*e))
         diags.error(position_of(*e), qualified_name(*e) + " and " + types[cpp] + " both become the C++ type " + cpp + "; rename one");
@@ -650,7 +690,7 @@ bool check_schemas(const std::vector<std::unique_ptr<Schema>>& schemas, Diagnost
       const std::string key = canonical_file(svc->file) + "|" + qualified_name(*svc);
       if (!visited.insert(key).second) continue;
       const auto& toks = tokens_of(svc->file);
-      diags.error(position_at(svc->file, toks, find_declaration(toks, {"rpc_service"}, svc->name)),
+      diags.error(position_at(svc->file, toks, find_declaration(toks, {"rpc_service"}, qualified_name(*svc))),
                   "rpc_service " + svc->name + " is not supported by sagec");
     }
   }

@@ -17,9 +17,14 @@
 #include <flatbuffers/idl.h>
 #include <flatbuffers/util.h>
 
+#include <map>
+#include <regex>
+
 #include "pancakes.sage.hpp"
 #include "sage/wire.hpp"
+#include "generate.hpp"
 #include "namer.hpp"
+#include "schema.hpp"
 #include "shell.hpp"
 
 namespace fs = std::filesystem;
@@ -345,7 +350,8 @@ TEST_CASE("sagec encode reports bad JSON with its position, and local-only messa
 // One golden file per feature: golden.fbs (the basics), then one schema per feature of issue 11.
 TEST_CASE("generated code for each golden schema matches its golden file") {
   const fs::path schemas = SAGE_TEST_SCHEMA_DIR;
-  for (const std::string stem : {"golden", "unions", "union_vectors", "arrays", "recursive", "defaults", "names", "views"}) {
+  for (const std::string stem : {"golden", "unions", "union_vectors", "arrays", "recursive", "defaults", "names", "views",
+                                 "members", "interop"}) {
     INFO(stem);
     TempDir out("golden_" + stem);
     const fs::path golden = fs::path(SAGE_GOLDEN_DIR) / (stem + ".sage.hpp");
@@ -634,4 +640,124 @@ TEST_CASE("a field named schema_description gets a trailing underscore beside th
   CHECK(header.find("static constexpr std::string_view schema_description =\n      \"sage-schema 1\\n\"\n"
                     "      \"message 150 0\\n\"\n      \"table 0 notes.Note\\n\"\n"
                     "      \"field 0 schema_description string -\\n\";") != std::string::npos);
+}
+
+TEST_CASE("two tables named alike in two namespaces are named by qualified name at their own lines") {
+  TempDir dir("same_short_name");
+  write_file(dir.path / "a.fbs", "include \"sage.fbs\";\nnamespace a;\ntable T (packet_type: 101) { x: int; }\n");
+  write_file(dir.path / "b.fbs", "include \"sage.fbs\";\nnamespace other;\ntable Q { y: int; }\nnamespace b;\n\n"
+                                 "table T (packet_type: 101) { class: int; class_: int; }\n");
+  const auto r = sagec_in(dir.path, "check a.fbs b.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out == "b.fbs:6:10: error: packet_type 101 of b.T already used by a.T (a.fbs:3)\n"
+                 "b.fbs:6:42: error: field b.T.class_ and field b.T.class both become the C++ member `class_` (see "
+                 "\"Names\" in docs/schemas.md); rename one\n");
+  // In one file: the error is at the second T, not at the first.
+  write_file(dir.path / "n.fbs", "include \"sage.fbs\";\nnamespace a;\ntable T { x: int; }\nnamespace b;\n"
+                                 "table T { class: int; class_: int; }\n");
+  const auto n = sagec_in(dir.path, "check n.fbs");
+  CHECK(n.code == 1);
+  CHECK(n.out == "n.fbs:5:23: error: field b.T.class_ and field b.T.class both become the C++ member `class_` (see "
+                 "\"Names\" in docs/schemas.md); rename one\n");
+}
+
+TEST_CASE("a union that lists one table three times is one error, also when another schema includes it") {
+  TempDir dir("union_thrice");
+  write_file(dir.path / "u.fbs",
+             "include \"sage.fbs\";\ntable A { x: int; }\nunion U { a1: A, a2: A, a3: A }\ntable T { u: U; }\n");
+  write_file(dir.path / "v.fbs", "include \"sage.fbs\";\ninclude \"u.fbs\";\ntable V { t: T; }\n");
+  const auto r = sagec_in(dir.path, "check u.fbs v.fbs");
+  CHECK(r.code == 1);
+  CHECK(r.out == "u.fbs:3:1: error: union U lists table A 3 times; sagec maps a union to a std::variant of its "
+                 "tables, which must differ\n");
+}
+
+namespace {
+
+// The names a generated class declares for itself, read from a generated header: for each class
+// (`struct T {` or `class T::View {`, keyed by T), every identifier declared at its top level (data
+// members, functions, nested types), fields included.
+std::map<std::string, std::set<std::string>> declared_members(const std::string& header) {
+  static const std::regex class_start(R"(^(?:struct|class) (\w+)(?:::View)? \{$)");
+  static const std::regex nested(R"(^  (?:struct|class)(?: alignas\(\d+\))? (\w+))");
+  static const std::regex function(R"(^  [^(=]*?(\w+)\s*=?=?\s*\()");
+  static const std::regex data(R"(^  [^(=]*?(\w+)\s*(?:=|\{\};|;))");
+  std::map<std::string, std::set<std::string>> out;
+  std::string current;
+  std::istringstream in(header);
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (current.empty()) {
+      if (std::regex_search(line, m, class_start)) current = m[1];
+      continue;
+    }
+    if (line == "};") {
+      current.clear();
+      continue;
+    }
+    if (line.size() < 3 || line[2] == ' ' || line.rfind("  //", 0) == 0) continue;  // nested code, comments
+    if (std::regex_search(line, m, nested) || std::regex_search(line, m, function) || std::regex_search(line, m, data))
+      out[current].insert(m[1]);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("every member a generated class declares is a reserved name or one of its fields") {
+  const fs::path schemas = SAGE_TEST_SCHEMA_DIR;
+  std::size_t checked = 0;
+  for (const std::string stem : {"golden", "alltypes", "unions", "union_vectors", "arrays", "recursive", "defaults",
+                                 "names", "views", "members", "interop"}) {
+    INFO(stem);
+    sagec::Diagnostics diags;
+    const auto schema =
+        sagec::load_schema((schemas / (stem + ".fbs")).string(), sagec::default_include_dirs(nullptr, {}), diags);
+    REQUIRE_MESSAGE(schema != nullptr, diags.text());
+    std::map<std::string, std::set<std::string>> fields;  // C++ class name -> C++ member names of its fields
+    for (const auto* s : schema->parser->structs_.vec)
+      for (const auto* f : s->fields.vec) fields[sagec::cpp_type_name(s->name)].insert(sagec::cpp_member_name(f->name, s->name));
+    for (const auto& [cls, names] : declared_members(sagec::generate_header(*schema)))
+      for (const auto& n : names) {
+        INFO(cls << "::" << n);
+        CHECK((sagec::generated_members().count(n) > 0 || sagec::cpp_keywords().count(n) > 0 || fields[cls].count(n) > 0));
+        ++checked;
+      }
+  }
+  CHECK(checked > 100);
+}
+
+TEST_CASE("members.fbs has a field named after every reserved member name, in a struct and in a wire message") {
+  sagec::Diagnostics diags;
+  const auto schema = sagec::load_schema((fs::path(SAGE_TEST_SCHEMA_DIR) / "members.fbs").string(),
+                                         sagec::default_include_dirs(nullptr, {}), diags);
+  REQUIRE_MESSAGE(schema != nullptr, diags.text());
+  const auto* packed = schema->parser->LookupStruct("feat.members.Packed");
+  const auto* members = schema->parser->LookupStruct("feat.members.Members");
+  REQUIRE(packed != nullptr);
+  REQUIRE(members != nullptr);
+  for (const auto& n : sagec::generated_members()) {
+    INFO(n);
+    CHECK(packed->fields.Lookup(n) != nullptr);
+    CHECK(members->fields.Lookup(n) != nullptr);
+    CHECK(sagec::cpp_member_name(n, "Members") == n + "_");
+  }
+}
+
+TEST_CASE("a schema that includes itself passes check and its header does not include itself, as with flatc") {
+  TempDir dir("self_include");
+  write_file(dir.path / "self.fbs", "include \"sage.fbs\";\ninclude \"self.fbs\";\nnamespace me;\n"
+                                    "table A (packet_type: 120) { x: int; }\n");
+  const auto r = sagec_in(dir.path, "check self.fbs");
+  CHECK_MESSAGE(r.code == 0, r.out);
+  CHECK(r.out.empty());
+  REQUIRE(sagec_in(dir.path, "generate -o out --depfile out/self.d self.fbs").code == 0);
+  const auto header = read_file(dir.path / "out" / "self.sage.hpp");
+  CHECK(header.find("#include \"self.sage.hpp\"") == std::string::npos);
+  write_file(dir.path / "use.cpp", "#include \"self.sage.hpp\"\nint main() { me::A a{.x = 3}; auto b = "
+                                   "me::A::decode(a.to_bytes()); return b.has_value() && b->x == 3 ? 0 : 1; }\n");
+  const auto c = sage::test_support::run_shell("cd '" + dir.path.string() + "' && '" SAGE_CXX_COMPILER
+                                               "' -std=c++20 -Wall -Wextra -Werror -I out -I '" SAGE_INCLUDE_DIR
+                                               "' use.cpp -o use -lflatbuffers && ./use");
+  CHECK_MESSAGE(c.code == 0, c.out);
 }

@@ -39,6 +39,9 @@ ShellRun build(const fs::path& dir) {
 
 void touch(const fs::path& p) { fs::last_write_time(p, fs::file_time_type::clock::now()); }
 
+// What tests/package/consumer/network.cpp prints when an order arrived over TCP and one over datagrams.
+constexpr const char* network_ok = "network ok: 1 order over tcp, 1 over datagrams\n";
+
 constexpr const char* compiling_main = "Building CXX object CMakeFiles/consumer.dir/main.cpp.o";
 
 std::string read_text(const fs::path& p) {
@@ -62,6 +65,9 @@ void build_run_and_rebuild(const fs::path& src, const fs::path& build_dir, const
   const auto run = shell(q(build_dir / "consumer"));
   CHECK(run.code == 0);
   CHECK(run.out == "consumer ok: 3 pancakes at 250 cents, packet_type 200, sage 0.1.0\n");
+  const auto network = shell(q(build_dir / "network"));
+  CHECK_MESSAGE(network.code == 0, network.out);
+  CHECK(network.out == network_ok);
 
   auto again = build(build_dir);
   CHECK_MESSAGE(again.out.find(generating) == std::string::npos, "nothing changed, yet sagec ran:\n" << again.out);
@@ -169,6 +175,14 @@ TEST_CASE("a plain Makefile builds the consumer through pkg-config and reruns sa
   REQUIRE(first.code == 0);
   CHECK(first.out.find(" generate -o gen ") != std::string::npos);
   CHECK(shell(q(src / "consumer")).out == "consumer ok: 3 pancakes at 250 cents, packet_type 200, sage 0.1.0\n");
+  // TCP and datagrams, linked with `pkg-config --libs sage` alone (ENet comes through Requires).
+  const auto network = shell(q(src / "network"));
+  CHECK_MESSAGE(network.code == 0, network.out);
+  CHECK(network.out == network_ok);
+  const auto libs = shell("PKG_CONFIG_PATH=" + q(pc.parent_path()) + " pkg-config --libs sage");
+  CHECK_MESSAGE(libs.out.find("-lsage -lnng -pthread") != std::string::npos, libs.out);
+  CHECK_MESSAGE(libs.out.find("-lenet") != std::string::npos, libs.out);
+  CHECK_MESSAGE(libs.out.find("-lflatbuffers") != std::string::npos, libs.out);
   // The paths in sage.pc are relative to where it is (a moved prefix still works).
   const auto moved = tmp.path / "moved";
   fs::rename(prefix, moved);

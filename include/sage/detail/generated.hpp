@@ -5,6 +5,7 @@
 // does the verifying.
 #pragma once
 
+#include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -196,6 +197,55 @@ flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>
   for (const auto& v : values) offsets.push_back(v.pack(fbb));
   return fbb.CreateVector(offsets);
 }
+
+// Vectors of a table or struct with a (key) field are written sorted by key, as flatc's
+// CreateVectorOfSortedTables/Structs do, so that FlatBuffers' LookupByKey (a binary search) finds
+// their elements; `less` compares two elements' keys. Equal keys keep their order.
+template <class T, class Less>
+std::vector<const T*> key_order(const std::vector<T>& values, Less less) {
+  std::vector<const T*> order;
+  order.reserve(values.size());
+  for (const auto& v : values) order.push_back(&v);
+  std::stable_sort(order.begin(), order.end(), [&](const T* a, const T* b) { return less(*a, *b); });
+  return order;
+}
+
+template <class T, class Less>
+flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>> write_sorted_tables(
+    flatbuffers::FlatBufferBuilder& fbb, const std::vector<T>& values, Less less) {
+  std::vector<flatbuffers::Offset<flatbuffers::Table>> offsets;
+  offsets.reserve(values.size());
+  for (const T* v : key_order(values, less)) offsets.push_back(v->pack(fbb));
+  return fbb.CreateVector(offsets);
+}
+
+template <class T, class Less>
+flatbuffers::Offset<flatbuffers::Vector<const typename T::Layout*>> write_sorted_structs(
+    flatbuffers::FlatBufferBuilder& fbb, const std::vector<T>& values, Less less) {
+  using L = typename T::Layout;
+  const auto order = key_order(values, less);
+  fbb.StartVector(values.size() * sizeof(L) / alignof(L), alignof(L));
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    const L layout = (*it)->to_layout();
+    fbb.PushBytes(layout.bytes, sizeof layout.bytes);
+  }
+  return flatbuffers::Offset<flatbuffers::Vector<const L*>>(fbb.EndVector(values.size()));
+}
+
+// The hidden member `absent_` of a generated table: which of its string, vector and struct fields
+// the buffer it was decoded from left out. pack() leaves such a field out again while it still holds
+// what absence decodes to (empty, the default string, a zero struct), so that decode -> encode keeps
+// a buffer's fields present or absent as they were. Not part of the value: all Absents are equal.
+template <std::size_t N>
+class Absent {
+ public:
+  bool test(std::size_t i) const noexcept { return ((bits_[i / 8] >> (i % 8)) & 1U) != 0; }
+  void set(std::size_t i) noexcept { bits_[i / 8] = static_cast<std::uint8_t>(bits_[i / 8] | (1U << (i % 8))); }
+  friend constexpr bool operator==(const Absent&, const Absent&) noexcept { return true; }
+
+ private:
+  std::uint8_t bits_[(N + 7) / 8] = {};
+};
 
 // Verification of one field each; all accept an absent field unless `required`.
 template <class T>
