@@ -37,6 +37,7 @@ void Channel::attach(std::unique_ptr<Connection> connection, std::string hello_n
   peer_hello_ = {};
   early_.clear();
   peer_desc_ = {};
+  announced_bytes_ = 0;
   handshake_id_ = 0;
   relay_verdicts_.clear();
 }
@@ -367,6 +368,12 @@ void Channel::announce_new_types() {
 Verdict Channel::on_announce(std::span<const std::byte> payload) {
   auto a = proto::decode_announce(payload);
   if (!a) return bad(a.error());
+  // A peer announces each type it registers later once: all its announces together stay within
+  // one description's limit, so a peer cannot grow what this channel keeps and checks without end.
+  announced_bytes_ += a->description.size();
+  if (announced_bytes_ > schema::max_description_bytes)
+    return bad(Error{Errc::too_large, "announces of more than " + std::to_string(schema::max_description_bytes) +
+                                          " bytes of schema description in all (a type is announced once)"});
   auto check = proto::check_descriptions(dir_.hello(hello_name_, true).description, a->description,
                                          config_.self_label, config_.label);
   if (!check) return events_.on_hello(*this, peer_hello_, check);

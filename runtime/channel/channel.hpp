@@ -228,6 +228,7 @@ class Channel {
   // names this connection's handshake (unique in the process), and the relay verdicts per
   // destination handshake and type (0 unknown, 1 relayed, 2 refused), computed once each.
   schema::Description peer_desc_;
+  std::size_t announced_bytes_ = 0;     // description bytes of the other end's announces, bounded
   std::uint64_t handshake_id_ = 0;
   struct RelayVerdicts {
     std::uint64_t to = 0;

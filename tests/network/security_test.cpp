@@ -379,3 +379,20 @@ TEST_CASE("security: a bad record relayed by one remote group drops its sender, 
   CHECK(main.has_remote_group("workers"));
   for (const auto& g : lost) CHECK(g == "evil");  // the sender's loss only, never the receiver's
 }
+
+TEST_CASE("security: a peer repeating announce past one description's limit is dropped as bad input") {
+  namespace proto = sage::detail::protocol;
+  sage::Manager server;
+  server.register_messages(messages{});
+  RawSocket stranger(listen_hosting(server, {}));
+  proto::Announce a;
+  a.entries = {{static_cast<std::uint8_t>(IntMessage::packet_type), IntMessage::fingerprint}};
+  a.description = sage::schema::to_text(sage::schema::combine({IntMessage::schema_description}).description);
+  std::vector<std::byte> body = hello_knowing<IntMessage>("stranger");
+  const std::size_t n = 2 * sage::schema::max_description_bytes / a.description.size() + 1;
+  for (std::size_t i = 0; i < n; ++i) proto::append_control(body, proto::Control::announce, proto::encode_announce(a));
+  REQUIRE(body.size() < (std::size_t{1} << 20));  // one frame
+  REQUIRE(stranger.write_all(frame(body)));
+  REQUIRE(tick_until({&server}, [&] { return server.network_stats().bad_input == 1; }));
+  CHECK(server.network_stats().last_bad_input.find("announces of more than") != std::string::npos);
+}
