@@ -365,13 +365,14 @@ void PeerPump::overflow(Peer& p, const Error& e) {
 Result<void> PeerPump::queue_record(Sender peer, const WireCodec& codec, std::span<const std::byte> payload,
                                     Delivery delivery) {
   Peer* p = find(peer);
-  const std::string who = p ? p->who() : std::to_string(peer.index - config_.first_index + 1);
-  if (auto it = refused_.find(peer.index); it != refused_.end())
-    return Error{Errc::incompatible, "the handshake with peer " + who + " was refused: " + it->second.message()};
-  if (!p) return Error{Errc::peer_gone, std::string(config_.component) + " peer " + who + " is gone"};
+  auto who = [&] { return p ? p->who() : std::to_string(peer.index - config_.first_index + 1); };  // errors only
+  if (!refused_.empty())
+    if (auto it = refused_.find(peer.index); it != refused_.end())
+      return Error{Errc::incompatible, "the handshake with peer " + who() + " was refused: " + it->second.message()};
+  if (!p) return Error{Errc::peer_gone, std::string(config_.component) + " peer " + who() + " is gone"};
   directory_.register_codec(codec);
   if (!p->live())
-    return Error{Errc::peer_gone, "peer " + who +
+    return Error{Errc::peer_gone, "peer " + who() +
                                       (p->state == State::dialing && p->announced ? " is not connected yet"
                                        : p->state == State::lingering             ? " is disconnected"
                                                                                   : " is reconnecting")};
