@@ -222,7 +222,11 @@ TEST_CASE("security: 100 strangers each sending a 512 KiB error text leave no mo
   server.tick();
   for (const auto& r : at_server.all<sage::PeerRefused>()) CHECK(r.reason.detail.size() < 2048);
   const std::size_t after = rss_bytes();
+#if defined(__SANITIZE_ADDRESS__)
+  (void)before, (void)after;  // ASan's quarantine keeps freed memory resident: RSS says nothing here
+#else
   CHECK(after < before + 16 * 1024 * 1024);  // 100 x 512 KiB = 50 MiB if the texts were kept
+#endif
 }
 
 TEST_CASE("security: connections from one address past max_peers_per_address are closed at once and counted") {
