@@ -65,7 +65,9 @@ struct ConnectionLimits {
   // anything reaches the transport; a peer announcing a bigger one is dropped before allocation.
   std::size_t max_message_size = std::size_t{1} << 20;
   // Bytes given to send() and not yet taken by the transport: past it send() fails with
-  // send_buffer_full and keeps nothing of the refused message.
+  // send_buffer_full and keeps nothing of the refused message. A connection with nothing pending
+  // takes any one message (up to max_message_size): the Channel's batch, filled to its own
+  // send_buffer_limit, grows by a frame header or its hello when handed over, and must still leave.
   std::size_t max_pending_bytes = std::size_t{8} << 20;
   // Received bytes not yet taken by receive(): past it the connection stops reading, so a slow
   // receiver fills the sender's buffers (back-pressure), not its own memory.

@@ -255,7 +255,7 @@ Result<void> DatagramConn::send(std::span<const std::byte> body, Delivery delive
   if (body.size() > lim.max_message_size)
     return Error{Errc::too_large, "a transport message of " + std::to_string(body.size()) +
                                       " bytes is over the limit of " + std::to_string(lim.max_message_size)};
-  if (pending_->bytes + body.size() > lim.max_pending_bytes)
+  if (pending_->bytes != 0 && pending_->bytes + body.size() > lim.max_pending_bytes)  // an idle one takes any one
     return Error{Errc::send_buffer_full, address_ + " has not acknowledged " + std::to_string(pending_->bytes) + " bytes"};
   const std::uint8_t per_mode = host_.settings().channels_per_mode;
   if (delivery.channel >= per_mode)

@@ -260,7 +260,8 @@ Result<void> SocketConn::submit(std::span<const std::byte> body, std::vector<std
   if (im.failure) return Error{Errc::peer_gone, "connection to " + im.remote + " failed: " + im.failure->message()};
   const std::size_t pending = im.pending();
   const std::size_t frame = frame_header_size + body.size();
-  if (pending + frame > im.options.max_pending_bytes)
+  // With nothing pending any one message is taken (ConnectionLimits::max_pending_bytes).
+  if (pending != 0 && pending + frame > im.options.max_pending_bytes)
     return Error{Errc::send_buffer_full, std::to_string(pending) + " bytes already wait for " + im.remote +
                                              ", the limit is " + std::to_string(im.options.max_pending_bytes)};
   std::byte header[frame_header_size];

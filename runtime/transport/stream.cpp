@@ -331,7 +331,7 @@ Result<void> StreamConn::send(std::span<const std::byte> body, Delivery) {
     if (im.closing) return Error{Errc::peer_gone, "connection to " + im.remote + " is closed"};
     const std::size_t pending = im.out.size() + (im.inflight.size() - im.inflight_at);
     const std::size_t frame = frame_header_size + body.size();
-    if (pending + frame > im.options.max_pending_bytes)
+    if (pending != 0 && pending + frame > im.options.max_pending_bytes)  // an idle one takes any one
       return Error{Errc::send_buffer_full, std::to_string(pending) + " bytes already wait for " + im.remote +
                                                ", the limit is " + std::to_string(im.options.max_pending_bytes) +
                                                " (NetworkOptions::send_buffer_limit)"};

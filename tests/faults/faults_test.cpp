@@ -289,6 +289,7 @@ TEST_CASE("a main group that stops ticking while a child floods it holds at most
   CHECK(most_buffered <= bound);
   CHECK(got.count == 0);
   // Ticking again: every Seq arrives, in order, then the child's Done with how often it was refused.
+  INFO("received ", got.count, " of ", flood_count, " records before the deadline");
   REQUIRE(tick_until(f.mgr, [&] {
     most_buffered = std::max(most_buffered, f.mgr.group_stats().receive_buffered_bytes);
     return got.done;

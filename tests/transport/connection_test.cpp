@@ -139,7 +139,40 @@ void back_pressure_fills_the_senders_buffer(ConnectionLimits sender, ConnectionL
   CHECK(receive_n(*e.a, *e.wa, accepted, e.b.get()).size() == accepted);
 }
 
+// A Channel fills its batch up to send_buffer_limit (= max_pending_bytes) and hands it over with
+// a frame header: an idle connection must take it, or the batch never leaves (a group that
+// flooded its link to exactly the limit stopped sending for good).
+void idle_takes_one_message_over_the_limit(MakeEnds make) {
+  ConnectionLimits sender;
+  sender.max_pending_bytes = 4096;
+  Ends e = make({}, sender);
+  REQUIRE(e.b->pending_bytes() == 0);
+  REQUIRE(e.b->send(bytes(sender.max_pending_bytes, 6)).ok());  // frame = limit + header
+  auto got = receive_n(*e.a, *e.wa, 1, e.b.get());
+  REQUIRE(got.size() == 1);
+  CHECK(got[0] == bytes(sender.max_pending_bytes, 6));
+  // The limit still holds while anything is pending.
+  e.a->pause_receiving(true);
+  sage::Result<void> r;
+  const auto deadline = Clock::now() + 30s;
+  while ((r = e.b->send(bytes(1024, 7))).ok() && Clock::now() < deadline) {}
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == sage::Errc::send_buffer_full);
+  CHECK(e.b->pending_bytes() <= sender.max_pending_bytes);
+}
+
 }  // namespace
+
+TEST_CASE("an IPC link with nothing pending takes one message over its pending limit, so a full batch always leaves") {
+  idle_takes_one_message_over_the_limit(ipc_pair);
+}
+TEST_CASE("a TCP stream with nothing pending takes one message over its pending limit, so a full batch always leaves") {
+  idle_takes_one_message_over_the_limit(tcp_pair);
+}
+TEST_CASE("a TCP socket connection with nothing pending takes one message over its pending limit, so a full batch "
+          "always leaves") {
+  idle_takes_one_message_over_the_limit(tcp_socket_pair);
+}
 
 TEST_CASE("an IPC link delivers messages both ways, in order, 8-aligned, and drains on wait_sent") {
   delivers_in_order(ipc_pair());
