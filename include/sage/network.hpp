@@ -15,6 +15,7 @@
 // sage/manager.hpp ("network").
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -46,6 +47,21 @@ struct TlsOptions {
   // (e.g. a CA for worker nodes, given to a listener with client_identity = "workers"). Empty:
   // "tls:" + ca_file.
   std::string client_identity;
+};
+
+// A shared key (docs/security.md "Shared keys"): 32 random bytes and the id that names it. Give the
+// same key to both ends; keep it secret like a password. Made with generate() (libsodium's CSPRNG)
+// or read as 64 hex digits (`sagec keygen` prints one).
+struct SharedKey {
+  std::string id;                     // 1..64 bytes, not secret; the other end's identity is "key:" + id
+  std::array<std::byte, 32> bytes{};  // the secret
+
+  static SharedKey generate(std::string id);
+  // 64 hex digits; Errc::malformed otherwise.
+  static Result<SharedKey> from_hex(std::string id, std::string_view hex);
+  // A file holding 64 hex digits (surrounding whitespace ignored); io_error or malformed, naming it.
+  static Result<SharedKey> from_file(std::string id, const std::string& path);
+  std::string hex() const;
 };
 
 // What connect()'s connection does when it is lost (closed, reset, heartbeat timeout).
@@ -140,6 +156,21 @@ struct NetworkOptions {
   // Admission hook (see AdmissionHook): when set, it decides every peer and every group; when not,
   // every peer whose schemas can talk to ours is admitted, and the groups named in remote_groups.
   AdmissionHook admit;
+  // Shared-key mode for tcp:// (docs/security.md "Shared keys"; not with tls, which authenticates
+  // with certificates). listen(): a connection becomes a peer only after it proved one of these
+  // keys in a handshake with fresh nonces on both sides (nothing is created for it before; a
+  // recorded handshake replays to nothing); its identity is "key:" + the key's id. connect(): proves
+  // keys[0] and requires the server to prove it too, within connect_timeout (as TLS, the handshake
+  // is part of the connection: the listener must be ticking, in another thread or process), and
+  // throws network_error with the listener's reason when it is refused. Every frame is then sealed (ChaCha20-Poly1305,
+  // per-connection keys, a counter nonce): a tampered, replayed or injected frame drops the peer as
+  // bad input. Failed handshakes are closed, counted (authentication_failures) and logged at the
+  // drop-log rate. Empty: plain TCP.
+  std::vector<SharedKey> keys;
+  // Handshakes in progress at once on a listener, in all and from one IP address; more are closed
+  // at once (counted as authentication_failures). Each must finish within hello_timeout.
+  std::size_t max_handshakes = 128;
+  std::size_t max_handshakes_per_address = 8;
 };
 
 // Where a listener is bound.
@@ -155,6 +186,9 @@ struct PeerConnected {
   std::string address;  // "ip:port" of the other end
   std::string name;     // NetworkOptions::name of the other end
   bool outgoing = false;  // we connected to it (connect()), or it connected to us (listen())
+  // What the other end proved: "key:<id>" (shared keys, either direction), the TLS listener's
+  // TlsOptions::client_identity (incoming TLS peers), or "" (nothing proven).
+  std::string identity;
 };
 
 // Local message queued when a connected peer is gone (Sender = the peer).
@@ -188,6 +222,7 @@ struct PeerInfo {
   bool outgoing = false;
   bool connected = false;  // handshake done and not lost
   std::size_t pending_bytes = 0;
+  std::string identity;  // as PeerConnected::identity
 };
 
 // Counters of a manager's network traffic since enable_network().
@@ -214,6 +249,7 @@ struct NetworkStats {
                                           //     (logged once per pair and type with sagec check's diagnostics)
   std::uint64_t handshakes_refused = 0;   // handshakes refused (schemas cannot talk, old protocol): PeerRefused
   std::uint64_t admissions_refused = 0;   // peers and join_group requests refused by admission (remote_groups, admit)
+  std::uint64_t authentication_failures = 0;  // connections that did not prove a shared key (NetworkOptions::keys)
   // Records not sent to a peer because its schemas do not have the message type: skipped by
   // broadcast_message, or sent before its handshake completed (logged). A send_message of such a
   // type fails at the call (Errc::incompatible) and is not counted here.

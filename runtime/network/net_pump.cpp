@@ -5,6 +5,7 @@
 
 #include "local/manager_access.hpp"
 #include "sage/manager.hpp"
+#include "secure/keys.hpp"
 
 namespace sage::detail {
 
@@ -16,6 +17,11 @@ PeerConfig config_of(const NetworkOptions& o) {
   if (o.max_message_size < 64) throw usage_error("sage: NetworkOptions::max_message_size must be >= 64");
   if (o.heartbeat_timeout <= o.heartbeat_interval)
     throw usage_error("sage: NetworkOptions::heartbeat_timeout must be longer than heartbeat_interval");
+  check_keys(o.keys, "NetworkOptions");
+  if (!o.keys.empty() && o.tls.enabled)
+    throw usage_error("sage: NetworkOptions::keys is for tcp://; tls+tcp:// authenticates with certificates (TlsOptions)");
+  if (!o.keys.empty() && (o.max_handshakes == 0 || o.max_handshakes_per_address == 0))
+    throw usage_error("sage: NetworkOptions::max_handshakes and max_handshakes_per_address must be at least 1");
   return PeerConfig{.component = "network",
                     .options_name = "NetworkOptions",
                     .first_index = 1,
@@ -65,6 +71,7 @@ NetworkStats NetPump::stats() const {
   NetworkStats s;
   s.connections_accepted = c.connections_accepted;
   s.accept_errors = transport_->counters().accept_errors;
+  s.authentication_failures = transport_->counters().authentication_failures;
   s.connections_dialed = c.connections_dialed;
   s.peers_connected = c.peers_connected;
   s.peers_disconnected = c.peers_disconnected;
@@ -122,7 +129,7 @@ Verdict NetPump::join(Peer& p, std::span<const std::byte> payload) {
   if (group->empty() || *group == main_group || directory_.route(*group).kind != Route::Kind::none)
     return refuse(Error{Errc::malformed, "group name '" + *group + "' is empty, reserved or taken"});
   if (options_.admit) {
-    if (auto no = options_.admit(AdmissionRequest{AdmissionRequest::Kind::group, p.address, *group, config_.identity}))
+    if (auto no = options_.admit(AdmissionRequest{AdmissionRequest::Kind::group, p.address, *group, p.identity}))
       return refuse_admission(p, *no);
   } else if (std::find(options_.remote_groups.begin(), options_.remote_groups.end(), *group) ==
              options_.remote_groups.end()) {

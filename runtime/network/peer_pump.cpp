@@ -56,7 +56,7 @@ Verdict PeerPump::Peer::on_hello(Channel&, const proto::Hello& theirs, const Res
   name = theirs.name;
   if (check) {
     if (role != Role::incoming || !pump.config_.admit) return std::nullopt;
-    auto no = pump.config_.admit(AdmissionRequest{AdmissionRequest::Kind::peer, address, name, pump.config_.identity});
+    auto no = pump.config_.admit(AdmissionRequest{AdmissionRequest::Kind::peer, address, name, identity});
     return no ? pump.refuse_admission(*this, *no) : std::nullopt;
   }
   pump.refused(*this, check.error(), false);
@@ -226,6 +226,7 @@ void PeerPump::dialed(Dialer& dialer) {
 // A fresh connection: our hello goes first (RemoteNode queues join_group right after).
 void PeerPump::start_connection(Peer& p, std::unique_ptr<Connection> conn) {
   p.address = conn->remote_address();
+  p.identity = !conn->identity().empty() ? conn->identity() : p.role == Role::incoming ? config_.identity : std::string();
   if (p.role == Role::main_group) p.channel.set_label("the main group at " + p.address);
   else if (p.role != Role::remote_group) p.channel.set_label("peer " + p.who());
   p.channel.attach(std::move(conn), p.hello_name);
@@ -259,6 +260,7 @@ PeerPump::Peer& PeerPump::dial(Role role, std::string_view host, std::uint16_t p
       if (!*r) throw network_error(r->error());
       ++stats_.connections_dialed;
       start_connection(p, std::move(**r));
+      p.announced = true;  // the caller holds the Sender: a drop before the hello is reported too
     } else if (auto r = p.dialer->take(); r && !*r) {
       throw network_error(r->error());  // could not even start (no free slot, unresolvable)
     } else {
@@ -463,7 +465,7 @@ void PeerPump::receive_from(Peer& p) {
       p.announced = true;
       p.attempts = 0;
       p.delay = config_.reconnect.initial_delay;
-      manager_.queue_message_from(PeerConnected{p.sender(), p.address, p.name, p.role == Role::client}, p.sender());
+      manager_.queue_message_from(PeerConnected{p.sender(), p.address, p.name, p.role == Role::client, p.identity}, p.sender());
     }
   }
   if (failure) return drop(p, *failure, failure->code != Errc::peer_gone);  // a broken frame is bad input
@@ -586,7 +588,7 @@ std::vector<PeerInfo> PeerPump::peers() const {
   std::vector<PeerInfo> out;
   for (auto& [i, p] : peers_)
     out.push_back({p->sender(), p->address, p->name, p->role == Role::client,
-                   p->state == State::connected && p->announced && p->live(), p->channel.pending_bytes()});
+                   p->state == State::connected && p->announced && p->live(), p->channel.pending_bytes(), p->identity});
   return out;
 }
 

@@ -196,6 +196,7 @@ struct PeerPump::Peer final : ChannelEvents {
   Channel channel;
   std::string address;       // "ip:port" of the other end (the dialed host:port until connected)
   std::string name;          // the name in its hello
+  std::string identity;      // what it proved: "key:<id>" (shared key), the TLS listener's client identity, or ""
   std::string hello_name;    // the name we give ourselves in our hello on this connection
   bool announced = false;    // PeerDisconnected is owed (PeerConnected was queued, or a dial's Sender returned)
   bool overflow_logged = false;

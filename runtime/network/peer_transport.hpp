@@ -42,6 +42,7 @@ struct TransportCounters {
   std::uint64_t timeouts = 0;          // peers the transport timed out itself (ENet)
   std::uint64_t bad_datagrams = 0;     // datagrams that are not traffic of a known peer (ENet)
   std::uint64_t early_unreliable = 0;  // unreliable packets that overtook the peer's hello (ENet)
+  std::uint64_t authentication_failures = 0;  // connections that did not prove a shared key
 };
 
 // Why a connection is closed gracefully (ENet sends it as its disconnect code).

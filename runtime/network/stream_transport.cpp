@@ -1,6 +1,7 @@
 // The stream transport of the peer lifecycle (runtime/network/peer_transport.hpp): tcp:// on
 // sage's own sockets (transport/tcp.hpp), tls+tcp:// on nng's streams (transport/stream.hpp).
 #include "network/peer_transport.hpp"
+#include "secure/keys.hpp"
 #include "transport/frame.hpp"
 #include "transport/stream.hpp"
 #include "transport/tcp.hpp"
@@ -20,7 +21,7 @@ class StreamTransport final : public PeerTransport {
       if (!l) throw network_error(l.error());
       listener_ = std::move(*l);
     } else {
-      auto l = TcpListener::open(host, port, limits(), waker_);
+      auto l = TcpListener::open(host, port, limits(), waker_, keys());
       if (!l) throw network_error(l.error());
       listener_ = std::move(*l);
     }
@@ -34,7 +35,7 @@ class StreamTransport final : public PeerTransport {
       if (!d) throw network_error(d.error());
       return std::move(*d);
     }
-    auto d = TcpDialer::open(host, port, limits(), waker_);
+    auto d = TcpDialer::open(host, port, limits(), waker_, keys());
     if (!d) throw network_error(d.error());
     return std::move(*d);
   }
@@ -44,6 +45,10 @@ class StreamTransport final : public PeerTransport {
     for (auto& c : listener_->take_accepted()) {
       if (intake_->admit(c->remote_address())) c->close();
       else intake_->accepted(std::move(c));
+    }
+    for (auto& [address, why] : listener_->take_refused()) {
+      ++authentication_failures_;
+      intake_->rejected(address, why);
     }
   }
 
@@ -57,13 +62,22 @@ class StreamTransport final : public PeerTransport {
     listener_.reset();
   }
   TransportCounters counters() const override {
-    return {.accept_errors = listener_ ? listener_->accept_errors() : accept_errors_};
+    return {.accept_errors = listener_ ? listener_->accept_errors() : accept_errors_,
+            .authentication_failures = authentication_failures_};
   }
   std::string url(std::string_view host, std::uint16_t port) const override {
     return stream_url(host, port, options_.tls.enabled);
   }
 
  private:
+  KeyOptions keys() const {
+    KeyOptions k;
+    k.keys = named_keys(options_.keys);
+    k.handshake_timeout = options_.hello_timeout;
+    k.max_handshakes = options_.max_handshakes;
+    k.max_handshakes_per_address = options_.max_handshakes_per_address;
+    return k;
+  }
   ConnectionLimits limits() const {
     ConnectionLimits l;
     l.max_message_size = options_.max_message_size;
@@ -89,6 +103,7 @@ class StreamTransport final : public PeerTransport {
   std::unique_ptr<Listener> listener_;
   PeerIntake* intake_ = nullptr;
   std::uint64_t accept_errors_ = 0;
+  std::uint64_t authentication_failures_ = 0;
 };
 
 }  // namespace

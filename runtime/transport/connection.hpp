@@ -128,6 +128,12 @@ class Connection {
   virtual Clock::duration partial_for() const { return Clock::duration::zero(); }
   // "ip:port" of the other end, or the IPC path.
   virtual const std::string& remote_address() const noexcept = 0;
+  // What the other end proved in a shared-key handshake ("key:<id>"), else "" (see
+  // secure/handshake.hpp; TLS identity is the listener's, PeerConfig::identity).
+  virtual const std::string& identity() const noexcept {
+    static const std::string none;
+    return none;
+  }
   virtual const ConnectionLimits& limits() const noexcept = 0;
   // Stops all I/O now (idempotent). What was not yet taken by the transport is lost.
   virtual void close() = 0;
@@ -153,6 +159,9 @@ class Listener {
   virtual std::vector<std::unique_ptr<Connection>> take_accepted() = 0;
   // Connections that failed before they could be accepted (TLS handshake, out of fds...).
   virtual std::uint64_t accept_errors() const = 0;
+  // Connections closed because they did not prove a shared key (wrong or unknown key, not the
+  // handshake, too slow, too many at once), since the last call: their address and why.
+  virtual std::vector<std::pair<std::string, Error>> take_refused() { return {}; }
   // When take_accepted() must run next at the latest (a back-off after an error), else max().
   virtual Clock::time_point next_deadline() const { return Clock::time_point::max(); }
 

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <deque>
 
+#include "secure/seal.hpp"
 #include "transport/frame.hpp"
 
 namespace sage::detail {
@@ -66,6 +67,11 @@ struct SocketConn::Impl {
   std::vector<std::uint64_t> scratch;  // an 8-aligned copy of a body that is not aligned in rbuf
   Clock::time_point last_rx = Clock::now();
   Clock::time_point partial_since{};  // epoch: no frame in progress
+  std::unique_ptr<secure::StreamSealer> sealer;  // shared-key mode: frames sealed both ways
+  std::string identity;                          // "key:<id>" in shared-key mode
+
+  // Largest frame body on the wire: the message limit, plus the seal's tag.
+  std::size_t frame_limit() const noexcept { return options.max_message_size + (sealer ? secure::tag_bytes : 0); }
 
   std::byte* rbytes() noexcept { return reinterpret_cast<std::byte*>(rbuf.get()); }
   std::span<const std::byte> unread() noexcept { return {rbytes() + rbegin, rend - rbegin}; }
@@ -194,7 +200,7 @@ struct SocketConn::Impl {
     read_ended = true;
     if (rend > rbegin) {
       fail(Error{Errc::truncated, "connection from " + remote + " ended after " + std::to_string(rend - rbegin) +
-                                      " of " + std::to_string(next_frame(unread(), options.max_message_size).need) +
+                                      " of " + std::to_string(next_frame(unread(), frame_limit()).need) +
                                       " bytes of a frame" + (err ? std::string(" (") + std::strerror(err) + ")" : "")});
     } else {
       fail(Error{Errc::peer_gone, "the peer at " + remote + " went away" +
@@ -213,6 +219,15 @@ Result<std::pair<int, int>> SocketConn::socket_pair() {
   // with frames of at most 256 KiB the receiver decodes one while the sender writes the next, and
   // a receiver that does not tick holds no more than that in the kernel per link.
   return std::pair{sv[0], sv[1]};
+}
+
+Result<std::unique_ptr<SocketConn>> SocketConn::adopt_sealed(int fd, std::string remote, const ConnectionLimits& limits,
+                                                             std::shared_ptr<Waker> waker, const secure::SessionKeys& keys) {
+  auto conn = adopt(fd, std::move(remote), limits, std::move(waker));
+  if (!conn) return conn;
+  (*conn)->impl_->sealer = std::make_unique<secure::StreamSealer>(keys);
+  (*conn)->impl_->identity = "key:" + keys.key_id;
+  return conn;
 }
 
 Result<std::unique_ptr<SocketConn>> SocketConn::adopt(int fd, std::string remote, const ConnectionLimits& limits,
@@ -258,6 +273,20 @@ Result<void> SocketConn::submit(std::span<const std::byte> body, std::vector<std
                                       " bytes exceeds the limit of " + std::to_string(im.options.max_message_size)};
   if (im.closed) return Error{Errc::peer_gone, "connection to " + im.remote + " is closed"};
   if (im.failure) return Error{Errc::peer_gone, "connection to " + im.remote + " failed: " + im.failure->message()};
+  std::vector<std::byte> sealed;
+  if (im.sealer) {
+    // Sealed in place in the caller's batch (it is queued as it is anyway), else in a spare.
+    std::vector<std::byte>& into = owned ? *owned : (sealed = im.take_spare());
+    if (!owned) into.assign(body.begin(), body.end());
+    std::byte sealed_header[frame_header_size];
+    write_frame_header(sealed_header, static_cast<std::uint32_t>(into.size() + secure::tag_bytes));
+    if (im.pending() != 0 && im.pending() + frame_header_size + into.size() + secure::tag_bytes > im.options.max_pending_bytes)
+      return Error{Errc::send_buffer_full, std::to_string(im.pending()) + " bytes already wait for " + im.remote +
+                                               ", the limit is " + std::to_string(im.options.max_pending_bytes)};
+    im.sealer->seal(sealed_header, into);
+    body = into;
+    if (!owned) owned = &sealed;
+  }
   const std::size_t pending = im.pending();
   const std::size_t frame = frame_header_size + body.size();
   // With nothing pending any one message is taken (ConnectionLimits::max_pending_bytes).
@@ -323,9 +352,19 @@ std::size_t SocketConn::receive_impl(std::size_t max, void (*fn)(void*, std::spa
   im.drained = false;
   FrameStep step;
   while (!im.paused && n < max && !im.closed) {
-    step = next_frame(im.unread(), im.options.max_message_size);
+    step = next_frame(im.unread(), im.frame_limit());
     if (step.kind == FrameStep::Kind::frame) {
-      const std::byte* body = im.rbytes() + im.rbegin + frame_header_size;
+      std::byte* body = im.rbytes() + im.rbegin + frame_header_size;
+      if (im.sealer) {
+        if (!im.sealer->open(std::span(body - frame_header_size, frame_header_size), std::span(body, step.length))) {
+          im.fail(Error{Errc::malformed, "a sealed frame from " + im.remote +
+                                             " does not open under the session key (tampered, replayed, reordered or "
+                                             "injected)"});
+          im.read_ended = true;
+          break;
+        }
+        step.length -= static_cast<std::uint32_t>(secure::tag_bytes);
+      }
       im.rbegin += step.need;
       if (reinterpret_cast<std::uintptr_t>(body) % 8 == 0) {
         fn(ctx, std::span(body, step.length));
@@ -340,7 +379,10 @@ std::size_t SocketConn::receive_impl(std::size_t max, void (*fn)(void*, std::spa
       continue;
     }
     if (step.kind == FrameStep::Kind::malformed) {
-      im.fail(Error{Errc::malformed, "not a sage frame header from " + im.remote});
+      if (secure::is_refusal_magic(im.unread()) || secure::is_k2_magic(im.unread()))
+        im.fail(Error{Errc::not_admitted, im.remote + " requires the shared-key handshake (NetworkOptions::keys)"});
+      else
+        im.fail(Error{Errc::malformed, "not a sage frame header from " + im.remote});
       im.read_ended = true;
       break;
     }
@@ -379,7 +421,7 @@ std::size_t SocketConn::receive_impl(std::size_t max, void (*fn)(void*, std::spa
   if (im.closed) return n;
   im.idle_receives = read_total > 0 || n > 0 ? 0 : std::min(im.idle_receives + 1, 2);
   im.drained = dry && !im.read_ended;
-  step = next_frame(im.unread(), im.options.max_message_size);
+  step = next_frame(im.unread(), im.frame_limit());
   if (im.rbegin == im.rend) {
     im.rbegin = im.rend = 0;
     im.partial_since = {};
@@ -427,6 +469,7 @@ Clock::duration SocketConn::partial_for() const {
 }
 
 const std::string& SocketConn::remote_address() const noexcept { return impl_->remote; }
+const std::string& SocketConn::identity() const noexcept { return impl_->identity; }
 const ConnectionLimits& SocketConn::limits() const noexcept { return impl_->options; }
 
 void SocketConn::pause_receiving(bool paused) {

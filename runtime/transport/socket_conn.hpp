@@ -39,6 +39,10 @@
 
 #include "transport/connection.hpp"
 
+namespace sage::detail::secure {
+struct SessionKeys;
+}
+
 namespace sage::detail {
 
 class SocketConn final : public Connection {
@@ -47,6 +51,12 @@ class SocketConn final : public Connection {
   // and watches it on `waker`. `remote` is what remote_address() says.
   static Result<std::unique_ptr<SocketConn>> adopt(int fd, std::string remote, const ConnectionLimits& limits,
                                                    std::shared_ptr<Waker> waker);
+  // A connection whose frames are sealed under `keys` (a shared-key handshake that already ran on
+  // `fd`; secure/seal.hpp): every frame sent is sealed, every frame received must open, or the
+  // connection fails (malformed: tampered, replayed, dropped or injected). max_message_size
+  // counts plain bytes. identity() is "key:" + keys.key_id.
+  static Result<std::unique_ptr<SocketConn>> adopt_sealed(int fd, std::string remote, const ConnectionLimits& limits,
+                                                          std::shared_ptr<Waker> waker, const secure::SessionKeys& keys);
   // A connected pair of Unix stream sockets (socketpair, SOCK_CLOEXEC): {fd, fd}, or io_error.
   static Result<std::pair<int, int>> socket_pair();
   ~SocketConn() override;  // closes the socket; output not yet written is lost (see wait_sent())
@@ -61,6 +71,7 @@ class SocketConn final : public Connection {
   Clock::duration idle_for() const override;
   Clock::duration partial_for() const override;
   const std::string& remote_address() const noexcept override;
+  const std::string& identity() const noexcept override;
   const ConnectionLimits& limits() const noexcept override;
   void close() override;
   void pause_receiving(bool paused) override;

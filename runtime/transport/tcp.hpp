@@ -20,6 +20,13 @@
 // Addresses: host "" (or "*") listens on every IPv4 address; a name listens on its first address
 // that binds, IPv4 ones first (localhost: 127.0.0.1); an IPv6 literal may come with or without
 // brackets. remote_address() is "a.b.c.d:port" or "[v6]:port".
+// Shared-key mode (KeyOptions with keys): before a connection exists for anyone, the dialer and
+// the listener run the handshake of secure/handshake.hpp on the socket, non-blocking, within the
+// handshake timeout; the connection they hand out is sealed (SocketConn::adopt_sealed). A listener
+// holds at most KeyOptions::max_handshakes handshakes in progress (max_handshakes_per_address from
+// one IP address); past that, or when a handshake fails or times out, the socket is closed (with a
+// refusal code when the client named a key) and take_refused() reports it. Nothing but the
+// handshake's few hundred bytes is held per socket before the client proved the key.
 // Threads: none; every member on the owning thread.
 #pragma once
 
@@ -31,20 +38,30 @@
 #include <string_view>
 #include <vector>
 
+#include "secure/handshake.hpp"
 #include "transport/connection.hpp"
 
 namespace sage::detail {
+
+struct KeyOptions {
+  std::vector<secure::NamedKey> keys;  // listener: the keys it accepts; dialer: keys[0] is proved. Empty: plain
+  std::chrono::milliseconds handshake_timeout{std::chrono::seconds(5)};
+  std::size_t max_handshakes = 128;
+  std::size_t max_handshakes_per_address = 8;
+};
 
 class TcpListener final : public Listener {
  public:
   // Errc::io_error naming tcp://host:port if the address cannot be resolved or bound.
   static Result<std::unique_ptr<TcpListener>> open(std::string_view host, std::uint16_t port,
-                                                   const ConnectionLimits& limits, std::shared_ptr<Waker> waker);
+                                                   const ConnectionLimits& limits, std::shared_ptr<Waker> waker,
+                                                   KeyOptions keys = {});
   ~TcpListener() override;
 
   std::uint16_t port() const noexcept override;
   std::vector<std::unique_ptr<Connection>> take_accepted() override;
   std::uint64_t accept_errors() const override;
+  std::vector<std::pair<std::string, Error>> take_refused() override;
   Clock::time_point next_deadline() const override;
 
  private:
@@ -57,7 +74,8 @@ class TcpDialer final : public Dialer {
  public:
   // Never fails today (resolution happens in start()); a Result for symmetry with StreamDialer.
   static Result<std::unique_ptr<TcpDialer>> open(std::string_view host, std::uint16_t port,
-                                                 const ConnectionLimits& limits, std::shared_ptr<Waker> waker);
+                                                 const ConnectionLimits& limits, std::shared_ptr<Waker> waker,
+                                                 KeyOptions keys = {});
   ~TcpDialer() override;
 
   void start(std::chrono::milliseconds timeout) override;
