@@ -1,0 +1,54 @@
+// libFuzzer target: the shared-key handshake and sealing (runtime/secure) on bytes from outside.
+// The first byte picks the path: the listener reading K1 (then K3), the client reading K2, a sealed
+// stream frame, a sealed datagram. Nothing may crash, and nothing unauthenticated may verify.
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "secure/handshake.hpp"
+#include "secure/seal.hpp"
+
+namespace secure = sage::detail::secure;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  static const std::vector<secure::NamedKey> keys = [] {
+    secure::NamedKey k{"workers", {}};
+    for (std::size_t i = 0; i < k.key.size(); ++i) k.key[i] = std::byte(i);
+    return std::vector<secure::NamedKey>{k};
+  }();
+  std::vector<std::byte> in(size - 1);
+  if (size > 1) std::memcpy(in.data(), data + 1, size - 1);
+  switch (data[0] % 4) {
+    case 0: {  // listener: K1, then the rest as K3
+      secure::ServerHandshake hs;
+      const std::size_t k1 = std::min(in.size(), secure::k1_max);
+      auto k2 = hs.on_hello(std::span(in).first(k1), keys);
+      // Without the key no K1 can verify (an HMAC forgery), so no K3 can either.
+      if (k2) std::abort();
+      if (hs.on_finish(std::span(in).subspan(k1))) std::abort();
+      break;
+    }
+    case 1: {  // client: K2 or a refusal from a stranger
+      secure::ClientHandshake hs(keys.front());
+      if (hs.on_reply(in)) std::abort();  // no stranger can prove the key
+      break;
+    }
+    case 2: {  // a sealed stream frame: header, then body
+      if (in.size() < 8) break;
+      secure::SessionKeys k{keys.front().key, keys.front().key, "workers"};
+      secure::StreamSealer s(k);
+      std::vector<std::byte> body(in.begin() + 8, in.end());
+      (void)s.open(std::span(in).first(8), body);
+      break;
+    }
+    case 3: {  // a sealed datagram
+      secure::SessionKeys k{keys.front().key, keys.front().key, "workers"};
+      secure::DatagramSealer s(k);
+      (void)s.open(in);
+      break;
+    }
+  }
+  return 0;
+}
