@@ -42,10 +42,19 @@ struct Counter : sage::Actor<Counter, sage::subscribes<bench::Blob>> {
   }
 };
 
-// sage: messages/s for `count` messages of `size` bytes.
-double sage_throughput(std::size_t size, std::uint64_t count) {
+// Shared keys (docs/security.md): both ends hold the same key; every frame is sealed.
+const sage::SharedKey bench_key = sage::SharedKey::generate("bench");
+sage::NetworkOptions net_options(bool sealed) {
+  sage::NetworkOptions o;
+  if (sealed) o.keys = {bench_key};
+  return o;
+}
+
+// sage: messages/s for `count` messages of `size` bytes (`sealed`: with a shared key).
+double sage_throughput(std::size_t size, std::uint64_t count, bool sealed = false) {
   sage::Manager server;
   server.register_messages(bench::bench_wire_messages{});
+  server.enable_network(net_options(sealed));
   bench::StreamClock clock(count);
   Counter counter;
   counter.clock = &clock;
@@ -56,7 +65,7 @@ double sage_throughput(std::size_t size, std::uint64_t count) {
     sage::Manager client;
     client.register_messages(bench::bench_wire_messages{});
     // A bulk sender waits for a full buffer to drain (the default policy drops such a peer).
-    sage::NetworkOptions options;
+    sage::NetworkOptions options = net_options(sealed);
     options.on_send_buffer_full = sage::OverflowPolicy::refuse;
     client.enable_network(options);
     client.connect("127.0.0.1", port);
@@ -78,7 +87,10 @@ double sage_throughput(std::size_t size, std::uint64_t count) {
     }
     while (client.peers().front().pending_bytes) client.wait_for_next_tick(1ms), client.tick();
   });
-  while (!connected) std::this_thread::yield();
+  while (!connected) {  // the server answers the handshake (shared keys) meanwhile
+    server.tick();
+    server.wait_for_next_tick(1ms);
+  }
   while (counter.n < count) {
     server.tick();
     server.wait_for_next_tick(1ms);
@@ -88,9 +100,10 @@ double sage_throughput(std::size_t size, std::uint64_t count) {
 }
 
 // sage: round-trip latencies in microseconds.
-std::vector<double> sage_rtt(int rounds) {
+std::vector<double> sage_rtt(int rounds, bool sealed = false) {
   sage::Manager server;
   server.register_messages(bench::bench_wire_messages{});
+  server.enable_network(net_options(sealed));
   Counter echo;
   echo.echo_to = &server;
   server.register_actor(echo);
@@ -101,6 +114,7 @@ std::vector<double> sage_rtt(int rounds) {
   client.register_messages(bench::bench_wire_messages{});
   Counter back;
   client.register_actor(back);
+  client.enable_network(net_options(sealed));
   client.connect("127.0.0.1", port);
   std::vector<double> us;
   const bench::Blob ping{0, std::vector<std::uint8_t>(16, 2)};
@@ -283,15 +297,22 @@ int main(int argc, char** argv) {
   const char* rt = "TCP round trip 16 B";
   const std::vector<bench::Case> cases = {
       {"tp16.sage", tp16, "sage network", [](bool q) { return rate_figure(sage_throughput(16, n16(q))); }},
+      {"tp16.sage-keys", tp16, "sage network, shared key (sealed)",
+       [](bool q) { return rate_figure(sage_throughput(16, n16(q), true)); }},
       {"tp16.zmq", tp16, "ZeroMQ PUSH/PULL tcp", [](bool q) { return rate_figure(zmq_throughput(16, n16(q))); }},
       {"tp16.nng", tp16, "raw nng pair0 tcp", [](bool q) { return rate_figure(raw_throughput(16, n16(q))); }},
       {"tp1k.sage", tp1k, "sage network", [](bool q) { return rate_figure(sage_throughput(1024, n1k(q))); }},
+      {"tp1k.sage-keys", tp1k, "sage network, shared key (sealed)",
+       [](bool q) { return rate_figure(sage_throughput(1024, n1k(q), true)); }},
       {"tp1k.zmq", tp1k, "ZeroMQ PUSH/PULL tcp", [](bool q) { return rate_figure(zmq_throughput(1024, n1k(q))); }},
       {"tp1k.nng", tp1k, "raw nng pair0 tcp", [](bool q) { return rate_figure(raw_throughput(1024, n1k(q))); }},
       {"tp64k.sage", tp64k, "sage network", [](bool q) { return rate_figure(sage_throughput(65536, n64k(q))); }},
+      {"tp64k.sage-keys", tp64k, "sage network, shared key (sealed)",
+       [](bool q) { return rate_figure(sage_throughput(65536, n64k(q), true)); }},
       {"tp64k.zmq", tp64k, "ZeroMQ PUSH/PULL tcp", [](bool q) { return rate_figure(zmq_throughput(65536, n64k(q))); }},
       {"tp64k.nng", tp64k, "raw nng pair0 tcp", [](bool q) { return rate_figure(raw_throughput(65536, n64k(q))); }},
       {"rt.sage", rt, "sage network", [](bool q) { return latency_figures(sage_rtt(rounds(q))); }},
+      {"rt.sage-keys", rt, "sage network, shared key (sealed)", [](bool q) { return latency_figures(sage_rtt(rounds(q), true)); }},
       {"rt.zmq", rt, "ZeroMQ PAIR tcp", [](bool q) { return latency_figures(zmq_rtt(rounds(q))); }},
       {"rt.nng", rt, "raw nng pair0 tcp", [](bool q) { return latency_figures(raw_rtt(rounds(q))); }},
   };
