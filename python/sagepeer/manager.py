@@ -47,10 +47,10 @@ class Sender:
         self.kind, self.id, self.name = kind, id_, name
 
     def __eq__(self, other):
-        return isinstance(other, Sender) and (self.kind, self.id) == (other.kind, other.id)
+        return isinstance(other, Sender) and (self.kind, self.id, self.name) == (other.kind, other.id, other.name)
 
     def __hash__(self):
-        return hash((self.kind, self.id))
+        return hash((self.kind, self.id, self.name))
 
     def __repr__(self):
         return "Sender(%s, %d%s)" % (self.kind, self.id, ", %r" % self.name if self.name else "")
@@ -134,6 +134,7 @@ class _Peer:
         self.close_deadline = None
         self.group = None      # for join_as_group: the group name we host
         self.join_result = None
+        self.bye = False       # the main group said bye; bye_ack queued
 
 
 class Actor:
@@ -450,7 +451,7 @@ class Manager:
         another group by name (`group` may be a Sender from a handler)."""
         if isinstance(group, Sender):
             group = group.name or MAIN_GROUP
-        if self._main is None or self._main.closing:
+        if self._main is None or self._main.closing or self._main.bye or self._main.sock is None:
             raise SendError("peer_gone: not joined to a main group")
         prefix = None if group == MAIN_GROUP else wire.record(wire.ROUTE, wire.encode_name(group))
         if prefix is not None:
@@ -480,9 +481,9 @@ class Manager:
         for p in list(self._peers.values()):
             if p.sock is None:
                 continue
-            if p.closing:
+            if p.closing or p.bye:
                 if p.close_deadline is not None and now > p.close_deadline:
-                    self._close(p)
+                    self._gone(p, "bye from the main group") if p.bye else self._close(p)
                 continue
             if p.hello is None and now - p.started > o.hello_timeout:
                 self.stats["hello_timeouts"] += 1
@@ -595,11 +596,11 @@ class Manager:
                 name = wire.decode_name(payload)
                 origin = Sender("group", 0, MAIN_GROUP) if name == MAIN_GROUP else Sender("group", 1, name)
             elif ptype == wire.BYE and p is self._main:
-                self._network_out()
+                # Handle what arrived before it (queued), answer bye_ack with what actors queue, then
+                # wait for the main group to close the connection (heartbeat_timeout at most).
+                p.bye = True
                 p.batch.append(wire.record(wire.BYE_ACK, b""))
-                p.closing = True
                 p.close_deadline = time.monotonic() + self.options.heartbeat_timeout
-                self.queue_message(PeerDisconnected(p.sender, p.address, p.name, "peer_gone", "bye from the main group"))
             elif ptype in wire.CONTROL or ptype < wire.MIN_USER_PACKET_TYPE:
                 raise _Dropped("unknown_packet_type", "control packet %d is not expected here" % ptype)
             else:
@@ -686,7 +687,7 @@ class Manager:
         for p in list(self._peers.values()):
             if p.sock is None:
                 continue
-            if not p.batch and not p.outbuf and not p.closing and p.hello is not None \
+            if not p.batch and not p.outbuf and not p.closing and not p.bye and p.hello is not None \
                     and now - p.last_send >= self.options.heartbeat_interval:
                 p.batch.append(wire.record(wire.HEARTBEAT, b""))
             if p.batch:
@@ -720,6 +721,8 @@ class Manager:
                 self._close(p)
 
     def _gone(self, p, why):
+        if p.bye:
+            why = "bye from the main group"
         if p.hello is not None and not p.closing:
             self.queue_message(PeerDisconnected(p.sender, p.address, p.name, "peer_gone", why))
         if p is self._main and p.join_result is None:
