@@ -171,7 +171,7 @@ class Manager:
         self._main = None        # join_as_group: the main group's _Peer
         self.stats = {k: 0 for k in ("connections", "frames_received", "records_received", "records_sent", "bad_input",
                                      "heartbeat_timeouts", "hello_timeouts", "frame_timeouts", "peers_refused",
-                                     "handshakes_refused", "unknown_type_skipped")}
+                                     "handshakes_refused", "admissions_refused", "unknown_type_skipped")}
         self.stats["last_bad_input"] = ""
 
     # ---------------------------------------------------------------------------------------- local
@@ -540,6 +540,9 @@ class Manager:
             except wire.WireError as e:
                 self._drop(p, e.code, e.text)
                 return
+            except Exception as e:  # noqa: BLE001 - a bug of ours must not escape tick() either
+                self._drop(p, "malformed", "internal error while reading this peer's bytes (please report): %r" % e)
+                return
 
     def _frames(self, p):
         buf = p.inbuf
@@ -601,6 +604,18 @@ class Manager:
                 p.bye = True
                 p.batch.append(wire.record(wire.BYE_ACK, b""))
                 p.close_deadline = time.monotonic() + self.options.heartbeat_timeout
+            elif ptype == wire.JOIN_GROUP and p is not self._main:
+                name = wire.decode_name(payload)
+                text = "not admitted: group '%s': a Python listener does not host remote groups" % name
+                self.stats["admissions_refused"] += 1
+                p.batch = [wire.record(wire.ERROR, wire.encode_error(text))]
+                self._log("refused %s: %s" % (p.address, text))
+                if p.hello is not None:
+                    self.queue_message(PeerDisconnected(p.sender, p.address, p.name, "incompatible", text))
+                p.closing = True
+                p.close_deadline = time.monotonic() + 1.0
+                self._network_out()
+                return
             elif ptype in wire.CONTROL or ptype < wire.MIN_USER_PACKET_TYPE:
                 raise _Dropped("unknown_packet_type", "control packet %d is not expected here" % ptype)
             else:

@@ -5,6 +5,7 @@ Every wait has a deadline; port 0 and loopback only.
 """
 import importlib.util
 import os
+import random
 import socket
 import struct
 import subprocess
@@ -261,6 +262,57 @@ class HostileInput(unittest.TestCase):
         client.connect("127.0.0.1", self.port)
         self.assertTrue(tick_until([self.mgr, client], lambda: got.connected))
         self.assertEqual(self.mgr.stats["bad_input"], len(cases))
+        client.close()
+
+    def test_mutated_streams_never_raise_out_of_tick_and_each_connection_ends(self):
+        rng = random.Random(25)
+        good = (hello_frame() + wire.frame(wire.record(140, chat.Join(nick="fuzz").encode()) +
+                                           wire.record(141, chat.Say(text="x" * 40).encode())) +
+                wire.frame(wire.record(32, b"")))
+        for _ in range(200):
+            data = bytearray(good)
+            for _ in range(rng.randint(1, 6)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            if rng.random() < 0.3:
+                data = data[:rng.randrange(len(data))]
+            s = socket.create_connection(("127.0.0.1", self.port))
+            s.sendall(bytes(data))
+            s.shutdown(socket.SHUT_WR)
+            s.settimeout(0.005)
+            end = time.monotonic() + DEADLINE
+            while time.monotonic() < end:
+                self.mgr.tick()
+                try:
+                    if s.recv(65536) == b"":
+                        break
+                except socket.timeout:
+                    pass
+                except ConnectionResetError:
+                    break
+            else:
+                self.fail("a connection did not end")
+            s.close()
+        self.assertGreater(self.mgr.stats["bad_input"], 100)
+        self.assertNotIn("internal error", self.mgr.stats["last_bad_input"])
+
+    def test_a_node_joining_a_python_listener_as_a_group_is_refused_with_the_reason(self):
+        node = sagepeer.Manager()
+        err = []
+
+        def join():
+            try:
+                node.join_as_group("127.0.0.1", self.port, "workers")
+            except sagepeer.NetworkError as e:
+                err.append(str(e))
+
+        t = threading.Thread(target=join)
+        t.start()
+        self.assertTrue(tick_until([self.mgr], lambda: not t.is_alive()))
+        t.join()
+        node.close()
+        self.assertEqual(err, ["cannot join as group 'workers': refused by the peer: not admitted: group 'workers': "
+                               "a Python listener does not host remote groups"])
+        self.assertEqual(self.mgr.stats["admissions_refused"], 1)
 
     def test_a_version_1_hello_is_refused_with_the_cpp_reason(self):
         v1 = struct.pack("<IHHQII", wire.MAGIC, 1, 3, 0, 0, 0) + b"old"
