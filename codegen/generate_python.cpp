@@ -142,6 +142,15 @@ std::string comment(const std::vector<std::string>& lines, const std::string& in
   return out;
 }
 
+// `Cls._key = "attr"` for a table or struct with a (key) field: vectors of it are written sorted by
+// that field, as FlatBuffers' LookupByKey (and the C++ classes) need them.
+std::string key_line(const StructDef& s, const std::string& name) {
+  if (!s.has_key) return "";
+  for (const auto* f : s.fields.vec)
+    if (f->key && !f->deprecated) return name + "._key = " + py_string(py_member_name(f->name)) + "\n";
+  return "";
+}
+
 }  // namespace
 
 std::string python_module_file(const std::string& schema_path) { return module_of_file(schema_path) + ".py"; }
@@ -228,6 +237,7 @@ std::string generate_python(const Schema& schema) {
                  "):\n" + (inits.empty() ? "        pass\n" : inits) + "\n\n";
       specs += name + "._layout = (" + std::to_string(s->bytesize) + ", " + std::to_string(s->minalign) + ", (\n" +
                fields + "))\n";
+      specs += key_line(*s, name);
       continue;
     }
     std::size_t nslots = 0;
@@ -314,10 +324,15 @@ std::string generate_python(const Schema& schema) {
     } else {
       wire_lines = "    # Local-only message (no packet_type): it cannot be sent to another process.\n";
     }
+    if (parser.root_struct_def_ == s && !parser.file_identifier_.empty())
+      wire_lines += "    # The schema's root_type and file_identifier: encode() writes it at bytes 4..7; decode() accepts\n"
+                    "    # buffers with or without it.\n    file_identifier = " +
+                    py_string(parser.file_identifier_) + "\n";
     classes += comment(s->doc_comment, "") + "class " + name + "(_f.Table):\n" + wire_lines +
                "    message_name = " + py_string(qualified_name(*s)) + "\n    __slots__ = (" + slots +
                ")\n\n    def __init__(self" + params + "):\n" + (inits.empty() ? "        pass\n" : inits) + "\n\n";
     specs += name + "._slots = " + std::to_string(nslots) + "\n" + name + "._fields = (\n" + fields + ")\n";
+    specs += key_line(*s, name);
   }
 
   std::string list;

@@ -127,6 +127,7 @@ class Struct(_Value):
 
     __slots__ = ()
     _layout = (0, 1, ())
+    _key = None
 
     def _pack_into(self, buf, at):
         for name, offset, kind, arg, count in self._layout[2]:
@@ -181,6 +182,8 @@ class Table(_Value):
     __slots__ = ()
     _fields = ()
     _slots = 0
+    _key = None
+    file_identifier = None  # the schema's, on its root_type only
 
     def encode(self):
         """The finished FlatBuffer of this value (bytes)."""
@@ -189,7 +192,8 @@ class Table(_Value):
             root = _encode_table(b, self)
         except (_struct.error, TypeError, AttributeError, OverflowError) as e:
             raise EncodeError("%s: %s" % (self.message_name, e)) from None
-        b.Finish(root)
+        ident = self.file_identifier
+        b.Finish(root, ident.encode("ascii") if ident else None)
         return bytes(b.Output())
 
     @classmethod
@@ -229,6 +233,15 @@ def _string(b, s):
     return b.CreateString(s.encode("utf-8", "surrogateescape"))
 
 
+def _sorted_by_key(values, key):
+    """Sorted by the (key) field, stably (equal keys keep their order); strings compare as UTF-8 bytes,
+    as in C++ and FlatBuffers."""
+    def k(v):
+        x = getattr(v, key)
+        return x.encode("utf-8", "surrogateescape") if isinstance(x, str) else x
+    return sorted(values, key=k)
+
+
 def _offsets_vector(b, offsets):
     b.StartVector(4, len(offsets), 4)
     for off in reversed(offsets):
@@ -263,6 +276,8 @@ def _encode_table(b, obj):
         elif kind == VSTRING:
             refs[slot] = _offsets_vector(b, [_string(b, s) for s in value])
         elif kind == VSTRUCT:
+            if arg._key is not None:
+                value = _sorted_by_key(value, arg._key)
             size, align = arg._layout[0], arg._layout[1]
             data = bytearray(size * len(value))
             for i, v in enumerate(value):
@@ -271,6 +286,8 @@ def _encode_table(b, obj):
                 v._pack_into(data, i * size)
             refs[slot] = _vector_of_bytes(b, bytes(data), size, len(value), align)
         elif kind == VTABLE:
+            if arg._key is not None:
+                value = _sorted_by_key(value, arg._key)
             for v in value:
                 if type(v) is not arg:
                     raise TypeError("%s.%s holds %s, not %s" % (obj.message_name, name, type(v).__name__, arg.__name__))

@@ -14,6 +14,7 @@
 #include "alltypes.sage.hpp"
 #include "arrays.sage.hpp"
 #include "golden.sage.hpp"
+#include "interop.sage.hpp"
 #include "union_vectors.sage.hpp"
 #include "unions.sage.hpp"
 
@@ -162,6 +163,34 @@ kitchen::orders::OrderMessage order() {
   return o;
 }
 
+// Keyed vectors sorted by key, as C++ writes them (the Python test also sends them unsorted).
+interop::Inventory inventory() {
+  interop::Inventory inv;
+  inv.owner = "ann";
+  interop::Item apple, pear;
+  apple.name = "apple";
+  apple.count = 1;
+  pear.name = "pear";
+  pear.count = 2;
+  inv.items = {apple, pear};
+  interop::Slot s1, s7;
+  s1.id = 1;
+  s1.weight = 0.5f;
+  s7.id = 7;
+  s7.weight = 1.5f;
+  inv.slots = {s1, s7};
+  inv.cells = {interop::Cell{2, 3}, interop::Cell{5, -1}};
+  inv.at = interop::Vec2{1, 2};
+  inv.tags = {"a", "b"};
+  interop::Node leaf, root;
+  leaf.name = "leaf";
+  root.name = "root";
+  root.children = {leaf};
+  inv.tree = root;
+  inv.score = 9;
+  return inv;
+}
+
 std::string read_file(const std::string& path, bool& ok) {
   std::ifstream in(path, std::ios::binary);
   ok = static_cast<bool>(in);
@@ -216,5 +245,7 @@ int main(int argc, char** argv) {
   sample(mode, dir, "Document", document());
   sample(mode, dir, "Placed", placed());
   sample(mode, dir, "OrderMessage", order());
+  sample(mode, dir, "Inventory", inventory());
+  sample(mode, dir, "Inventory.unsorted", inventory());
   return failures == 0 ? 0 : 1;
 }

@@ -14,6 +14,7 @@ import unittest
 import alltypes_sage as at
 import arrays_sage as ar
 import golden_sage as go
+import interop_sage as io
 import union_vectors_sage as uv
 import unions_sage as un
 from sagepeer import flat
@@ -53,7 +54,16 @@ def samples():
                             path=[ar.Transform()]),
         "OrderMessage": go.OrderMessage(guest="ann", appetite=go.Appetite.starving, seat=go.Seat(12, 3),
                                         plate=go.Plate(count=2, toppings=["syrup"]), tip=1.5),
+        "Inventory": inventory(*SORTED),
     }
+
+
+def inventory(items, slots, cells):
+    return io.Inventory(owner="ann", items=items, slots=slots, cells=cells, at=io.Vec2(1.0, 2.0), tags=["a", "b"],
+                        tree=io.Node("root", [io.Node("leaf")]), score=9)
+
+
+SORTED = ([io.Item("apple", 1), io.Item("pear", 2)], [io.Slot(1, 0.5), io.Slot(7, 1.5)], [io.Cell(2, 3), io.Cell(5, -1)])
 
 
 def fnv1a64(data):
@@ -71,12 +81,25 @@ class GeneratedClasses(unittest.TestCase):
                     self.assertEqual(decoded, value)
                     with open(os.path.join(tmp, name + ".py.bin"), "wb") as f:
                         f.write(value.encode())
+            # Keyed vectors are written sorted by key, as C++ writes them (C++ compares with its sorted sample).
+            unsorted = inventory(*[list(reversed(v)) for v in SORTED])
+            with open(os.path.join(tmp, "Inventory.unsorted.py.bin"), "wb") as f:
+                f.write(unsorted.encode())
+            self.assertEqual(io.Inventory.decode(unsorted.encode()), inventory(*SORTED))
             checked = subprocess.run([os.environ["SAGE_CODEC_PEER"], "check", tmp], capture_output=True, text=True)
             self.assertEqual(checked.returncode, 0, checked.stderr)
 
+    def test_a_root_type_is_written_with_the_schemas_file_identifier(self):
+        data = inventory(*SORTED).encode()
+        self.assertEqual(data[4:8], b"INVY")
+        self.assertIsNone(go.OrderMessage.file_identifier)
+        self.assertEqual(io.Inventory.decode(data), inventory(*SORTED))
+
     def test_a_value_that_differs_from_the_sample_is_reported_by_the_cpp_side(self):
         with tempfile.TemporaryDirectory() as tmp:
-            for name, value in samples().items():
+            all_samples = samples()
+            all_samples["Inventory.unsorted"] = all_samples["Inventory"]
+            for name, value in all_samples.items():
                 if name == "Texts":
                     value.must = "changed"
                 with open(os.path.join(tmp, name + ".py.bin"), "wb") as f:
@@ -138,7 +161,7 @@ class GeneratedClasses(unittest.TestCase):
 
 class GoldenFiles(unittest.TestCase):
     def test_sagec_generate_lang_python_writes_the_golden_modules(self):
-        schemas = ["golden", "unions", "union_vectors", "arrays"]
+        schemas = ["golden", "unions", "union_vectors", "arrays", "interop"]
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run([os.environ["SAGEC"], "generate", "--lang", "python", "-o", tmp] +
                            [os.path.join(SOURCE, "tests/codegen/schemas", s + ".fbs") for s in schemas], check=True)
