@@ -31,7 +31,8 @@ const std::set<std::string>& python_keywords() {
 // Names the generated classes and the runtime's base classes use for themselves.
 const std::set<std::string>& python_members() {
   static const std::set<std::string> m{"encode",      "decode",   "packet_type", "message_name", "schema_description",
-                                       "fingerprint", "max_depth", "name_of",    "to_dict",      "self"};
+                                       "fingerprint", "max_depth", "name_of",    "to_dict",      "self",
+                                       "get_property", "file_identifier"};
   return m;
 }
 

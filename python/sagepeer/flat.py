@@ -72,6 +72,10 @@ class _Value:
     def __repr__(self):
         return "%s(%s)" % (type(self).__name__, ", ".join("%s=%r" % (n, getattr(self, n)) for n in self.__slots__))
 
+    def get_property(self, name):
+        """pysage's accessor: the field `name` (the same as the attribute)."""
+        return getattr(self, name)
+
     def to_dict(self):
         """The fields as a dict (nested values converted too), e.g. for logging or JSON."""
         return {n: _to_plain(getattr(self, n)) for n in self.__slots__}

@@ -155,6 +155,15 @@ class Manager:
     """pysage's ActorManager with sage's network: register_actor, queue_message, trigger, tick,
     listen/connect, send_message, broadcast_message, join_as_group."""
 
+    _singleton = None
+
+    @classmethod
+    def get_singleton(cls):
+        """pysage's ActorManager.get_singleton(): one Manager per process, made on first use."""
+        if cls._singleton is None:
+            cls._singleton = cls()
+        return cls._singleton
+
     def __init__(self, options=None):
         self.options = options or NetworkOptions()
         self.actors = []

@@ -159,6 +159,29 @@ class GeneratedClasses(unittest.TestCase):
             rc.Node.decode(node.encode())
 
 
+class Includes(unittest.TestCase):
+    def test_a_module_imports_the_module_of_an_included_schema_that_defines_something(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "common.fbs"), "w") as f:
+                f.write('namespace shared;\nstruct Point { x: int; y: int; }\nenum Kind : byte { a, b }\n'
+                        'table Tag { label: string; }\n')
+            with open(os.path.join(tmp, "game.fbs"), "w") as f:
+                f.write('include "sage.fbs";\ninclude "common.fbs";\nnamespace game;\n'
+                        'table Move (packet_type: 170) { at: shared.Point; kind: shared.Kind = b; tags: [shared.Tag]; }\n')
+            out = os.path.join(tmp, "gen")
+            subprocess.run([os.environ["SAGEC"], "generate", "--lang", "python", "-o", out,
+                            os.path.join(tmp, "game.fbs")], check=True)
+            self.assertEqual(sorted(os.listdir(out)), ["common_sage.py", "game_sage.py"])
+            code = ("import game_sage as g, common_sage as c\n"
+                    "m = g.Move(at=c.Point(1, 2), tags=[c.Tag('x')])\n"
+                    "assert m.kind == c.Kind.b and g.Move.decode(m.encode()) == m\n"
+                    "print(m.get_property('at'))\n")
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join([out, os.environ["PYTHONPATH"]]))
+            r = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True, env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout, "Point(x=1, y=2)\n")
+
+
 class GoldenFiles(unittest.TestCase):
     def test_sagec_generate_lang_python_writes_the_golden_modules(self):
         schemas = ["golden", "unions", "union_vectors", "arrays", "interop"]

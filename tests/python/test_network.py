@@ -119,6 +119,25 @@ class PythonClientCppServer(unittest.TestCase):
                 server.stop()
 
 
+    def test_types_a_python_peer_registers_after_the_handshake_are_announced_before_their_first_record(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            server = ChatServer(tmp)
+            try:
+                late = sagepeer.Manager()
+                lines = late.register_actor(Lines())
+                late.register_messages([chat.Line])  # Join and Say: registered by their first send
+                late.connect("127.0.0.1", server.port)
+                self.assertTrue(tick_until([late], lambda: lines.connected))
+                late.send_message(chat.Join(nick="late"))
+                late.send_message(chat.Say(text="announced"))
+                self.assertTrue(tick_until([late], lambda: "late joined" in server.output()))
+                late.tick()
+                self.assertEqual(late.peers(), [lines.connected[0].peer])
+                self.assertNotIn("dropped", server.log())
+            finally:
+                server.stop()
+
+
 class CppClientPythonServer(unittest.TestCase):
     def test_a_cpp_chat_client_talks_to_a_python_server(self):
         class Server(sagepeer.Actor):
