@@ -1,12 +1,13 @@
 // The pancake example across languages: the Consumer in a C++ main group, the Chef in Python
 // (chef.py) joining it as the remote group "chefs" (docs/python.md).
 //
-//   build/examples/python_pancakes [--meals N] [--port P]   prints "listening on port P"
+//   build/examples/python_pancakes [--meals N] [--port P] [--admit GROUP]...   prints "listening on port P"
 //   PYTHONPATH=python:<generated modules> /usr/bin/python3 examples/python/chef.py 127.0.0.1 P
 //
 // The Consumer eats what the chef sends (FoodAvailableMessage) and answers each delivery with a
 // FoodOnTableMessage telling the chef how many pancakes are on the table; after N meals (default 3)
-// it ends, which sends the chef `bye`.
+// it ends, which sends the chef `bye`. --admit admits more remote groups besides "chefs" (they can
+// reach each other by name: the main group relays).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -37,13 +38,14 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   int meals = 3;
   int port = 0;
+  sage::NetworkOptions net;
+  net.remote_groups = {"chefs"};  // closed by default: the groups this main group hosts
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--meals") == 0) meals = std::atoi(argv[++i]);
     else if (std::strcmp(argv[i], "--port") == 0) port = std::atoi(argv[++i]);
+    else if (std::strcmp(argv[i], "--admit") == 0) net.remote_groups.emplace_back(argv[++i]);
   }
   sage::Manager mgr;
-  sage::NetworkOptions net;
-  net.remote_groups = {"chefs"};  // closed by default: the one group this main group hosts
   mgr.enable_network(net);
   Consumer consumer;
   mgr.register_actor(consumer);

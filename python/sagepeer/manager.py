@@ -383,7 +383,9 @@ class Manager:
         if p.hello is None:
             p.held.append((pt, rec))
             return
-        if pt not in p.entries:
+        # A record routed to another group is relayed by the main group, which need not know its type
+        # (it forwards unknown types unverified); the target group's schemas are the main group's to check.
+        if pt not in p.entries and prefix is None:
             raise SendError("incompatible: peer %s does not know message %s (packet_type %d): its schemas do not have it"
                             % (p.address, cls.message_name, pt))
         if len(p.outbuf) + sum(map(len, p.batch)) + len(rec) > self.options.send_buffer_limit:
@@ -462,10 +464,8 @@ class Manager:
             group = group.name or MAIN_GROUP
         if self._main is None or self._main.closing or self._main.bye or self._main.sock is None:
             raise SendError("peer_gone: not joined to a main group")
+        # route applies to the records after it in its frame: route, the record, route back to main.
         prefix = None if group == MAIN_GROUP else wire.record(wire.ROUTE, wire.encode_name(group))
-        if prefix is not None:
-            # route applies to the rest of its frame: send it in a frame of its own (then back to main).
-            prefix = prefix
         self._send(self._main, msg, prefix)
         if prefix is not None:
             self._main.batch.append(wire.record(wire.ROUTE, wire.encode_name(MAIN_GROUP)))
