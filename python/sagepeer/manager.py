@@ -120,7 +120,9 @@ class _Peer:
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.batch = []        # records queued this tick
-        self.held = []         # (cls, record) queued before the peer's hello arrived
+        self.batch_bytes = 0   # of user records in batch (send_buffer_limit)
+        self.held = []         # (packet_type, record) queued before the peer's hello arrived
+        self.held_bytes = 0
         self.hello = None      # theirs, once checked
         self.name = ""
         self.entries = {}      # packet_type -> fingerprint the peer knows
@@ -374,23 +376,32 @@ class Manager:
         if self._register(cls):
             self._announce_new_types()
         payload = msg.encode()
+        if cls.max_depth == -1 or cls.max_depth > flat.MAX_DEPTH:  # a recursive type: check what was built
+            try:
+                cls.decode(payload)
+            except flat.DecodeError as e:
+                raise SendError("too_deep: %s: %s (sage::wire::max_message_depth is %d)"
+                                % (cls.message_name, e, flat.MAX_DEPTH)) from None
         if len(payload) + 16 > self.options.max_message_size:
             raise SendError("too_large: %s of %d bytes; max_message_size is %d" % (cls.message_name, len(payload),
                                                                                   self.options.max_message_size))
         rec = wire.record(pt, payload)
         if prefix:
             rec = prefix + rec
+        if len(p.outbuf) + p.batch_bytes + p.held_bytes + len(rec) > self.options.send_buffer_limit:
+            raise SendError("send_buffer_full: peer %s has %d bytes queued; send_buffer_limit is %d"
+                            % (p.address, len(p.outbuf) + p.batch_bytes + p.held_bytes, self.options.send_buffer_limit))
         if p.hello is None:
             p.held.append((pt, rec))
+            p.held_bytes += len(rec)
             return
         # A record routed to another group is relayed by the main group, which need not know its type
         # (it forwards unknown types unverified); the target group's schemas are the main group's to check.
         if pt not in p.entries and prefix is None:
             raise SendError("incompatible: peer %s does not know message %s (packet_type %d): its schemas do not have it"
                             % (p.address, cls.message_name, pt))
-        if len(p.outbuf) + sum(map(len, p.batch)) + len(rec) > self.options.send_buffer_limit:
-            raise SendError("send_buffer_full: peer %s" % p.address)
         p.batch.append(rec)
+        p.batch_bytes += len(rec)
 
     def broadcast_message(self, msg):
         """Queues `msg` for every peer whose handshake completed; returns how many accepted it."""
@@ -419,7 +430,16 @@ class Manager:
         self._network_out()
 
     def close(self):
-        """Closes every connection and the listener."""
+        """Closes every connection (after a `close` record and what was queued, at most 1 s) and the listener."""
+        for p in list(self._peers.values()):
+            if p.sock is not None and not p.closing:
+                p.batch.append(wire.record(wire.CLOSE, b"closed"))
+                p.closing = True
+        end = time.monotonic() + 1.0
+        while any(p.outbuf or p.batch for p in self._peers.values()) and time.monotonic() < end:
+            self._network_out()
+            if any(p.outbuf for p in self._peers.values()):
+                time.sleep(0.001)
         for p in list(self._peers.values()):
             self._close(p)
         if self._listener is not None:
@@ -679,7 +699,7 @@ class Manager:
         p.hello = h
         p.entries = dict(h.entries)
         self.queue_message(PeerConnected(p.sender, p.address, p.name, p.outgoing))
-        held, p.held = p.held, []
+        held, p.held, p.held_bytes = p.held, [], 0
         for pt, rec in held:
             if pt in p.entries:
                 p.batch.append(rec)
@@ -726,6 +746,7 @@ class Manager:
                     p.outbuf += wire.frame(bytes(body))
                 self.stats["records_sent"] += len(p.batch)
                 p.batch = []
+                p.batch_bytes = 0
             if p.outbuf:
                 try:
                     n = p.sock.send(p.outbuf)

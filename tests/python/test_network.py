@@ -138,6 +138,26 @@ class PythonClientCppServer(unittest.TestCase):
                 server.stop()
 
 
+class SendLimits(unittest.TestCase):
+    def test_sends_past_send_buffer_limit_or_nesting_past_64_tables_are_refused_at_the_call(self):
+        import recursive_sage as rc
+        server = sagepeer.Manager()
+        port = server.listen("127.0.0.1", 0)
+        client = sagepeer.Manager(sagepeer.NetworkOptions(send_buffer_limit=64 * 1024))
+        client.register_messages(chat.wire_messages + rc.wire_messages)
+        peer = client.connect("127.0.0.1", port)
+        with self.assertRaisesRegex(sagepeer.SendError, "send_buffer_full"):
+            for _ in range(10000):  # held until the server's hello: bounded all the same
+                client.send_message(chat.Say(text="x" * 100), peer)
+        node = rc.Node(name="leaf")
+        for _ in range(70):
+            node = rc.Node(next=node)
+        with self.assertRaisesRegex(sagepeer.SendError, "too_deep: feat.recursive.Node"):
+            client.send_message(node, peer)
+        client.close()
+        server.close()
+
+
 class CppClientPythonServer(unittest.TestCase):
     def test_a_cpp_chat_client_talks_to_a_python_server(self):
         class Server(sagepeer.Actor):
