@@ -315,6 +315,7 @@ class Manager:
             raise NetworkError("cannot connect to tcp://%s:%d: %s" % (host, port, e.strerror or e)) from None
         peer = self._add_peer(s, "%s:%d" % (host, port), True)
         self._server = peer if self._server is None else False
+        self._network_out()  # the hello goes at once, as the C++ runtime writes it
         return peer.sender
 
     def _add_peer(self, s, address, outgoing):
@@ -590,7 +591,11 @@ class Manager:
             self.stats["frames_received"] += 1
             self._frame(p, body)
         del buf[:at]
-        p.frame_started = (p.frame_started or time.monotonic()) if buf else None
+        # frame_timeout counts from the first byte of the frame still incomplete.
+        if not buf:
+            p.frame_started = None
+        elif at > 0 or p.frame_started is None:
+            p.frame_started = time.monotonic()
 
     def _frame(self, p, body):
         origin = Sender("group", 0, MAIN_GROUP) if p is self._main else p.sender

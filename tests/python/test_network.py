@@ -379,6 +379,32 @@ class HostileInput(unittest.TestCase):
         self.assertEqual(self.mgr.peers(), [])
         s.close()
 
+    def test_a_trickled_frame_is_dropped_at_frame_timeout_and_a_silent_client_at_hello_timeout(self):
+        self.mgr.options.hello_timeout = 0.5
+        self.mgr.options.frame_timeout = 0.5
+        silent = socket.create_connection(("127.0.0.1", self.port))
+        self.assertTrue(tick_until([self.mgr], lambda: self.mgr.stats["hello_timeouts"] == 1))
+        silent.close()
+        s = socket.create_connection(("127.0.0.1", self.port))
+        s.sendall(hello_frame())
+        self.assertTrue(tick_until([self.mgr], lambda: self.lines.connected))
+        frame = wire.frame(wire.record(141, chat.Say(text="slow").encode()))
+        end = time.monotonic() + DEADLINE
+        i = 0
+        while self.mgr.stats["frame_timeouts"] == 0 and time.monotonic() < end and i < len(frame) - 1:
+            try:
+                s.sendall(frame[i:i + 1])  # one byte per 0.1 s: every byte resets the heartbeat timer
+            except OSError:
+                break
+            i += 1
+            t = time.monotonic() + 0.1
+            while time.monotonic() < t:
+                self.mgr.tick()
+                self.mgr.wait_for_next_tick(0.01)
+        self.assertEqual(self.mgr.stats["frame_timeouts"], 1)
+        self.assertEqual(self.mgr.stats["heartbeat_timeouts"], 0)
+        s.close()
+
     def test_a_python_client_notices_a_silent_cpp_node_and_a_cpp_node_hears_python_heartbeats(self):
         with tempfile.TemporaryDirectory() as tmp:
             server = ChatServer(tmp)
