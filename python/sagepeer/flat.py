@@ -353,6 +353,8 @@ def _deref(buf, at):
 def _vector(buf, at, elem_size, elem_align):
     """(start of the elements, count) of the vector an uoffset at `at` points to."""
     v = _deref(buf, at)
+    if v & 3:
+        raise DecodeError("a misaligned vector at %d" % v)
     n = _u32(buf, v)
     start = v + 4
     if elem_align > 4 and start % elem_align:
