@@ -1,4 +1,5 @@
-# sage_generate(TARGET <target> SCHEMAS <a.fbs>... [INCLUDE_DIRS <dir>...] [OUTPUT_DIR <dir>])
+# sage_generate(TARGET <target> SCHEMAS <a.fbs>... [INCLUDE_DIRS <dir>...] [OUTPUT_DIR <dir>]
+#               [LANGUAGE cpp|python])
 #
 # Runs `sagec generate` on the schemas at build time and defines <target>, an INTERFACE library
 # that carries the generated headers' directory and sage::runtime:
@@ -15,6 +16,9 @@
 # recompiles nothing. Includes are also scanned at configure time (the header names must be known
 # then): adding an `include` re-runs CMake. The custom command's OUTPUT is a stamp file and the
 # headers are BYPRODUCTS, for Ninja and Makefiles alike.
+#
+# LANGUAGE python (docs/python.md) generates Python modules (<stem>_sage.py) instead: <target> is
+# then a custom target (built by `all`) whose SAGE_PYTHON_DIR property is the modules' directory.
 #
 # Relative paths are relative to the calling CMakeLists.txt; headers go to OUTPUT_DIR (default
 # ${CMAKE_CURRENT_BINARY_DIR}/<target>_sage). Works in sage's own tree, through
@@ -78,7 +82,13 @@ function(_sage_scan_includes out_all out_defining)
 endfunction()
 
 function(sage_generate)
-  cmake_parse_arguments(PARSE_ARGV 0 SG "" "TARGET;OUTPUT_DIR" "SCHEMAS;INCLUDE_DIRS")
+  cmake_parse_arguments(PARSE_ARGV 0 SG "" "TARGET;OUTPUT_DIR;LANGUAGE" "SCHEMAS;INCLUDE_DIRS")
+  if(NOT SG_LANGUAGE)
+    set(SG_LANGUAGE cpp)
+  endif()
+  if(NOT SG_LANGUAGE MATCHES "^(cpp|python)$")
+    message(FATAL_ERROR "sage_generate(TARGET ${SG_TARGET}): LANGUAGE is cpp or python, not ${SG_LANGUAGE}")
+  endif()
   if(NOT SG_TARGET)
     message(FATAL_ERROR "sage_generate: TARGET is required")
   endif()
@@ -133,7 +143,12 @@ function(sage_generate)
   foreach(schema IN LISTS all_schemas)
     if(schema IN_LIST schemas OR schema IN_LIST defining)
       get_filename_component(stem "${schema}" NAME_WLE)
-      list(APPEND headers "${SG_OUTPUT_DIR}/${stem}.sage.hpp")
+      if(SG_LANGUAGE STREQUAL "python")
+        string(MAKE_C_IDENTIFIER "${stem}" module)
+        list(APPEND headers "${SG_OUTPUT_DIR}/${module}_sage.py")
+      else()
+        list(APPEND headers "${SG_OUTPUT_DIR}/${stem}.sage.hpp")
+      endif()
     endif()
   endforeach()
   list(REMOVE_DUPLICATES headers)
@@ -143,12 +158,19 @@ function(sage_generate)
   add_custom_command(
     OUTPUT "${stamp}"
     BYPRODUCTS ${headers}
-    COMMAND ${sagec_command} generate -o "${SG_OUTPUT_DIR}" --depfile "${depfile}" --stamp "${stamp}"
+    COMMAND ${sagec_command} generate -o "${SG_OUTPUT_DIR}" --lang ${SG_LANGUAGE} --depfile "${depfile}" --stamp "${stamp}"
             ${include_args} ${schemas}
     DEPENDS ${schemas} ${sagec_depends}
     DEPFILE "${depfile}"
     COMMENT "sagec: generating ${SG_TARGET} from ${SG_SCHEMAS}"
     VERBATIM)
+  if(SG_LANGUAGE STREQUAL "python")
+    # Python modules: a target that generates them (built by `all`); the directory is the target's
+    # SAGE_PYTHON_DIR property (put it on PYTHONPATH, next to sage's python/ directory).
+    add_custom_target(${SG_TARGET} ALL DEPENDS "${stamp}")
+    set_target_properties(${SG_TARGET} PROPERTIES SAGE_PYTHON_DIR "${SG_OUTPUT_DIR}")
+    return()
+  endif()
   add_custom_target(${SG_TARGET}_generate DEPENDS "${stamp}")
   add_library(${SG_TARGET} INTERFACE)
   add_dependencies(${SG_TARGET} ${SG_TARGET}_generate)

@@ -1,8 +1,9 @@
 // sagec: the sage schema compiler.
 //
-//   sagec generate -o DIR [--depfile F --stamp S] schemas...
+//   sagec generate -o DIR [--lang cpp|python] [--depfile F --stamp S] schemas...
 //                                           C++ headers, one <stem>.sage.hpp per schema and per
-//                                           schema they include that defines something
+//                                           schema they include that defines something (or Python
+//                                           modules, <stem>_sage.py, with --lang python)
 //   sagec check [--format json] schemas...  CI checks: packet_type range and uniqueness, names, constructs
 //   sagec check --against OLD.fbs ... NEW.fbs ...   also: can NEW talk to peers built from OLD?
 //   sagec check --against-git REF schemas...         the same, OLD = the schemas as they were at REF
@@ -25,6 +26,7 @@
 
 #include "describe.hpp"
 #include "generate.hpp"
+#include "generate_python.hpp"
 #include "git_tree.hpp"
 #include "schema.hpp"
 #include "template.hpp"
@@ -212,6 +214,10 @@ int main(int argc, char** argv) {
   auto* generate = app.add_subcommand("generate", "Generate one <stem>.sage.hpp per schema");
   std::string out_dir;
   generate->add_option("-o,--output", out_dir, "Directory for the generated headers")->required();
+  std::string lang = "cpp";
+  generate->add_option("--lang", lang, "Language: cpp (<stem>.sage.hpp) or python (<stem>_sage.py)")
+      ->check(CLI::IsMember({"cpp", "python"}))
+      ->capture_default_str();
   std::string depfile, stamp;
   generate->add_option("--depfile", depfile,
                        "Write a Makefile-style depfile (for CMake's DEPFILE / Ninja) listing every schema read");
@@ -279,6 +285,10 @@ int main(int argc, char** argv) {
     std::vector<const sagec::Schema*> outputs;
     std::set<std::string> read;     // canonical paths of every schema read, for the depfile
     std::map<std::string, std::string> headers;  // header name -> canonical schema path
+    const bool python = lang == "python";
+    auto output_name = [&](const std::string& schema_path) {
+      return python ? sagec::python_module_file(schema_path) : sagec::header_name(schema_path);
+    };
     auto canonical = [](const std::string& p) {
       std::error_code ec;
       const auto c = fs::weakly_canonical(p, ec);
@@ -286,7 +296,7 @@ int main(int argc, char** argv) {
     };
     auto add_output = [&](const sagec::Schema& s) {
       const auto path = canonical(s.path);
-      const auto [it, fresh] = headers.emplace(sagec::header_name(s.path), path);
+      const auto [it, fresh] = headers.emplace(output_name(s.path), path);
       if (fresh) {
         outputs.push_back(&s);
       } else if (it->second != path) {
@@ -301,7 +311,7 @@ int main(int argc, char** argv) {
     for (const auto& s : loaded)
       for (const auto& f : sagec::included_files(*s)) {
         read.insert(canonical(f));
-        if (!sagec::defines_something(*s->parser, f) || headers.count(sagec::header_name(f))) continue;
+        if (!sagec::defines_something(*s->parser, f) || headers.count(output_name(f))) continue;
         if (auto inc = sagec::load_schema(f, dirs, diags)) {
           add_output(*inc);
           included.push_back(std::move(inc));
@@ -311,10 +321,10 @@ int main(int argc, char** argv) {
     std::error_code ec;
     fs::create_directories(out_dir, ec);
     for (const auto* s : outputs) {
-      const auto path = fs::path(out_dir) / sagec::header_name(s->path);
+      const auto path = fs::path(out_dir) / output_name(s->path);
       std::string header;
       try {
-        header = sagec::generate_header(*s);
+        header = python ? sagec::generate_python(*s) : sagec::generate_header(*s);
       } catch (const sagec::TemplateError& e) {  // a bug in sagec, not in the schema
         diags.error(sagec::Position{s->path, 0, 0}, std::string("internal error, please report: ") + e.what());
         break;
@@ -323,7 +333,7 @@ int main(int argc, char** argv) {
         diags.error(sagec::Position{path.string(), 0, 0}, "cannot write the generated header");
     }
     if (!depfile.empty() && !diags.has_errors()) {
-      const std::string target = !stamp.empty() ? stamp : (fs::path(out_dir) / sagec::header_name(outputs.front()->path)).string();
+      const std::string target = !stamp.empty() ? stamp : (fs::path(out_dir) / output_name(outputs.front()->path)).string();
       std::string text = make_escape(target) + ":";
       for (const auto& r : read) text += " \\\n  " + make_escape(r);
       if (!write_if_changed(depfile, text + "\n")) diags.error(sagec::Position{depfile, 0, 0}, "cannot write the depfile");

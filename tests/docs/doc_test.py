@@ -184,13 +184,14 @@ class Runner:
     def __init__(self, source, build, cxx_flags, keep):
         self.source, self.build, self.cxx_flags, self.keep = source, build, cxx_flags, keep
         self.scratch = tempfile.mkdtemp(prefix="sage-doc-test-")
-        for name in ("schemas", "examples", "tests", "scripts", "include", "cmake", "docs"):
+        for name in ("schemas", "examples", "tests", "scripts", "include", "cmake", "docs", "python"):
             os.symlink(os.path.join(source, name), os.path.join(self.scratch, name))
         os.symlink(build, os.path.join(self.scratch, "build"))
         self.env = dict(os.environ)
         self.env["PATH"] = os.path.join(build, "codegen") + os.pathsep + self.env.get("PATH", "")
         self.env["SAGE_SOURCE_DIR"], self.env["SAGE_BUILD_DIR"] = source, build
         self.env["LC_ALL"] = "C.UTF-8"
+        self.env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in python/ of the source tree
 
     def close(self):
         if self.keep:
