@@ -3,7 +3,8 @@
 //   chat client 127.0.0.1 5555 ann   in others: type lines, Ctrl-D leaves
 //   chat demo                        a scripted server and two clients in one process (the test)
 // Server and client take `--key-file PATH --key-id ID` (anywhere): shared-key mode (docs/security.md
-// "Shared keys"), PATH holding the key's 64 hex digits (`sagec keygen`); both ends need the same key.
+// "Shared keys"), PATH holding the key's 64 hex digits (as SharedKey::hex() writes them, or
+// `python3 -c "import secrets; print(secrets.token_hex(32))"`); both ends need the same key.
 #include <chrono>
 #include <cstdio>
 #include <exception>

@@ -90,7 +90,7 @@ class SharedKey:
 
     @classmethod
     def from_file(cls, id_, path):
-        """A file holding 64 hex digits (as `sagec keygen` prints and SharedKey::hex() writes)."""
+        """A file holding 64 hex digits (as the C++ SharedKey::hex() and SharedKey.hex() write them)."""
         try:
             with open(path, encoding="ascii", errors="replace") as f:
                 text = f.read(4096)
