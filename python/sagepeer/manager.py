@@ -110,6 +110,7 @@ class NetworkOptions:
         self.drop_log_interval = 10.0
         self.keys = []            # sagepeer.SharedKey list: connect() proves keys[0], listen() accepts any
         self.max_handshakes = 128  # shared-key handshakes in progress at once (more are refused, code 4)
+        self.max_handshakes_per_address = 8  # of them from one host
         for k, v in kw.items():
             if not hasattr(self, k):
                 raise TypeError("NetworkOptions has no option %r" % k)
@@ -659,6 +660,11 @@ class Manager:
         if len(self._handshakes) > max(1, self.options.max_handshakes):
             return self._fail_handshake(h, "too many handshakes in progress (NetworkOptions::max_handshakes is %d)"
                                         % self.options.max_handshakes, _keys.BUSY)
+        host = address.rsplit(":", 1)[0]
+        if sum(x.address.rsplit(":", 1)[0] == host for x in self._handshakes) > max(1, self.options.max_handshakes_per_address):
+            return self._fail_handshake(h, "too many handshakes in progress from %s (NetworkOptions::"
+                                        "max_handshakes_per_address is %d)" % (host, self.options.max_handshakes_per_address),
+                                        _keys.BUSY)
         self._selector.register(s, selectors.EVENT_READ, h)
 
     def _advance_handshake(self, h):
@@ -687,13 +693,13 @@ class Manager:
                     session = h.hs.on_finish(bytes(h.buf))
                     sock = h.sock
                     self._end_handshake(h, close=False)
-                    self._add_peer(sock, h.address, False, session)
-                    # Frames sent right behind K3 are in the socket already: read them now.
-                    peer = self._peers[self._peer_ids]
-                    self._read(peer)
+                    peer = self._add_peer(sock, h.address, False, session)
+                    self._read(peer)  # frames sent right behind K3 may be there already
                     return
         except _keys.SharedKeyError as e:
             self._fail_handshake(h, e.text, e.code)
+        except Exception as e:  # noqa: BLE001 - a bug of ours must not escape tick() either
+            self._fail_handshake(h, "internal error in the shared-key handshake (please report): %r" % e)
 
     def _fail_handshake(self, h, why, code=None):
         self.stats["authentication_failures"] += 1

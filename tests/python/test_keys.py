@@ -288,19 +288,19 @@ class SharedKeyTest(unittest.TestCase):
         self.assertEqual(server.peers(), [])
 
     def test_a_keyed_python_listener_closes_unfinished_handshakes_at_hello_timeout_and_past_max_handshakes(self):
-        server, _ = manager(self.key, hello_timeout=0.3, max_handshakes=2)
-        port = server.listen("127.0.0.1", 0)
-        silent = [socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) for _ in range(3)]
-        self.assertTrue(tick_until([server], lambda: server.stats["authentication_failures"] >= 1))
-        # The third was refused at once (code 4); the two others end at hello_timeout.
-        got = silent[2].recv(16)
-        self.assertEqual(got, keys.REFUSAL_MAGIC + bytes([keys.BUSY]))
-        self.assertTrue(tick_until([server], lambda: server.stats["authentication_failures"] == 3))
-        for s in silent:
-            s.settimeout(DEADLINE)
-            self.assertIn(s.recv(16), (b"", keys.REFUSAL_MAGIC + bytes([keys.BUSY])))
-            s.close()
-        self.assertEqual(server._handshakes, [])
+        for limit in ("max_handshakes", "max_handshakes_per_address"):
+            with self.subTest(limit):
+                server, _ = manager(self.key, hello_timeout=0.3, **{limit: 2})
+                port = server.listen("127.0.0.1", 0)
+                silent = [socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) for _ in range(3)]
+                self.assertTrue(tick_until([server], lambda: server.stats["authentication_failures"] >= 1))
+                # The third was refused at once (code 4); the two others end at hello_timeout.
+                self.assertEqual(silent[2].recv(16), keys.REFUSAL_MAGIC + bytes([keys.BUSY]))
+                self.assertTrue(tick_until([server], lambda: server.stats["authentication_failures"] == 3))
+                for s in silent:
+                    self.assertIn(s.recv(16), (b"", keys.REFUSAL_MAGIC + bytes([keys.BUSY])))
+                    s.close()
+                self.assertEqual(server._handshakes, [])
 
 
 class SharedKeyValuesTest(unittest.TestCase):
