@@ -10,6 +10,7 @@ import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -164,6 +165,47 @@ class SharedKeyTest(unittest.TestCase):
         self.assertEqual(seen.says, ["from c++"])
         self.assertEqual(server.stats["bad_input"], 0)
         self.assertEqual(server.stats["authentication_failures"], 0)
+
+    def test_two_python_peers_with_the_same_key_talk_and_a_keyed_one_is_refused_by_a_plain_python_listener(self):
+        # connect() blocks for the handshake, so each listener ticks on its own thread.
+        class Greeter(Seen):
+            def handle_Join(self, msg, sender):
+                super().handle_Join(msg, sender)
+                self.manager.send_message(chat.Line(nick="hub", text="sealed " + msg.nick), sender)
+
+        def serve(m, stop):
+            t = threading.Thread(target=m.run, args=(stop.is_set,), kwargs={"timeout": DEADLINE})
+            t.start()
+            return t
+
+        stop = threading.Event()
+        server = sagepeer.Manager(sagepeer.NetworkOptions(keys=[self.key], name="hub"))
+        MANAGERS.append(server)
+        server_seen = server.register_actor(Greeter())
+        server.register_messages(chat.wire_messages)
+        port = server.listen("127.0.0.1", 0)
+        plain, _ = manager()
+        plain_port = plain.listen("127.0.0.1", 0)
+        threads = [serve(server, stop), serve(plain, stop)]
+        try:
+            client, client_seen = manager(self.key, name="py")
+            client.connect("127.0.0.1", port)
+            client.send_message(chat.Join(nick="py"))
+            self.assertTrue(tick_until([client], lambda: client_seen.lines))
+            self.assertEqual(client_seen.lines, [("hub", "sealed py")])
+            self.assertTrue(wait_for(lambda: server_seen.connected))
+            self.assertEqual([c.identity for c in server_seen.connected + client_seen.connected], ["key:chat"] * 2)
+
+            keyed, _ = manager(self.key)
+            with self.assertRaises(sagepeer.NetworkError) as e:
+                keyed.connect("127.0.0.1", plain_port)
+            self.assertIn("does not speak the shared-key handshake", str(e.exception))
+            self.assertTrue(wait_for(lambda: plain.stats["authentication_failures"] == 1))
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        self.assertEqual(plain.peers(), [])
 
     def test_a_wrong_key_or_an_unknown_id_is_refused_with_the_cpp_reason_at_both_ends(self):
         port = self.chat(["server", "0", "127.0.0.1"], self.key).port()
