@@ -14,8 +14,8 @@ Contracts:
   decoded by the checked reader (depth 64).
 - Shared keys (``NetworkOptions.keys``, docs/python.md "Shared keys"): ``connect()`` proves
   ``keys[0]`` within ``connect_timeout`` (NetworkError with the reason otherwise); a listener accepts
-  any of its keys, holding only the handshake's bytes (at most ``max_handshakes`` at once, each
-  within ``hello_timeout``) until K3 verifies; then every frame is sealed both ways and the peer's
+  any of its keys, holding only the handshake's bytes (at most ``max_handshakes`` at once and
+  ``max_handshakes_per_address`` from one host, each within ``hello_timeout``) until K3 verifies; then every frame is sealed both ways and the peer's
   identity is "key:<id>" (PeerConnected.identity, ``identity(sender)``). Failed handshakes are
   counted in ``stats["authentication_failures"]``; a sealed frame that does not open drops the peer
   as bad input.
