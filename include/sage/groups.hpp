@@ -42,6 +42,8 @@ inline constexpr std::string_view main_group = "__main__";
 //    max_backoff (defaults: 10 ms, 20 ms, 40 ms ... capped at 5 s). While it waits, the group
 //    exists (has_process_group() is true) but sends to it fail with peer_gone. Restarts older than
 //    `window` are forgotten, so a child that stays up for `window` starts over at initial_backoff.
+//  * Incarnations: each restart runs the group's next incarnation, whose messages carry the next
+//    Sender::generation; a reply to an earlier incarnation's Sender is refused (peer_gone).
 //  * Intensity: more than `max_restarts` failures within `window` and the group fails for good:
 //    the last group_error says "not restarted: N restarts within T ms" and the group is removed.
 struct RestartPolicy {
@@ -111,8 +113,11 @@ struct GroupStats {
 };
 
 // A group failed: its child process crashed, exited, was killed, or its default actor threw.
-// Thrown by the main group's next tick() (and by remove_process_group() if the child fails while
-// shutting down). Not a caller bug: an expected runtime failure.
+// Thrown by the main group's tick() that notices it, once that tick dispatched every message
+// queued before the failure (what the dead process sent included: docs/groups.md "Incarnations");
+// the messages queued after it stay queued for the next tick. Also thrown by
+// remove_process_group() if the child fails while shutting down. Not a caller bug: an expected
+// runtime failure.
 class group_error : public std::runtime_error {
  public:
   group_error(std::string group, std::string reason, bool restarted = false)

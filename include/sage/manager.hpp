@@ -279,7 +279,8 @@ class Manager {
   bool has_process_group(std::string_view name) const;
   // This manager's group name: main_group, or the child's group name.
   std::string_view group_name() const;
-  // The group a Sender names ("" if it names none): Sender::group(0) is main_group.
+  // The group a Sender names ("" if it names none): Sender::group(0) is main_group. A Sender keeps
+  // naming its group after the group failed, was removed or restarted.
   std::string_view group_name(Sender sender) const;
   // Pid of a group's child process (for tests and tools). Throws no_such_group.
   int process_group_pid(std::string_view name) const;
@@ -306,11 +307,24 @@ class Manager {
   void queue_message_to_group(std::string_view group, const M& msg) {
     if (auto r = try_queue_message_to_group(group, msg); !r) throw send_error(r.error());
   }
-  // Replies to the group a received message came from.
+  // Replies to the group a received message came from. A Sender of an earlier incarnation of a
+  // group (restarted since: its Sender::generation is older) is refused with send_error(peer_gone)
+  // rather than reaching the new process; one of a group that is gone throws no_such_group; one
+  // that names no group throws usage_error.
   template <class M>
   void queue_message_to_group(Sender group, const M& msg) {
-    queue_message_to_group(group_name_checked(group), msg);
+    if (auto r = try_queue_message_to_group(group, msg); !r) throw send_error(r.error());
   }
+  // Same, reporting peer_gone (an earlier incarnation) and the send errors as a value.
+  template <class M>
+  Result<void> try_queue_message_to_group(Sender group, const M& msg) {
+    auto name = reply_target(group);
+    if (!name) return name.error();
+    return try_queue_message_to_group(*name, msg);
+  }
+  // Main group: the Sender the messages of group `name` carry now (Sender::generation counts its
+  // restarts). Throws no_such_group.
+  Sender group_sender(std::string_view name) const;
   // Same as queue_message_to_group() but reports send_buffer_full / too_large / too_deep / peer_gone /
   // incompatible (a remote group whose schemas do not have the message) as a value.
   template <class M>
@@ -611,7 +625,8 @@ class Manager {
   void register_wire(const detail::WireCodec& codec);
   Result<void> queue_group_record(std::string_view group, const detail::WireCodec& codec,
                                   std::span<const std::byte> payload);
-  std::string_view group_name_checked(Sender sender) const;
+  // The name of the group `sender` names, if it is that group's current incarnation.
+  Result<std::string_view> reply_target(Sender sender) const;
   // Encodes `msg` into wire_builder_ and applies the send-side depth check (too_deep), so that no
   // send path can skip it. The bytes stay valid until the next encode on this manager.
   template <class M>

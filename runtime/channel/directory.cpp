@@ -96,12 +96,31 @@ void Directory::set_route(std::uint32_t index, Route route) noexcept {
 
 void Directory::remove_group(std::string_view name) noexcept {
   for (std::size_t i = 1; i < names_.size(); ++i)
-    if (i != self_index_ && names_[i].name == name) names_[i] = {};
+    if (i != self_index_ && names_[i].name == name && !names_[i].gone) {
+      names_[i].route = {};
+      names_[i].gone = true;
+    }
+}
+
+void Directory::set_generation(std::uint32_t index, std::uint16_t generation) noexcept {
+  if (index < names_.size()) names_[index].generation = generation;
+}
+
+Directory::SenderState Directory::state_of(Sender sender) const noexcept {
+  if (sender.kind != Sender::Kind::group || sender.index >= names_.size() || names_[sender.index].name.empty())
+    return SenderState::none;
+  const Group& g = names_[sender.index];
+  if (g.gone) return SenderState::gone;
+  return g.generation == sender.generation ? SenderState::current : SenderState::earlier_incarnation;
+}
+
+Sender Directory::current_sender(std::uint32_t index) const noexcept {
+  return Sender::group(index, index < names_.size() ? names_[index].generation : 0);
 }
 
 Sender Directory::sender_of(std::string_view name) {
   for (std::size_t i = 0; i < names_.size(); ++i)
-    if (names_[i].name == name) return Sender::group(static_cast<std::uint32_t>(i));
+    if (names_[i].name == name && !names_[i].gone) return Sender::group(static_cast<std::uint32_t>(i));
   names_.push_back({std::string(name), {}});
   return Sender::group(static_cast<std::uint32_t>(names_.size() - 1));
 }

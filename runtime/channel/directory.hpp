@@ -70,7 +70,17 @@ class Directory {
   std::uint32_t add_group(std::string_view name);
   void set_route(std::uint32_t index, Route route) noexcept;
   // Forgets group `name`: its route, and its index (a later group of that name gets a new one).
+  // The index keeps naming the group (name_of), marked gone, so that a reply to it says which
+  // group is gone.
   void remove_group(std::string_view name) noexcept;
+  // Main group: the incarnation of the group at `index` now (a restart adds one; Sender::generation).
+  void set_generation(std::uint32_t index, std::uint16_t generation) noexcept;
+  // What a group Sender names now: a live group's current incarnation, an earlier incarnation of
+  // it (restarted since), a group that is gone (removed, failed for good, its node lost), or nothing.
+  enum class SenderState : std::uint8_t { none, current, earlier_incarnation, gone };
+  SenderState state_of(Sender sender) const noexcept;
+  // The Sender of the group at `index` now (its current generation).
+  Sender current_sender(std::uint32_t index) const noexcept;
   // The index of `name`, assigned on first use (a child learns other groups as relayed records arrive).
   Sender sender_of(std::string_view name);
   // The group a Sender names ("" if none).
@@ -87,6 +97,8 @@ class Directory {
   struct Group {
     std::string name;  // "" = free slot
     Route route;
+    std::uint16_t generation = 0;  // the incarnation running now
+    bool gone = false;             // removed: the index names it, nothing reaches it
   };
   // The combined "sage-schema 1" text of the described codecs in `types` ("" if none or on a conflict).
   std::string describe(const std::array<bool, 256>& types) const;

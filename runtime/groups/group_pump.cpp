@@ -96,6 +96,7 @@ struct GroupPump::Child final : ChannelEvents {
   std::string pending_failure;  // detected while reading; fail() runs after
   std::vector<Clock::time_point> restarts;
   Clock::time_point restart_at{};  // State::waiting: when to start it again
+  std::uint16_t generation = 0;    // the incarnation: restarts so far (Sender::generation)
 };
 
 GroupPump::GroupPump(Manager& manager, const GroupsOptions& options)
@@ -391,17 +392,22 @@ void GroupPump::fail(Child& c, std::string reason) {
                 std::to_string(policy.window.count()) + " ms";
     }
   }
-  failures_.emplace_back(c.name, reason, restarted);
+  // Queued behind what this incarnation sent (read above): dispatched first, then this is thrown.
+  ManagerAccess::report_failure(manager_, group_error(c.name, reason, restarted));
   if (!restarted) erase(c);
 }
 
 void GroupPump::restart(Child& c) {
+  // A new incarnation: its messages carry a new Sender, and a reply to the old one is refused.
+  ++c.generation;
+  directory_.set_generation(c.index, c.generation);
+  c.channel.set_sender(Sender::group(c.index, c.generation));
   try {
     spawn(c);
   } catch (const spawn_error& e) {
     c.state = Child::State::failed;
     teardown(c, true);
-    failures_.emplace_back(c.name, std::string("restart failed: ") + e.what(), false);
+    ManagerAccess::report_failure(manager_, group_error(c.name, std::string("restart failed: ") + e.what(), false));
     erase(c);
   }
 }
@@ -474,11 +480,6 @@ void GroupPump::poll(Manager& manager) {
     check_exit(*c);
   }
   if (!fork_server_lost_) waker_.rearm(fs.fd());
-  if (!failures_.empty()) {
-    group_error e = failures_.front();
-    failures_.erase(failures_.begin());
-    throw e;
-  }
 }
 
 void GroupPump::flush(Manager&) {

@@ -11,7 +11,9 @@
 //   starting --hello checked--> running --bye sent--> leaving --bye_ack, exit 0--> removed
 //   starting/running/leaving --exit, crash, lost link, refused hello--> failed
 //   failed --RestartPolicy allows--> waiting (the backoff) --due--> starting (same name and
-//   Sender index)   else removed
+//   Sender index, the next Sender::generation)   else removed
+// A failure is not thrown from poll(): it is queued in the manager's FIFO behind what the dead
+// incarnation sent (ManagerAccess::report_failure), and the tick that reaches it throws it.
 #pragma once
 
 #include <sys/types.h>
@@ -70,7 +72,6 @@ class GroupPump final : public Pump {
   Directory& directory_;
   IpcDir dir_;
   std::vector<std::unique_ptr<Child>> children_;
-  std::vector<group_error> failures_;  // detected, not yet thrown
   std::uint64_t next_endpoint_ = 1;
   ChannelCounters counters_;
   std::size_t max_groups_;

@@ -71,10 +71,29 @@ GroupStats Manager::group_stats() const {
   return detail::ManagerAccess::groups(*this).stats();
 }
 
-std::string_view Manager::group_name_checked(Sender sender) const {
+Result<std::string_view> Manager::reply_target(Sender sender) const {
   auto name = group_name(sender);
   if (name.empty()) throw usage_error("sage: the sender is not a group of this application");
-  return name;
+  switch (directory_->state_of(sender)) {
+    case detail::Directory::SenderState::gone: throw no_such_group(name);
+    case detail::Directory::SenderState::earlier_incarnation:
+      return Error{Errc::peer_gone,
+                   "group '" + std::string(name) + "' was restarted: this Sender names its incarnation " +
+                       std::to_string(sender.generation) + ", which is gone (it runs incarnation " +
+                       std::to_string(directory_->current_sender(sender.index).generation) +
+                       " now); a reply to the old process is not given to the new one"};
+    default: return name;
+  }
+}
+
+Sender Manager::group_sender(std::string_view name) const {
+  const detail::Route route = directory_->route(name);
+  if (route.kind != detail::Route::Kind::child && route.kind != detail::Route::Kind::node) {
+    if (!groups_enabled() && !net_) throw groups_not_enabled();
+    if (route.kind != detail::Route::Kind::self) throw no_such_group(name);
+    return Sender::group(directory_->self_index());
+  }
+  return route.channel->config().sender;
 }
 
 void Manager::register_wire(const detail::WireCodec& codec) { directory_->register_codec(codec); }

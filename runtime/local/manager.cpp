@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "channel/directory.hpp"
+#include "local/manager_access.hpp"
 #include "local/pump.hpp"
 #include "runtime_assert.hpp"
 #include "transport/waker.hpp"
@@ -346,6 +347,10 @@ void Manager::dispatch_record(const TypeSlot& slot, void* data, ActorId target, 
       if (type.destroy) type.destroy(data);
     }
   } destroy{*slot.type, data};
+  if (slot.type == &detail::message_type_v<detail::GroupFailure>) [[unlikely]] {
+    --stats_.dispatched;  // a report, not a message (the tick loop counts every record it took)
+    throw group_error(static_cast<const detail::GroupFailure*>(data)->error);
+  }
   if (target)
     deliver_to(target, *slot.type, data, from);
   else

@@ -10,6 +10,14 @@ namespace sage::detail {
 
 class Pump;
 class Waker;
+
+// A group's failure, queued in the manager's FIFO behind what the group's process sent before it
+// failed: the tick that reaches it throws `error` (Manager::dispatch_record), so everything that
+// incarnation sent is dispatched before its failure is reported (docs/groups.md "Incarnations").
+// Never seen by actors, observers or the dead-letter handler.
+struct GroupFailure {
+  group_error error;
+};
 class Directory;
 class GroupPump;
 class ChildPump;
@@ -29,6 +37,11 @@ struct ManagerAccess {
   static void attach_child(Manager& m, std::unique_ptr<ChildPump> pump);
   // The network pump (throws usage_error if the network is not enabled).
   static NetPump& network(const Manager& m);
+  // Queues a GroupFailure behind every message queued so far (a pump calls it from poll()).
+  static void report_failure(Manager& m, group_error e) {
+    m.incoming_.push<GroupFailure>(m.pool_, m.note_type(message_type_v<GroupFailure>), ActorId{}, Sender::local(),
+                                   GroupFailure{std::move(e)});
+  }
 };
 
 }  // namespace sage::detail

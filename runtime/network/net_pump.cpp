@@ -161,11 +161,9 @@ void NetPump::goodbye(Peer& p) {
 
 void NetPump::poll(Manager& manager) {
   PeerPump::poll(manager);
-  if (!failures_.empty()) {
-    group_error e = failures_.front();
-    failures_.erase(failures_.begin());
-    throw e;
-  }
+  // Queued behind what the lost nodes sent (read above): dispatched first, then thrown.
+  for (auto& e : failures_) ManagerAccess::report_failure(manager, std::move(e));
+  failures_.clear();
 }
 
 // ---- remote groups, the main group's side ----

@@ -49,7 +49,8 @@ class NetPump final : public PeerPump {
   std::optional<std::string> main_lost() const { return node_.main_lost(); }
   void answer_bye() { node_.answer_bye(); }
 
-  // A remote group lost since the last poll is raised here as group_error (one per poll).
+  // A remote group lost since the last poll is queued as a group_error behind what its node sent
+  // (ManagerAccess::report_failure): the tick that reaches it throws it.
   void poll(Manager& manager) override;
 
  private:
@@ -60,7 +61,7 @@ class NetPump final : public PeerPump {
 
   NetworkOptions options_;
   RemoteNode node_;
-  std::vector<group_error> failures_;  // remote groups lost, thrown by poll()
+  std::vector<group_error> failures_;  // remote groups lost, queued by poll()
 };
 
 }  // namespace sage::detail

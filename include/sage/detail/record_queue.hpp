@@ -26,25 +26,29 @@ inline constexpr std::size_t max_message_align = 16;
 
 // The start of a manager's per-type slot; records point to it, so dispatch finds the subscribers
 // of a record without a lookup. Slots never move while records point to them.
-struct TypeSlotHead {
+// Aligned to 64 so that a record's slot pointer has six low bits for its flags.
+struct alignas(64) TypeSlotHead {
   const MessageType* type;
 };
 
 struct RecordHeader {
   // const TypeSlotHead*, with flags in the low bits: aborted (the record was removed),
-  // has_destructor (the message must be destroyed) and targeted (an ActorId follows the header),
-  // each known without touching the type.
+  // has_destructor (the message must be destroyed), targeted (an ActorId follows the header),
+  // padded (8 bytes of padding align the message to 16) and the Sender::Kind (two bits), each
+  // known without touching the type.
   std::uintptr_t slot;
-  std::uint32_t sender_index;  // Sender::index
-  Sender::Kind sender_kind;    // Sender::kind
-  std::uint8_t payload_offset; // where the message starts, from the start of the header
-  std::uint16_t stride;        // bytes to the next record; 0 in an oversized chunk, which holds one record
+  std::uint32_t sender_index;         // Sender::index
+  std::uint16_t sender_generation;    // Sender::generation
+  std::uint16_t stride;               // bytes to the next record; 0 in an oversized chunk, which holds one record
   // Followed by the target's ActorId when targeted, then (aligned) the message.
 
   static constexpr std::uintptr_t aborted_flag = 1;
   static constexpr std::uintptr_t destructor_flag = 2;
   static constexpr std::uintptr_t targeted_flag = 4;
-  static constexpr std::uintptr_t flags = aborted_flag | destructor_flag | targeted_flag;
+  static constexpr std::uintptr_t padded_flag = 8;
+  static constexpr unsigned kind_shift = 4;  // Sender::Kind in bits 4 and 5
+  static constexpr std::uintptr_t kind_bits = std::uintptr_t{3} << kind_shift;
+  static constexpr std::uintptr_t flags = aborted_flag | destructor_flag | targeted_flag | padded_flag | kind_bits;
 
   const TypeSlotHead& type_slot() const noexcept { return *reinterpret_cast<const TypeSlotHead*>(slot & ~flags); }
   const MessageType& message_type() const noexcept { return *type_slot().type; }
@@ -59,8 +63,13 @@ struct RecordHeader {
     std::memcpy(&id, reinterpret_cast<const std::byte*>(this) + sizeof(RecordHeader), sizeof(ActorId));
     return id;
   }
-  void* payload() noexcept { return reinterpret_cast<std::byte*>(this) + payload_offset; }
-  Sender sender() const noexcept { return Sender{sender_kind, sender_index}; }
+  // After the header, the target (targeted: 8 bytes) and the padding (padded: 8 bytes).
+  void* payload() noexcept {
+    return reinterpret_cast<std::byte*>(this) + sizeof(RecordHeader) + ((slot & targeted_flag) << 1) + (slot & padded_flag);
+  }
+  Sender sender() const noexcept {
+    return Sender{static_cast<Sender::Kind>((slot & kind_bits) >> kind_shift), sender_index, sender_generation};
+  }
 
   // Where the message of a record starting at `header` goes: after the header and the target if
   // any, aligned. Records start 8-aligned, so for alignments up to 8 this is a constant offset.
@@ -173,9 +182,13 @@ class RecordQueue {
     // with a chunk to itself can be longer, and its stride is then not needed.
     const std::uintptr_t stride = end - base;
     constexpr bool may_be_oversized = RecordHeader::payload_at(8, true, max_message_align) + message_bytes > 0xffff;
+    // The message is at base + 16, + 8 after a target, + 8 more when aligning it to 16 needed it.
+    const std::uintptr_t padded = (payload - base) - sizeof(RecordHeader) - (targeted ? sizeof(ActorId) : 0);
+    static_assert(RecordHeader::padded_flag == 8 && static_cast<unsigned>(Sender::Kind::peer) <= 3);
     auto* header = new (reinterpret_cast<void*>(base))
-        RecordHeader{reinterpret_cast<std::uintptr_t>(&slot) | destructor | (targeted ? RecordHeader::targeted_flag : 0),
-                     sender.index, sender.kind, static_cast<std::uint8_t>(payload - base),
+        RecordHeader{reinterpret_cast<std::uintptr_t>(&slot) | destructor | (targeted ? RecordHeader::targeted_flag : 0) |
+                         padded | (static_cast<std::uintptr_t>(sender.kind) << RecordHeader::kind_shift),
+                     sender.index, sender.generation,
                      static_cast<std::uint16_t>(!may_be_oversized || stride <= 0xffff ? stride : 0)};
     if (targeted) std::memcpy(header + 1, &target, sizeof(ActorId));
     if (fresh) [[unlikely]]
