@@ -210,6 +210,7 @@ class Manager:
                                      "handshakes_refused", "admissions_refused", "unknown_type_skipped",
                                      "authentication_failures")}
         self.stats["last_bad_input"] = ""
+        self.stats["last_authentication_failure"] = ""
 
     # ---------------------------------------------------------------------------------------- local
 
@@ -703,6 +704,7 @@ class Manager:
 
     def _fail_handshake(self, h, why, code=None):
         self.stats["authentication_failures"] += 1
+        self.stats["last_authentication_failure"] = why
         if code is not None and h.sock is not None:
             try:
                 h.sock.send(_keys.REFUSAL_MAGIC + bytes([code]))

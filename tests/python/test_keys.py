@@ -6,6 +6,7 @@ both ways, refusals with the C++ reason texts, and tampered or replayed sealed f
 Every wait has a deadline; port 0 and loopback only.
 """
 import os
+import random
 import socket
 import struct
 import subprocess
@@ -343,6 +344,66 @@ class SharedKeyTest(unittest.TestCase):
                     self.assertIn(s.recv(16), (b"", keys.REFUSAL_MAGIC + bytes([keys.BUSY])))
                     s.close()
                 self.assertEqual(server._handshakes, [])
+
+
+    def test_mutated_handshakes_never_raise_out_of_tick_and_each_ends_as_an_authentication_failure(self):
+        server, seen = manager(self.key)
+        port = server.listen("127.0.0.1", 0)
+        rng = random.Random(22)
+
+        def mutated(data):
+            data = bytearray(data)
+            for _ in range(rng.randint(1, 4)):
+                data[rng.randrange(len(data))] ^= rng.randrange(1, 256)
+            return bytes(data[:rng.randrange(len(data))] if rng.random() < 0.3 else data)
+
+        def until_closed(s):
+            s.settimeout(0.005)
+
+            def closed():
+                try:
+                    return s.recv(65536) == b""
+                except socket.timeout:
+                    return False
+                except ConnectionResetError:
+                    return True
+            return tick_until([server], closed)
+
+        n = 120
+        for i in range(n):
+            hs = keys.ClientHandshake(self.key)
+            s = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+            if i % 2:  # a bad K1
+                s.sendall(mutated(hs.hello))
+            else:  # a good K1, then a bad K3
+                s.sendall(hs.hello)
+                s.setblocking(False)
+                reply = bytearray()
+
+                def k2():
+                    try:
+                        reply.extend(s.recv(keys.K2_BYTES - len(reply)))
+                    except BlockingIOError:
+                        pass
+                    return len(reply) == keys.K2_BYTES
+
+                self.assertTrue(tick_until([server], k2))
+                s.setblocking(True)
+                s.sendall(mutated(hs.on_reply(bytes(reply))[1]))
+            s.shutdown(socket.SHUT_WR)
+            self.assertTrue(until_closed(s), i)
+            s.close()
+            self.assertNotIn("internal error", server.stats["last_authentication_failure"])
+        self.assertTrue(tick_until([server], lambda: server.stats["authentication_failures"] == n))
+        self.assertEqual((seen.connected, server._peers, server._handshakes), ([], {}, []))
+        # and it still serves a client with the key
+        good, _ = manager(self.key)
+        serving = threading.Thread(target=tick_until, args=([server], lambda: seen.connected))
+        serving.start()
+        good.connect("127.0.0.1", port)  # blocks for K2, which the thread's ticks answer
+        self.assertTrue(tick_until([good], lambda: good.peers()))
+        serving.join()
+        self.assertEqual([c.identity for c in seen.connected], ["key:chat"])
 
 
 class SharedKeyValuesTest(unittest.TestCase):
