@@ -2,8 +2,12 @@
 //   chat server 5555 [ADDRESS]       in one terminal (listens on ADDRESS, default 0.0.0.0; port 0: any)
 //   chat client 127.0.0.1 5555 ann   in others: type lines, Ctrl-D leaves
 //   chat demo                        a scripted server and two clients in one process (the test)
+// Server and client take `--key-file PATH --key-id ID` (anywhere): shared-key mode (docs/security.md
+// "Shared keys"), PATH holding the key's 64 hex digits (as SharedKey::hex() writes them, or
+// `python3 -c "import secrets; print(secrets.token_hex(32))"`); both ends need the same key.
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -59,11 +63,34 @@ struct Client : sage::Actor<Client, sage::subscribes<chat::Line>> {
   }
 };
 
-int main(int argc, char** argv) {
+// Takes `--key-file PATH --key-id ID` out of argv; true if the key was read (or none was given).
+bool take_key(int& argc, char** argv, sage::NetworkOptions& options) {
+  std::string file, id;
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if ((a == "--key-file" || a == "--key-id") && i + 1 < argc) (a == "--key-file" ? file : id) = argv[++i];
+    else argv[out++] = argv[i];
+  }
+  argc = out;
+  if (file.empty() && id.empty()) return true;
+  auto key = sage::SharedKey::from_file(id.empty() ? "chat" : id, file);
+  if (!key) {
+    std::fprintf(stderr, "chat: %s\n", key.error().message().c_str());
+    return false;
+  }
+  options.keys = {*key};
+  return true;
+}
+
+int main(int argc, char** argv) try {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines show up at once, even through a pipe
+  sage::NetworkOptions options;
+  if (!take_key(argc, argv, options)) return 64;
   const std::string mode = argc > 1 ? argv[1] : "demo";
   if (mode == "server" && (argc == 3 || argc == 4)) {
     sage::Manager mgr;
+    mgr.enable_network(options);
     mgr.register_messages(chat::chat_wire_messages{});
     Server server(mgr);
     server.log = true;
@@ -72,6 +99,7 @@ int main(int argc, char** argv) {
     mgr.run(30ms, [] { return false; });
   } else if (mode == "client" && argc == 5) {
     sage::Manager mgr;
+    mgr.enable_network(options);
     mgr.register_messages(chat::chat_wire_messages{});
     Client me;
     me.me = argv[4];
@@ -121,7 +149,11 @@ int main(int argc, char** argv) {
     until([&] { return ann.seen == 3; });  // "bob left"
     std::printf("chat demo done\n");
   } else {
-    std::fprintf(stderr, "usage: chat server PORT [ADDRESS] | chat client HOST PORT NICK | chat demo\n");
+    std::fprintf(stderr, "usage: chat server PORT [ADDRESS] | chat client HOST PORT NICK | chat demo"
+                         " [--key-file PATH --key-id ID]\n");
     return 64;
   }
+} catch (const std::exception& e) {  // e.g. connect() refused: the reason, not std::terminate
+  std::fprintf(stderr, "chat: %s\n", e.what());
+  return 1;
 }

@@ -51,7 +51,7 @@ struct TlsOptions {
 
 // A shared key (docs/security.md "Shared keys"): 32 random bytes and the id that names it. Give the
 // same key to both ends; keep it secret like a password. Made with generate() (libsodium's CSPRNG)
-// or read as 64 hex digits (`sagec keygen` prints one).
+// or read as 64 hex digits (as hex() writes them).
 struct SharedKey {
   std::string id;                     // 1..64 bytes, not secret; the other end's identity is "key:" + id
   std::array<std::byte, 32> bytes{};  // the secret

@@ -6,7 +6,8 @@ classes. The import name is not `sage` (SageMath owns it).
 """
 from .manager import (Actor, Manager, NetworkError, NetworkOptions, PeerConnected, PeerDisconnected, PeerRefused,
                       SendError, Sender)
+from .keys import SharedKey, SharedKeyError
 
 __all__ = ["Actor", "Manager", "NetworkError", "NetworkOptions", "PeerConnected", "PeerDisconnected", "PeerRefused",
-           "SendError", "Sender"]
+           "SendError", "Sender", "SharedKey", "SharedKeyError"]
 __version__ = "0.1.0"

@@ -12,6 +12,13 @@ Contracts:
   ``heartbeat_interval`` to a peer that got nothing else, a peer silent for ``heartbeat_timeout``
   dropped, ``hello_timeout``, ``max_message_size`` checked before a frame is buffered, payloads
   decoded by the checked reader (depth 64).
+- Shared keys (``NetworkOptions.keys``, docs/python.md "Shared keys"): ``connect()`` proves
+  ``keys[0]`` within ``connect_timeout`` (NetworkError with the reason otherwise); a listener accepts
+  any of its keys, holding only the handshake's bytes (at most ``max_handshakes`` at once and
+  ``max_handshakes_per_address`` from one host, each within ``hello_timeout``) until K3 verifies; then every frame is sealed both ways and the peer's
+  identity is "key:<id>" (PeerConnected.identity, ``identity(sender)``). Failed handshakes are
+  counted in ``stats["authentication_failures"]``; a sealed frame that does not open drops the peer
+  as bad input.
 - Bad input from a peer never raises out of ``tick()``: the peer is dropped, counted in
   ``stats["bad_input"]`` (``stats["last_bad_input"]`` has the reason) and logged to stderr
   (``sagepeer: network: dropped ADDR: reason``), and the other peers are served as before.
@@ -25,7 +32,7 @@ import socket
 import sys
 import time
 
-from . import flat, schema, wire
+from . import flat, keys as _keys, schema, wire
 
 __all__ = ["Manager", "Actor", "Sender", "NetworkOptions", "NetworkError", "SendError", "PeerConnected",
            "PeerDisconnected", "PeerRefused"]
@@ -61,11 +68,12 @@ MAIN_GROUP = "__main__"
 
 
 class PeerConnected:
-    """Queued once a peer's hello arrived and was accepted. ``peer`` is its Sender."""
-    __slots__ = ("peer", "address", "name", "outgoing")
+    """Queued once a peer's hello arrived and was accepted. ``peer`` is its Sender; ``identity`` what
+    the other end proved: "key:<id>" with shared keys, else ""."""
+    __slots__ = ("peer", "address", "name", "outgoing", "identity")
 
-    def __init__(self, peer, address, name, outgoing):
-        self.peer, self.address, self.name, self.outgoing = peer, address, name, outgoing
+    def __init__(self, peer, address, name, outgoing, identity=""):
+        self.peer, self.address, self.name, self.outgoing, self.identity = peer, address, name, outgoing, identity
 
 
 class PeerDisconnected:
@@ -100,6 +108,9 @@ class NetworkOptions:
         self.max_peers = 1024
         self.drop_log_burst = 10
         self.drop_log_interval = 10.0
+        self.keys = []            # sagepeer.SharedKey list: connect() proves keys[0], listen() accepts any
+        self.max_handshakes = 128  # shared-key handshakes in progress at once (more are refused, code 4)
+        self.max_handshakes_per_address = 8  # of them from one host
         for k, v in kw.items():
             if not hasattr(self, k):
                 raise TypeError("NetworkOptions has no option %r" % k)
@@ -107,15 +118,17 @@ class NetworkOptions:
 
 
 class _Dropped(Exception):
-    def __init__(self, code, text):
+    def __init__(self, code, text, refused=False):
         super().__init__(text)
-        self.code, self.text = code, text
+        self.code, self.text, self.refused = code, text, refused
 
 
 class _Peer:
-    def __init__(self, manager, sock, address, outgoing):
+    def __init__(self, manager, sock, address, outgoing, session=None):
         now = time.monotonic()
         self.sock, self.address, self.outgoing = sock, address, outgoing
+        self.session = session  # shared-key mode: the sealers of both directions
+        self.identity = "key:" + session.key_id if session is not None else ""
         self.sender = Sender("peer", manager._next_peer_id())
         self.inbuf = bytearray()
         self.outbuf = bytearray()
@@ -137,6 +150,17 @@ class _Peer:
         self.group = None      # for join_as_group: the group name we host
         self.join_result = None
         self.bye = False       # the main group said bye; bye_ack queued
+
+
+class _KeyHandshake:
+    """A connection at a keyed listener before K3 verified: the socket, the bytes read, a deadline."""
+
+    def __init__(self, sock, address, hs):
+        self.sock, self.address, self.hs = sock, address, hs
+        self.started = time.monotonic()
+        self.buf = bytearray()
+        self.want = 9  # K1's magic and id length, then the rest of K1, then K3
+        self.k1 = None
 
 
 class Actor:
@@ -180,10 +204,13 @@ class Manager:
         self._drop_log = [0.0, 0, 0]  # window start, lines written, suppressed
         self.group_name = ""     # join_as_group: the group this node hosts
         self._main = None        # join_as_group: the main group's _Peer
+        self._handshakes = []    # listener side of shared-key handshakes in progress (_KeyHandshake)
         self.stats = {k: 0 for k in ("connections", "frames_received", "records_received", "records_sent", "bad_input",
                                      "heartbeat_timeouts", "hello_timeouts", "frame_timeouts", "peers_refused",
-                                     "handshakes_refused", "admissions_refused", "unknown_type_skipped")}
+                                     "handshakes_refused", "admissions_refused", "unknown_type_skipped",
+                                     "authentication_failures")}
         self.stats["last_bad_input"] = ""
+        self.stats["last_authentication_failure"] = ""
 
     # ---------------------------------------------------------------------------------------- local
 
@@ -290,8 +317,21 @@ class Manager:
         self._peer_ids += 1
         return self._peer_ids
 
+    def _check_keys(self):
+        ks = list(self.options.keys or [])
+        for k in ks:
+            if not isinstance(k, _keys.SharedKey):
+                raise TypeError("NetworkOptions.keys holds sagepeer.SharedKey values, not %r" % (k,))
+        if len({k.id for k in ks}) != len(ks):
+            raise ValueError("NetworkOptions.keys has two keys with the same id")
+        if ks:
+            _keys._need_nacl()
+        return ks
+
     def listen(self, host="0.0.0.0", port=0):
-        """Listens for peers; returns the port bound (port 0 picks a free one)."""
+        """Listens for peers; returns the port bound (port 0 picks a free one). With NetworkOptions.keys,
+        a peer must prove one of them (the shared-key handshake) before anything is created for it."""
+        self._check_keys()
         if self._listener is not None:
             raise NetworkError("this manager already listens on port %d" % self.listening())
         try:
@@ -308,20 +348,75 @@ class Manager:
 
     def connect(self, host, port):
         """Connects to a sage node (blocking up to connect_timeout); returns its Sender. The handshake
-        completes in later ticks (PeerConnected, or PeerRefused)."""
+        completes in later ticks (PeerConnected, or PeerRefused). With NetworkOptions.keys, the
+        shared-key handshake (proving keys[0]) is part of connect(): NetworkError with the reason if
+        the node refuses the key, does not prove it, or listens without keys."""
+        ks = self._check_keys()
+        started = time.monotonic()
         try:
             s = socket.create_connection((host, port), timeout=self.options.connect_timeout)
         except OSError as e:
             raise NetworkError("cannot connect to tcp://%s:%d: %s" % (host, port, e.strerror or e)) from None
-        peer = self._add_peer(s, "%s:%d" % (host, port), True)
+        session = None
+        if ks:
+            try:
+                session = self._client_handshake(s, ks[0], started + self.options.connect_timeout)
+            except NetworkError as e:
+                s.close()
+                raise NetworkError("cannot connect to tcp://%s:%d: %s" % (host, port, e)) from None
+        peer = self._add_peer(s, "%s:%d" % (host, port), True, session)
         self._server = peer if self._server is None else False
         self._network_out()  # the hello goes at once, as the C++ runtime writes it
         return peer.sender
 
-    def _add_peer(self, s, address, outgoing):
+    def _client_handshake(self, s, key, deadline):
+        """K1, then K2 (or a refusal), then K3, on the blocking socket `s`; the Session, else NetworkError."""
+        hs = _keys.ClientHandshake(key)
+
+        def read(n):
+            got = b""
+            while len(got) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise NetworkError("the shared-key handshake did not finish within %d ms (connect_timeout)"
+                                       % (self.options.connect_timeout * 1000))
+                s.settimeout(left)
+                try:
+                    data = s.recv(n - len(got))
+                except socket.timeout:
+                    continue
+                except OSError as e:
+                    data = None
+                    why = e.strerror or str(e)
+                if not data:
+                    raise NetworkError("%s during the shared-key handshake (a listener without NetworkOptions::keys "
+                                       "closes such connections)" % ("connection closed" if data == b"" else why))
+                got += data
+            return got
+
+        try:
+            s.settimeout(max(0.001, deadline - time.monotonic()))
+            s.sendall(hs.hello)
+            head = read(8)
+            if head == _keys.REFUSAL_MAGIC:
+                reply = head + read(_keys.REFUSAL_BYTES - 8)
+            elif head == _keys.K2_MAGIC:
+                reply = head + read(_keys.K2_BYTES - 8)
+            else:
+                raise NetworkError("it does not speak the shared-key handshake (does it listen with "
+                                   "NetworkOptions::keys?)")
+            session, k3 = hs.on_reply(reply)
+            s.sendall(k3)
+        except _keys.SharedKeyError as e:
+            raise NetworkError(e.text) from None
+        except OSError as e:
+            raise NetworkError("%s during the shared-key handshake" % (e.strerror or e)) from None
+        return session
+
+    def _add_peer(self, s, address, outgoing, session=None):
         s.setblocking(False)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        peer = _Peer(self, s, address, outgoing)
+        peer = _Peer(self, s, address, outgoing, session)
         self._peers[peer.sender.id] = peer
         self._selector.register(s, selectors.EVENT_READ, peer)
         self.stats["connections"] += 1
@@ -353,6 +448,11 @@ class Manager:
     def peers(self):
         """Senders of the peers whose handshake completed."""
         return [p.sender for p in self._peers.values() if p.hello is not None and not p.closing]
+
+    def identity(self, peer):
+        """What a connected peer proved: "key:<id>" (shared keys), else ""; None if there is no such peer."""
+        p = self._peers.get(peer.id) if isinstance(peer, Sender) and peer.kind == "peer" else None
+        return None if p is None else p.identity
 
     def send_message(self, msg, peer=None):
         """Queues `msg` for one peer (its Sender; default: the one connect()ed server), written at the
@@ -443,6 +543,8 @@ class Manager:
                 time.sleep(0.001)
         for p in list(self._peers.values()):
             self._close(p)
+        for h in list(self._handshakes):
+            self._end_handshake(h)
         if self._listener is not None:
             self._selector.unregister(self._listener)
             self._listener.close()
@@ -504,10 +606,15 @@ class Manager:
         for key, _ in events:
             if key.data is None:
                 self._accept()
+            elif isinstance(key.data, _KeyHandshake):
+                self._advance_handshake(key.data)
             else:
                 self._read(key.data)
         now = time.monotonic()
         o = self.options
+        for h in list(self._handshakes):
+            if now - h.started > o.hello_timeout:
+                self._fail_handshake(h, "not finished within %d ms (NetworkOptions::hello_timeout)" % (o.hello_timeout * 1000))
         for p in list(self._peers.values()):
             if p.sock is None:
                 continue
@@ -540,7 +647,83 @@ class Manager:
                 self.stats["peers_refused"] += 1
                 s.close()
                 continue
+            if self.options.keys:
+                self._start_handshake(s, "%s:%d" % addr[:2])
+                continue
             self._add_peer(s, "%s:%d" % addr[:2], False)
+
+    # Listener side of the shared-key handshake: only the handshake's bytes and a deadline until K3
+    # verifies; then the connection becomes a peer (sealed).
+    def _start_handshake(self, s, address):
+        s.setblocking(False)
+        h = _KeyHandshake(s, address, _keys.ServerHandshake(self.options.keys))
+        self._handshakes.append(h)
+        if len(self._handshakes) > max(1, self.options.max_handshakes):
+            return self._fail_handshake(h, "too many handshakes in progress (NetworkOptions::max_handshakes is %d)"
+                                        % self.options.max_handshakes, _keys.BUSY)
+        host = address.rsplit(":", 1)[0]
+        if sum(x.address.rsplit(":", 1)[0] == host for x in self._handshakes) > max(1, self.options.max_handshakes_per_address):
+            return self._fail_handshake(h, "too many handshakes in progress from %s (NetworkOptions::"
+                                        "max_handshakes_per_address is %d)" % (host, self.options.max_handshakes_per_address),
+                                        _keys.BUSY)
+        self._selector.register(s, selectors.EVENT_READ, h)
+
+    def _advance_handshake(self, h):
+        try:
+            while h.sock is not None:
+                try:
+                    data = h.sock.recv(h.want - len(h.buf))  # exactly K1, then K3: the sealed frames stay unread
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as e:
+                    return self._fail_handshake(h, "connection reset: %s" % (e.strerror or e))
+                if not data:
+                    return self._fail_handshake(h, "closed by the other end during the shared-key handshake")
+                h.buf += data
+                if len(h.buf) < h.want:
+                    continue
+                if h.k1 is None and h.want == 9:
+                    h.want = _keys.ServerHandshake.k1_size(bytes(h.buf))
+                elif h.k1 is None:
+                    h.k1 = bytes(h.buf)
+                    k2 = h.hs.on_hello(h.k1)
+                    if h.sock.send(k2) != len(k2):  # 104 bytes into a fresh socket's empty buffer
+                        return self._fail_handshake(h, "cannot write the handshake's answer")
+                    h.buf, h.want = bytearray(), _keys.K3_BYTES
+                else:
+                    session = h.hs.on_finish(bytes(h.buf))
+                    sock = h.sock
+                    self._end_handshake(h, close=False)
+                    peer = self._add_peer(sock, h.address, False, session)
+                    self._read(peer)  # frames sent right behind K3 may be there already
+                    return
+        except _keys.SharedKeyError as e:
+            self._fail_handshake(h, e.text, e.code)
+        except Exception as e:  # noqa: BLE001 - a bug of ours must not escape tick() either
+            self._fail_handshake(h, "internal error in the shared-key handshake (please report): %r" % e)
+
+    def _fail_handshake(self, h, why, code=None):
+        self.stats["authentication_failures"] += 1
+        self.stats["last_authentication_failure"] = why
+        if code is not None and h.sock is not None:
+            try:
+                h.sock.send(_keys.REFUSAL_MAGIC + bytes([code]))
+            except OSError:
+                pass
+        self._log("refused %s: shared-key handshake: %s" % (h.address, why))
+        self._end_handshake(h)
+
+    def _end_handshake(self, h, close=True):
+        if h in self._handshakes:
+            self._handshakes.remove(h)
+        if h.sock is not None:
+            try:
+                self._selector.unregister(h.sock)
+            except (KeyError, ValueError):
+                pass
+            if close:
+                h.sock.close()
+            h.sock = None
 
     def _read(self, p):
         limit = self.options.receive_buffer_limit
@@ -565,7 +748,14 @@ class Manager:
             try:
                 self._frames(p)
             except _Dropped as d:
-                self._drop(p, d.code, d.text)
+                if d.refused:  # the other end wants the shared-key handshake: a refusal, not bad input
+                    self._log("%s refused this node: %s" % (p.address, d.text))
+                    self.queue_message(PeerRefused(p.sender, p.address, p.name, d.text, True))
+                    if p is self._main and p.join_result is None:
+                        p.join_result = d.text
+                    self._close(p)
+                else:
+                    self._drop(p, d.code, d.text)
                 return
             except wire.WireError as e:
                 self._drop(p, e.code, e.text)
@@ -577,16 +767,35 @@ class Manager:
     def _frames(self, p):
         buf = p.inbuf
         at = 0
+        sealed = p.session is not None
+        limit = self.options.max_message_size + (_keys.TAG_BYTES if sealed else 0)
         while len(buf) - at >= 8 and p.sock is not None and not p.closing:
             length, sg, version, flags = wire.FRAME_HEADER.unpack_from(buf, at)
             if sg != b"SG" or version != 1 or flags != 0:
+                head = bytes(buf[at:at + 8])
+                if head in (_keys.REFUSAL_MAGIC, _keys.K2_MAGIC):
+                    raise _Dropped("not_admitted", "%s requires the shared-key handshake (NetworkOptions::keys)"
+                                   % p.address, refused=True)
+                if head == _keys.K1_MAGIC:
+                    self.stats["authentication_failures"] += 1
+                    raise _Dropped("not_admitted", "%s sent a shared-key hello; this listener has no "
+                                   "NetworkOptions::keys" % p.address)
                 raise _Dropped("malformed", "not a sage frame header")
-            if length > self.options.max_message_size:
+            if length > limit:
                 raise _Dropped("too_large", "a frame of %d bytes; max_message_size is %d"
-                               % (length, self.options.max_message_size))
+                               % (length - (_keys.TAG_BYTES if sealed else 0), self.options.max_message_size))
             if len(buf) - at - 8 < length:
                 break
-            body = bytes(buf[at + 8:at + 8 + length])
+            if sealed:
+                if length < _keys.TAG_BYTES:
+                    raise _Dropped("malformed", "a sealed frame from %s of %d bytes, shorter than its tag"
+                                   % (p.address, length))
+                try:
+                    body = p.session.receive.open(buf[at:at + 8], buf[at + 8:at + 8 + length])
+                except _keys.SharedKeyError as e:
+                    raise _Dropped("malformed", "a sealed frame from %s %s" % (p.address, e.text)) from None
+            else:
+                body = bytes(buf[at + 8:at + 8 + length])
             at += 8 + length
             self.stats["frames_received"] += 1
             self._frame(p, body)
@@ -703,7 +912,7 @@ class Manager:
             return
         p.hello = h
         p.entries = dict(h.entries)
-        self.queue_message(PeerConnected(p.sender, p.address, p.name, p.outgoing))
+        self.queue_message(PeerConnected(p.sender, p.address, p.name, p.outgoing, p.identity))
         held, p.held, p.held_bytes = p.held, [], 0
         for pt, rec in held:
             if pt in p.entries:
@@ -742,13 +951,14 @@ class Manager:
             if p.batch:
                 body = bytearray()
                 limit = self.options.max_message_size
+                frame = p.session.send.seal if p.session is not None else wire.frame
                 for rec in p.batch:
                     if body and len(body) + len(rec) > limit:
-                        p.outbuf += wire.frame(bytes(body))
+                        p.outbuf += frame(bytes(body))
                         body = bytearray()
                     body += rec
                 if body:
-                    p.outbuf += wire.frame(bytes(body))
+                    p.outbuf += frame(bytes(body))
                 self.stats["records_sent"] += len(p.batch)
                 p.batch = []
                 p.batch_bytes = 0
