@@ -840,19 +840,19 @@ Code emit_table(const StructDef& s, const std::string* root_identifier) {
 )",
                    vars);
   code.defs = fill(R"(template <class>
-flatbuffers::Offset<flatbuffers::Table> {{name}}::pack(flatbuffers::FlatBufferBuilder& {{fbb}}) const {
+inline flatbuffers::Offset<flatbuffers::Table> {{name}}::pack(flatbuffers::FlatBufferBuilder& {{fbb}}) const {
 {{refs}}  const auto {{start}} = {{fbb}}.StartTable();
 {{adds}}  return flatbuffers::Offset<flatbuffers::Table>({{fbb}}.EndTable({{start}}));
 }
 
 template <class>
-bool {{name}}::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool {{name}}::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
 {{verifies}}         verifier.EndTable();
 }
 
 template <class>
-{{name}} {{name}}::unpack(const flatbuffers::Table&{{table_param}}) {
+inline {{name}} {{name}}::unpack(const flatbuffers::Table&{{table_param}}) {
   {{name}} out;
 {{unpacks}}  return out;
 }

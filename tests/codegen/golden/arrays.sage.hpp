@@ -3,8 +3,8 @@
 //
 // A table's functions are templates of nothing (`template <class = void>`, called as usual): only
 // a translation unit that calls one compiles it (docs/performance.md, "Generated header compile time").
-#ifndef SAGE_GENERATED_arrays_daeb55eb27600ffc
-#define SAGE_GENERATED_arrays_daeb55eb27600ffc
+#ifndef SAGE_GENERATED_arrays_9e8f9920dd4e17bb
+#define SAGE_GENERATED_arrays_9e8f9920dd4e17bb
 
 #include <array>
 #include <cstddef>
@@ -207,7 +207,7 @@ inline Transform Transform::from_layout(const std::uint8_t* bytes) {
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Placed::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Placed::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto at_layout = at.to_layout();
   const auto path_ref = absent_.test(1) && path.empty() ? flatbuffers::Offset<flatbuffers::Vector<const ::feat::arrays::Transform::Layout*>>() : sage::detail::write_structs(fbb, path);
   const auto start = fbb.StartTable();
@@ -217,7 +217,7 @@ flatbuffers::Offset<flatbuffers::Table> Placed::pack(flatbuffers::FlatBufferBuil
 }
 
 template <class>
-bool Placed::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Placed::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_struct<::feat::arrays::Transform>(verifier, table, Field::at, false) &&
          sage::detail::verify_vector<sizeof(::feat::arrays::Transform::Layout)>(verifier, table, Field::path, false) &&
@@ -225,7 +225,7 @@ bool Placed::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& t
 }
 
 template <class>
-Placed Placed::unpack(const flatbuffers::Table& table) {
+inline Placed Placed::unpack(const flatbuffers::Table& table) {
   Placed out;
   if (!table.CheckField(Field::at)) out.absent_.set(0);
   out.at = sage::detail::read_struct<::feat::arrays::Transform>(table, Field::at);
@@ -248,4 +248,4 @@ using arrays_wire_messages = sage::type_list<::feat::arrays::Placed>;
 
 }  // namespace feat::arrays
 
-#endif  // SAGE_GENERATED_arrays_daeb55eb27600ffc
+#endif  // SAGE_GENERATED_arrays_9e8f9920dd4e17bb

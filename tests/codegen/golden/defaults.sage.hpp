@@ -3,8 +3,8 @@
 //
 // A table's functions are templates of nothing (`template <class = void>`, called as usual): only
 // a translation unit that calls one compiles it (docs/performance.md, "Generated header compile time").
-#ifndef SAGE_GENERATED_defaults_1709daa15e8c5da0
-#define SAGE_GENERATED_defaults_1709daa15e8c5da0
+#ifndef SAGE_GENERATED_defaults_80310e25729d4fa1
+#define SAGE_GENERATED_defaults_80310e25729d4fa1
 
 #include <array>
 #include <cstddef>
@@ -129,7 +129,7 @@ class Greeting::View {
 };
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Greeting::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Greeting::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto greeting_ref = absent_.test(0) && greeting == "hello" ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(greeting);
   const auto quoted_ref = absent_.test(1) && quoted == "say \"hi\"\\ \011 tab" ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(quoted);
   const auto empty_ref = absent_.test(2) && empty.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(empty);
@@ -147,7 +147,7 @@ flatbuffers::Offset<flatbuffers::Table> Greeting::pack(flatbuffers::FlatBufferBu
 }
 
 template <class>
-bool Greeting::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Greeting::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_string(verifier, table, Field::greeting, false) &&
          sage::detail::verify_string(verifier, table, Field::quoted, false) &&
@@ -159,7 +159,7 @@ bool Greeting::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table&
 }
 
 template <class>
-Greeting Greeting::unpack(const flatbuffers::Table& table) {
+inline Greeting Greeting::unpack(const flatbuffers::Table& table) {
   Greeting out;
   if (!table.CheckField(Field::greeting)) out.absent_.set(0);
   out.greeting = sage::detail::read_string(table, Field::greeting, "hello");
@@ -208,4 +208,4 @@ using defaults_wire_messages = sage::type_list<::feat::defaults::Greeting>;
 
 }  // namespace feat::defaults
 
-#endif  // SAGE_GENERATED_defaults_1709daa15e8c5da0
+#endif  // SAGE_GENERATED_defaults_80310e25729d4fa1

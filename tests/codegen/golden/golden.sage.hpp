@@ -3,8 +3,8 @@
 //
 // A table's functions are templates of nothing (`template <class = void>`, called as usual): only
 // a translation unit that calls one compiles it (docs/performance.md, "Generated header compile time").
-#ifndef SAGE_GENERATED_golden_53279e96fa019cc1
-#define SAGE_GENERATED_golden_53279e96fa019cc1
+#ifndef SAGE_GENERATED_golden_a4b030e95ccf1156
+#define SAGE_GENERATED_golden_a4b030e95ccf1156
 
 #include <array>
 #include <cstddef>
@@ -277,7 +277,7 @@ inline Seat Seat::from_layout(const std::uint8_t* bytes) {
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Plate::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Plate::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto toppings_ref = absent_.test(0) && toppings.empty() ? flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>>() : sage::detail::write_strings(fbb, toppings);
   const auto start = fbb.StartTable();
   fbb.AddElement<std::int32_t>(Field::count, count, 3);
@@ -286,7 +286,7 @@ flatbuffers::Offset<flatbuffers::Table> Plate::pack(flatbuffers::FlatBufferBuild
 }
 
 template <class>
-bool Plate::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Plate::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_scalar<std::int32_t>(verifier, table, Field::count) &&
          sage::detail::verify_strings(verifier, table, Field::toppings, false) &&
@@ -294,7 +294,7 @@ bool Plate::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& ta
 }
 
 template <class>
-Plate Plate::unpack(const flatbuffers::Table& table) {
+inline Plate Plate::unpack(const flatbuffers::Table& table) {
   Plate out;
   out.count = table.GetField<std::int32_t>(Field::count, 3);
   if (!table.CheckField(Field::toppings)) out.absent_.set(0);
@@ -312,7 +312,7 @@ inline auto Plate::View::toppings() const noexcept -> sage::VectorView<std::stri
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> OrderMessage::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> OrderMessage::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto guest_ref = fbb.CreateString(guest);
   const auto seat_layout = seat.to_layout();
   const auto plate_ref = plate ? plate->pack(fbb) : flatbuffers::Offset<flatbuffers::Table>();
@@ -326,7 +326,7 @@ flatbuffers::Offset<flatbuffers::Table> OrderMessage::pack(flatbuffers::FlatBuff
 }
 
 template <class>
-bool OrderMessage::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool OrderMessage::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_string(verifier, table, Field::guest, true) &&
          sage::detail::verify_scalar<std::uint8_t>(verifier, table, Field::appetite) &&
@@ -337,7 +337,7 @@ bool OrderMessage::verify(flatbuffers::Verifier& verifier, const flatbuffers::Ta
 }
 
 template <class>
-OrderMessage OrderMessage::unpack(const flatbuffers::Table& table) {
+inline OrderMessage OrderMessage::unpack(const flatbuffers::Table& table) {
   OrderMessage out;
   out.guest = sage::detail::read_string(table, Field::guest);
   out.appetite = static_cast<::kitchen::orders::Appetite>(table.GetField<std::uint8_t>(Field::appetite, 1));
@@ -367,21 +367,21 @@ inline auto OrderMessage::View::tip() const noexcept -> std::optional<float> {
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> StockChecked::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> StockChecked::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto start = fbb.StartTable();
   fbb.AddElement<std::int64_t>(Field::flour_grams, flour_grams, 0);
   return flatbuffers::Offset<flatbuffers::Table>(fbb.EndTable(start));
 }
 
 template <class>
-bool StockChecked::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool StockChecked::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_scalar<std::int64_t>(verifier, table, Field::flour_grams) &&
          verifier.EndTable();
 }
 
 template <class>
-StockChecked StockChecked::unpack(const flatbuffers::Table& table) {
+inline StockChecked StockChecked::unpack(const flatbuffers::Table& table) {
   StockChecked out;
   out.flour_grams = table.GetField<std::int64_t>(Field::flour_grams, 0);
   return out;
@@ -396,4 +396,4 @@ using golden_wire_messages = sage::type_list<::kitchen::orders::OrderMessage>;
 
 }  // namespace kitchen::orders
 
-#endif  // SAGE_GENERATED_golden_53279e96fa019cc1
+#endif  // SAGE_GENERATED_golden_a4b030e95ccf1156

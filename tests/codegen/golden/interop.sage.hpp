@@ -3,8 +3,8 @@
 //
 // A table's functions are templates of nothing (`template <class = void>`, called as usual): only
 // a translation unit that calls one compiles it (docs/performance.md, "Generated header compile time").
-#ifndef SAGE_GENERATED_interop_a4b1f31de9ceecad
-#define SAGE_GENERATED_interop_a4b1f31de9ceecad
+#ifndef SAGE_GENERATED_interop_01c0bc8bfb5724a9
+#define SAGE_GENERATED_interop_01c0bc8bfb5724a9
 
 #include <array>
 #include <cstddef>
@@ -353,7 +353,7 @@ inline Cell* Cell::lookup_by_key(std::vector<Cell>& items, std::int32_t key) {
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Item::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Item::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto name_ref = fbb.CreateString(name);
   const auto start = fbb.StartTable();
   fbb.AddOffset(Field::name, name_ref);
@@ -362,7 +362,7 @@ flatbuffers::Offset<flatbuffers::Table> Item::pack(flatbuffers::FlatBufferBuilde
 }
 
 template <class>
-bool Item::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Item::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_string(verifier, table, Field::name, true) &&
          sage::detail::verify_scalar<std::int32_t>(verifier, table, Field::count) &&
@@ -370,7 +370,7 @@ bool Item::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& tab
 }
 
 template <class>
-Item Item::unpack(const flatbuffers::Table& table) {
+inline Item Item::unpack(const flatbuffers::Table& table) {
   Item out;
   out.name = sage::detail::read_string(table, Field::name);
   out.count = table.GetField<std::int32_t>(Field::count, 0);
@@ -398,7 +398,7 @@ inline Item* Item::lookup_by_key(std::vector<Item>& items, std::string_view key)
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Slot::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Slot::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto start = fbb.StartTable();
   fbb.AddElement<float>(Field::weight, weight, 0.0f);
   fbb.AddElement<std::uint16_t>(Field::id, id, 0);
@@ -406,7 +406,7 @@ flatbuffers::Offset<flatbuffers::Table> Slot::pack(flatbuffers::FlatBufferBuilde
 }
 
 template <class>
-bool Slot::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Slot::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_scalar<std::uint16_t>(verifier, table, Field::id) &&
          sage::detail::verify_scalar<float>(verifier, table, Field::weight) &&
@@ -414,7 +414,7 @@ bool Slot::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& tab
 }
 
 template <class>
-Slot Slot::unpack(const flatbuffers::Table& table) {
+inline Slot Slot::unpack(const flatbuffers::Table& table) {
   Slot out;
   out.id = table.GetField<std::uint16_t>(Field::id, 0);
   out.weight = table.GetField<float>(Field::weight, 0.0f);
@@ -441,7 +441,7 @@ inline Slot* Slot::lookup_by_key(std::vector<Slot>& items, std::uint16_t key) {
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Node::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Node::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto name_ref = absent_.test(0) && name.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(name);
   const auto children_ref = absent_.test(1) && children.empty() ? flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>>() : sage::detail::write_tables(fbb, children);
   const auto start = fbb.StartTable();
@@ -451,7 +451,7 @@ flatbuffers::Offset<flatbuffers::Table> Node::pack(flatbuffers::FlatBufferBuilde
 }
 
 template <class>
-bool Node::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Node::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_string(verifier, table, Field::name, false) &&
          sage::detail::verify_tables<::interop::Node>(verifier, table, Field::children, false) &&
@@ -459,7 +459,7 @@ bool Node::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& tab
 }
 
 template <class>
-Node Node::unpack(const flatbuffers::Table& table) {
+inline Node Node::unpack(const flatbuffers::Table& table) {
   Node out;
   if (!table.CheckField(Field::name)) out.absent_.set(0);
   out.name = sage::detail::read_string(table, Field::name);
@@ -479,7 +479,7 @@ inline auto Node::View::children() const noexcept -> sage::VectorView<::interop:
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Inventory::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Inventory::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto owner_ref = absent_.test(0) && owner.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(owner);
   const auto items_ref = absent_.test(1) && items.empty() ? flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>>() : sage::detail::write_sorted_tables(fbb, items, [](const ::interop::Item& a, const ::interop::Item& b) { return a.name < b.name; });
   const auto slots_ref = absent_.test(2) && slots.empty() ? flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>>() : sage::detail::write_sorted_tables(fbb, slots, [](const ::interop::Slot& a, const ::interop::Slot& b) { return a.id < b.id; });
@@ -500,7 +500,7 @@ flatbuffers::Offset<flatbuffers::Table> Inventory::pack(flatbuffers::FlatBufferB
 }
 
 template <class>
-bool Inventory::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Inventory::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_string(verifier, table, Field::owner, false) &&
          sage::detail::verify_tables<::interop::Item>(verifier, table, Field::items, false) &&
@@ -514,7 +514,7 @@ bool Inventory::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table
 }
 
 template <class>
-Inventory Inventory::unpack(const flatbuffers::Table& table) {
+inline Inventory Inventory::unpack(const flatbuffers::Table& table) {
   Inventory out;
   if (!table.CheckField(Field::owner)) out.absent_.set(0);
   out.owner = sage::detail::read_string(table, Field::owner);
@@ -572,4 +572,4 @@ using interop_wire_messages = sage::type_list<>;
 
 }  // namespace interop
 
-#endif  // SAGE_GENERATED_interop_a4b1f31de9ceecad
+#endif  // SAGE_GENERATED_interop_01c0bc8bfb5724a9

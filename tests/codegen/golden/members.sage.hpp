@@ -3,8 +3,8 @@
 //
 // A table's functions are templates of nothing (`template <class = void>`, called as usual): only
 // a translation unit that calls one compiles it (docs/performance.md, "Generated header compile time").
-#ifndef SAGE_GENERATED_members_e29bd9b64f66728a
-#define SAGE_GENERATED_members_e29bd9b64f66728a
+#ifndef SAGE_GENERATED_members_e6add3ae189d893b
+#define SAGE_GENERATED_members_e6add3ae189d893b
 
 #include <array>
 #include <cstddef>
@@ -335,7 +335,7 @@ inline Packed* Packed::lookup_by_key(std::vector<Packed>& items, std::int32_t ke
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Members::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Members::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto message_name__ref = absent_.test(0) && message_name_.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(message_name_);
   const auto schema_description__ref = absent_.test(1) && schema_description_.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(schema_description_);
   const auto to_bytes__ref = absent_.test(2) && to_bytes_.empty() ? flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>() : sage::detail::write_scalars(fbb, to_bytes_);
@@ -373,7 +373,7 @@ flatbuffers::Offset<flatbuffers::Table> Members::pack(flatbuffers::FlatBufferBui
 }
 
 template <class>
-bool Members::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Members::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_scalar<std::uint8_t>(verifier, table, Field::packet_type_) &&
          sage::detail::verify_string(verifier, table, Field::message_name_, false) &&
@@ -402,7 +402,7 @@ bool Members::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& 
 }
 
 template <class>
-Members Members::unpack(const flatbuffers::Table& table) {
+inline Members Members::unpack(const flatbuffers::Table& table) {
   Members out;
   out.packet_type_ = table.GetField<std::uint8_t>(Field::packet_type_, 0);
   if (!table.CheckField(Field::message_name_)) out.absent_.set(0);
@@ -525,4 +525,4 @@ using members_wire_messages = sage::type_list<::feat::members::Members>;
 
 }  // namespace feat::members
 
-#endif  // SAGE_GENERATED_members_e29bd9b64f66728a
+#endif  // SAGE_GENERATED_members_e6add3ae189d893b

@@ -3,8 +3,8 @@
 //
 // A table's functions are templates of nothing (`template <class = void>`, called as usual): only
 // a translation unit that calls one compiles it (docs/performance.md, "Generated header compile time").
-#ifndef SAGE_GENERATED_names_22dd7767e956280d
-#define SAGE_GENERATED_names_22dd7767e956280d
+#ifndef SAGE_GENERATED_names_fd4a54abc7bf7a56
+#define SAGE_GENERATED_names_fd4a54abc7bf7a56
 
 #include <array>
 #include <cstddef>
@@ -220,7 +220,7 @@ inline Layout_ Layout_::from_layout(const std::uint8_t* bytes) {
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Field_::pack(flatbuffers::FlatBufferBuilder& fbb_) const {
+inline flatbuffers::Offset<flatbuffers::Table> Field_::pack(flatbuffers::FlatBufferBuilder& fbb_) const {
   const auto linux__ref = absent_.test(0) && linux_.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb_.CreateString(linux_);
   const auto unix__ref = absent_.test(1) && unix_.empty() ? flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>() : sage::detail::write_scalars(fbb_, unix_);
   const auto where_layout = where.to_layout();
@@ -243,7 +243,7 @@ flatbuffers::Offset<flatbuffers::Table> Field_::pack(flatbuffers::FlatBufferBuil
 }
 
 template <class>
-bool Field_::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Field_::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_scalar<std::int32_t>(verifier, table, Field::class_) &&
          sage::detail::verify_scalar<std::int32_t>(verifier, table, Field::errno_) &&
@@ -263,7 +263,7 @@ bool Field_::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& t
 }
 
 template <class>
-Field_ Field_::unpack(const flatbuffers::Table& table) {
+inline Field_ Field_::unpack(const flatbuffers::Table& table) {
   Field_ out;
   out.class_ = table.GetField<std::int32_t>(Field::class_, 0);
   out.errno_ = table.GetField<std::int32_t>(Field::errno_, 0);
@@ -336,4 +336,4 @@ using names_wire_messages = sage::type_list<::feat::names::class_::Field_>;
 
 }  // namespace feat::names::class_
 
-#endif  // SAGE_GENERATED_names_22dd7767e956280d
+#endif  // SAGE_GENERATED_names_fd4a54abc7bf7a56

@@ -3,8 +3,8 @@
 //
 // A table's functions are templates of nothing (`template <class = void>`, called as usual): only
 // a translation unit that calls one compiles it (docs/performance.md, "Generated header compile time").
-#ifndef SAGE_GENERATED_recursive_d7ff3e9f613dcc3c
-#define SAGE_GENERATED_recursive_d7ff3e9f613dcc3c
+#ifndef SAGE_GENERATED_recursive_9eadb500e3ae6784
+#define SAGE_GENERATED_recursive_9eadb500e3ae6784
 
 #include <array>
 #include <cstddef>
@@ -175,7 +175,7 @@ class Node::View {
 };
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Note::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Note::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto text_ref = absent_.test(0) && text.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(text);
   const auto about_ref = about ? about->pack(fbb) : flatbuffers::Offset<flatbuffers::Table>();
   const auto start = fbb.StartTable();
@@ -185,7 +185,7 @@ flatbuffers::Offset<flatbuffers::Table> Note::pack(flatbuffers::FlatBufferBuilde
 }
 
 template <class>
-bool Note::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Note::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_string(verifier, table, Field::text, false) &&
          sage::detail::verify_table<::feat::recursive::Node>(verifier, table, Field::about, false) &&
@@ -193,7 +193,7 @@ bool Note::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& tab
 }
 
 template <class>
-Note Note::unpack(const flatbuffers::Table& table) {
+inline Note Note::unpack(const flatbuffers::Table& table) {
   Note out;
   if (!table.CheckField(Field::text)) out.absent_.set(0);
   out.text = sage::detail::read_string(table, Field::text);
@@ -210,7 +210,7 @@ inline auto Note::View::about() const noexcept -> ::feat::recursive::Node::View 
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Node::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Node::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto name_ref = absent_.test(0) && name.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(name);
   const auto children_ref = absent_.test(1) && children.empty() ? flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>>() : sage::detail::write_tables(fbb, children);
   const auto next_ref = next ? next->pack(fbb) : flatbuffers::Offset<flatbuffers::Table>();
@@ -224,7 +224,7 @@ flatbuffers::Offset<flatbuffers::Table> Node::pack(flatbuffers::FlatBufferBuilde
 }
 
 template <class>
-bool Node::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Node::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_string(verifier, table, Field::name, false) &&
          sage::detail::verify_tables<::feat::recursive::Node>(verifier, table, Field::children, false) &&
@@ -234,7 +234,7 @@ bool Node::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& tab
 }
 
 template <class>
-Node Node::unpack(const flatbuffers::Table& table) {
+inline Node Node::unpack(const flatbuffers::Table& table) {
   Node out;
   if (!table.CheckField(Field::name)) out.absent_.set(0);
   out.name = sage::detail::read_string(table, Field::name);
@@ -266,4 +266,4 @@ using recursive_wire_messages = sage::type_list<::feat::recursive::Node>;
 
 }  // namespace feat::recursive
 
-#endif  // SAGE_GENERATED_recursive_d7ff3e9f613dcc3c
+#endif  // SAGE_GENERATED_recursive_9eadb500e3ae6784

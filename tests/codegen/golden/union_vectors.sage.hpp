@@ -3,8 +3,8 @@
 //
 // A table's functions are templates of nothing (`template <class = void>`, called as usual): only
 // a translation unit that calls one compiles it (docs/performance.md, "Generated header compile time").
-#ifndef SAGE_GENERATED_union_vectors_99085c93032484bc
-#define SAGE_GENERATED_union_vectors_99085c93032484bc
+#ifndef SAGE_GENERATED_union_vectors_5e8465f611f7ff3e
+#define SAGE_GENERATED_union_vectors_5e8465f611f7ff3e
 
 #include <array>
 #include <cstddef>
@@ -281,7 +281,7 @@ class Document::View {
 };
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Text::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Text::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto body_ref = absent_.test(0) && body.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(body);
   const auto start = fbb.StartTable();
   fbb.AddOffset(Field::body, body_ref);
@@ -289,14 +289,14 @@ flatbuffers::Offset<flatbuffers::Table> Text::pack(flatbuffers::FlatBufferBuilde
 }
 
 template <class>
-bool Text::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Text::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_string(verifier, table, Field::body, false) &&
          verifier.EndTable();
 }
 
 template <class>
-Text Text::unpack(const flatbuffers::Table& table) {
+inline Text Text::unpack(const flatbuffers::Table& table) {
   Text out;
   if (!table.CheckField(Field::body)) out.absent_.set(0);
   out.body = sage::detail::read_string(table, Field::body);
@@ -309,7 +309,7 @@ inline auto Text::View::body() const noexcept -> std::string_view {
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Image::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Image::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto start = fbb.StartTable();
   fbb.AddElement<std::uint16_t>(Field::width, width, 0);
   fbb.AddElement<std::uint16_t>(Field::height, height, 0);
@@ -317,7 +317,7 @@ flatbuffers::Offset<flatbuffers::Table> Image::pack(flatbuffers::FlatBufferBuild
 }
 
 template <class>
-bool Image::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Image::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_scalar<std::uint16_t>(verifier, table, Field::width) &&
          sage::detail::verify_scalar<std::uint16_t>(verifier, table, Field::height) &&
@@ -325,7 +325,7 @@ bool Image::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& ta
 }
 
 template <class>
-Image Image::unpack(const flatbuffers::Table& table) {
+inline Image Image::unpack(const flatbuffers::Table& table) {
   Image out;
   out.width = table.GetField<std::uint16_t>(Field::width, 0);
   out.height = table.GetField<std::uint16_t>(Field::height, 0);
@@ -340,7 +340,7 @@ inline auto Image::View::height() const noexcept -> std::uint16_t {
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Group::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Group::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto title_ref = absent_.test(0) && title.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(title);
   const auto parts_type_ref = absent_.test(1) && parts.empty() ? flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>() : sage::detail::write_union_types<1, 2, 3>(fbb, parts);
   const auto parts_ref = absent_.test(1) && parts.empty() ? flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>>() : sage::detail::write_unions(fbb, parts);
@@ -352,7 +352,7 @@ flatbuffers::Offset<flatbuffers::Table> Group::pack(flatbuffers::FlatBufferBuild
 }
 
 template <class>
-bool Group::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Group::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_string(verifier, table, Field::title, false) &&
          sage::detail::verify_unions<::feat::union_vectors::Part, 1, 2, 3>(verifier, table, Field::parts_type, Field::parts, false) &&
@@ -360,7 +360,7 @@ bool Group::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& ta
 }
 
 template <class>
-Group Group::unpack(const flatbuffers::Table& table) {
+inline Group Group::unpack(const flatbuffers::Table& table) {
   Group out;
   if (!table.CheckField(Field::title)) out.absent_.set(0);
   out.title = sage::detail::read_string(table, Field::title);
@@ -379,7 +379,7 @@ inline auto Group::View::parts() const noexcept -> sage::UnionVectorView<::feat:
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Document::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Document::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto parts_type_ref = absent_.test(0) && parts.empty() ? flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>() : sage::detail::write_union_types<1, 2, 3>(fbb, parts);
   const auto parts_ref = absent_.test(0) && parts.empty() ? flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>>() : sage::detail::write_unions(fbb, parts);
   const auto cover_ref = sage::detail::pack_union(fbb, cover);
@@ -392,7 +392,7 @@ flatbuffers::Offset<flatbuffers::Table> Document::pack(flatbuffers::FlatBufferBu
 }
 
 template <class>
-bool Document::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Document::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_unions<::feat::union_vectors::Part, 1, 2, 3>(verifier, table, Field::parts_type, Field::parts, false) &&
          sage::detail::verify_union<::feat::union_vectors::Part, 1, 2, 3>(verifier, table, Field::cover_type, Field::cover, false) &&
@@ -400,7 +400,7 @@ bool Document::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table&
 }
 
 template <class>
-Document Document::unpack(const flatbuffers::Table& table) {
+inline Document Document::unpack(const flatbuffers::Table& table) {
   Document out;
   if (!table.CheckField(Field::parts)) out.absent_.set(0);
   out.parts = sage::detail::read_unions<::feat::union_vectors::Part, 1, 2, 3>(table, Field::parts_type, Field::parts);
@@ -421,4 +421,4 @@ using union_vectors_wire_messages = sage::type_list<::feat::union_vectors::Docum
 
 }  // namespace feat::union_vectors
 
-#endif  // SAGE_GENERATED_union_vectors_99085c93032484bc
+#endif  // SAGE_GENERATED_union_vectors_5e8465f611f7ff3e

@@ -3,8 +3,8 @@
 //
 // A table's functions are templates of nothing (`template <class = void>`, called as usual): only
 // a translation unit that calls one compiles it (docs/performance.md, "Generated header compile time").
-#ifndef SAGE_GENERATED_unions_48adfd453fdd98e7
-#define SAGE_GENERATED_unions_48adfd453fdd98e7
+#ifndef SAGE_GENERATED_unions_b0dce52ccf976fb8
+#define SAGE_GENERATED_unions_b0dce52ccf976fb8
 
 #include <array>
 #include <cstddef>
@@ -227,7 +227,7 @@ class Serve::View {
 };
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Pancake::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Pancake::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto start = fbb.StartTable();
   fbb.AddElement<std::int32_t>(Field::size, size, 1);
   fbb.AddElement<std::uint8_t>(Field::syrup, static_cast<std::uint8_t>(syrup), 0);
@@ -235,7 +235,7 @@ flatbuffers::Offset<flatbuffers::Table> Pancake::pack(flatbuffers::FlatBufferBui
 }
 
 template <class>
-bool Pancake::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Pancake::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_scalar<std::int32_t>(verifier, table, Field::size) &&
          sage::detail::verify_scalar<std::uint8_t>(verifier, table, Field::syrup) &&
@@ -243,7 +243,7 @@ bool Pancake::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& 
 }
 
 template <class>
-Pancake Pancake::unpack(const flatbuffers::Table& table) {
+inline Pancake Pancake::unpack(const flatbuffers::Table& table) {
   Pancake out;
   out.size = table.GetField<std::int32_t>(Field::size, 1);
   out.syrup = table.GetField<std::uint8_t>(Field::syrup, 0) != 0;
@@ -258,7 +258,7 @@ inline auto Pancake::View::syrup() const noexcept -> bool {
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Waffle::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Waffle::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto grid_ref = absent_.test(0) && grid.empty() ? flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>() : sage::detail::write_scalars(fbb, grid);
   const auto start = fbb.StartTable();
   fbb.AddOffset(Field::grid, grid_ref);
@@ -266,14 +266,14 @@ flatbuffers::Offset<flatbuffers::Table> Waffle::pack(flatbuffers::FlatBufferBuil
 }
 
 template <class>
-bool Waffle::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Waffle::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_vector<4>(verifier, table, Field::grid, false) &&
          verifier.EndTable();
 }
 
 template <class>
-Waffle Waffle::unpack(const flatbuffers::Table& table) {
+inline Waffle Waffle::unpack(const flatbuffers::Table& table) {
   Waffle out;
   if (!table.CheckField(Field::grid)) out.absent_.set(0);
   out.grid = sage::detail::read_scalars<std::int32_t>(table, Field::grid);
@@ -287,7 +287,7 @@ inline auto Waffle::View::grid() const noexcept -> sage::VectorView<std::int32_t
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Serve::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Serve::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto food_ref = sage::detail::pack_union(fbb, food);
   const auto spare_ref = sage::detail::pack_union(fbb, spare);
   const auto start = fbb.StartTable();
@@ -300,7 +300,7 @@ flatbuffers::Offset<flatbuffers::Table> Serve::pack(flatbuffers::FlatBufferBuild
 }
 
 template <class>
-bool Serve::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Serve::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_scalar<std::int32_t>(verifier, table, Field::table_no) &&
          sage::detail::verify_union<::feat::unions::Food, 1, 5>(verifier, table, Field::food_type, Field::food, false) &&
@@ -309,7 +309,7 @@ bool Serve::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& ta
 }
 
 template <class>
-Serve Serve::unpack(const flatbuffers::Table& table) {
+inline Serve Serve::unpack(const flatbuffers::Table& table) {
   Serve out;
   out.table_no = table.GetField<std::int32_t>(Field::table_no, 0);
   out.food = sage::detail::read_union<::feat::unions::Food, 1, 5>(table, Field::food_type, Field::food);
@@ -332,4 +332,4 @@ using unions_wire_messages = sage::type_list<::feat::unions::Serve>;
 
 }  // namespace feat::unions
 
-#endif  // SAGE_GENERATED_unions_48adfd453fdd98e7
+#endif  // SAGE_GENERATED_unions_b0dce52ccf976fb8

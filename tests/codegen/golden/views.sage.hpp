@@ -3,8 +3,8 @@
 //
 // A table's functions are templates of nothing (`template <class = void>`, called as usual): only
 // a translation unit that calls one compiles it (docs/performance.md, "Generated header compile time").
-#ifndef SAGE_GENERATED_views_8ebc55ed78ffdb1b
-#define SAGE_GENERATED_views_8ebc55ed78ffdb1b
+#ifndef SAGE_GENERATED_views_6345439780f226d7
+#define SAGE_GENERATED_views_6345439780f226d7
 
 #include <array>
 #include <cstddef>
@@ -488,7 +488,7 @@ inline Shape Shape::from_layout(const std::uint8_t* bytes) {
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Tag::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Tag::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto label_ref = absent_.test(0) && label.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(label);
   const auto start = fbb.StartTable();
   fbb.AddOffset(Field::label, label_ref);
@@ -497,7 +497,7 @@ flatbuffers::Offset<flatbuffers::Table> Tag::pack(flatbuffers::FlatBufferBuilder
 }
 
 template <class>
-bool Tag::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Tag::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_string(verifier, table, Field::label, false) &&
          sage::detail::verify_scalar<std::int32_t>(verifier, table, Field::weight) &&
@@ -505,7 +505,7 @@ bool Tag::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& tabl
 }
 
 template <class>
-Tag Tag::unpack(const flatbuffers::Table& table) {
+inline Tag Tag::unpack(const flatbuffers::Table& table) {
   Tag out;
   if (!table.CheckField(Field::label)) out.absent_.set(0);
   out.label = sage::detail::read_string(table, Field::label);
@@ -522,7 +522,7 @@ inline auto Tag::View::weight() const noexcept -> std::int32_t {
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Tree::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Tree::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto name_ref = absent_.test(0) && name.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(name);
   const auto kids_ref = absent_.test(1) && kids.empty() ? flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::Table>>>() : sage::detail::write_tables(fbb, kids);
   const auto parent_ref = parent ? parent->pack(fbb) : flatbuffers::Offset<flatbuffers::Table>();
@@ -534,7 +534,7 @@ flatbuffers::Offset<flatbuffers::Table> Tree::pack(flatbuffers::FlatBufferBuilde
 }
 
 template <class>
-bool Tree::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Tree::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_string(verifier, table, Field::name, false) &&
          sage::detail::verify_tables<::feat::views::Tree>(verifier, table, Field::kids, false) &&
@@ -543,7 +543,7 @@ bool Tree::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& tab
 }
 
 template <class>
-Tree Tree::unpack(const flatbuffers::Table& table) {
+inline Tree Tree::unpack(const flatbuffers::Table& table) {
   Tree out;
   if (!table.CheckField(Field::name)) out.absent_.set(0);
   out.name = sage::detail::read_string(table, Field::name);
@@ -567,7 +567,7 @@ inline auto Tree::View::parent() const noexcept -> ::feat::views::Tree::View {
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> Everything::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> Everything::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto title_ref = absent_.test(0) && title == "untitled" ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(title);
   const auto plain_ref = absent_.test(1) && plain.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(plain);
   const auto at_layout = at.to_layout();
@@ -613,7 +613,7 @@ flatbuffers::Offset<flatbuffers::Table> Everything::pack(flatbuffers::FlatBuffer
 }
 
 template <class>
-bool Everything::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool Everything::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_scalar<std::uint8_t>(verifier, table, Field::flag) &&
          sage::detail::verify_scalar<std::int8_t>(verifier, table, Field::small) &&
@@ -641,7 +641,7 @@ bool Everything::verify(flatbuffers::Verifier& verifier, const flatbuffers::Tabl
 }
 
 template <class>
-Everything Everything::unpack(const flatbuffers::Table& table) {
+inline Everything Everything::unpack(const flatbuffers::Table& table) {
   Everything out;
   out.flag = table.GetField<std::uint8_t>(Field::flag, 1) != 0;
   out.small = table.GetField<std::int8_t>(Field::small, -3);
@@ -763,7 +763,7 @@ inline auto Everything::View::last() const noexcept -> std::int16_t {
 }
 
 template <class>
-flatbuffers::Offset<flatbuffers::Table> View_::pack(flatbuffers::FlatBufferBuilder& fbb) const {
+inline flatbuffers::Offset<flatbuffers::Table> View_::pack(flatbuffers::FlatBufferBuilder& fbb) const {
   const auto table___ref = absent_.test(0) && table__.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(table__);
   const auto start = fbb.StartTable();
   fbb.AddElement<std::int32_t>(Field::to_value_, to_value_, 0);
@@ -773,7 +773,7 @@ flatbuffers::Offset<flatbuffers::Table> View_::pack(flatbuffers::FlatBufferBuild
 }
 
 template <class>
-bool View_::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
+inline bool View_::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& table) {
   return table.VerifyTableStart(verifier) &&
          sage::detail::verify_scalar<std::int32_t>(verifier, table, Field::to_value_) &&
          sage::detail::verify_string(verifier, table, Field::table__, false) &&
@@ -782,7 +782,7 @@ bool View_::verify(flatbuffers::Verifier& verifier, const flatbuffers::Table& ta
 }
 
 template <class>
-View_ View_::unpack(const flatbuffers::Table& table) {
+inline View_ View_::unpack(const flatbuffers::Table& table) {
   View_ out;
   out.to_value_ = table.GetField<std::int32_t>(Field::to_value_, 0);
   if (!table.CheckField(Field::table__)) out.absent_.set(0);
@@ -807,4 +807,4 @@ using views_wire_messages = sage::type_list<::feat::views::Everything, ::feat::v
 
 }  // namespace feat::views
 
-#endif  // SAGE_GENERATED_views_8ebc55ed78ffdb1b
+#endif  // SAGE_GENERATED_views_6345439780f226d7
