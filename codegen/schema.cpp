@@ -165,6 +165,9 @@ Diagnostic parser_diagnostic(const std::string& error, const std::string& given_
     d.message += " (attribute values are integers or strings; packet_type is an integer 101..255)";
   if (d.message.find("user define attributes must be declared before use: packet_type") != std::string::npos)
     d.message += " (add `include \"sage.fbs\";` at the top of the schema)";
+  // FlatBuffers' parser refuses other union members unless told the target language supports them.
+  if (d.message.find("only tables can be union elements") != std::string::npos)
+    d.message += " (sagec takes only tables as union members; flatc --cpp also takes structs and strings)";
   return d;
 }
 

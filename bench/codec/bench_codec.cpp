@@ -15,6 +15,12 @@
 //                              T::View (sage/view.hpp), as a handle(const T::View&) handler does
 //                              (the builder is pre-aligned to 8, so the bytes start 8-aligned as
 //                              the runtime hands them to views)
+// Encode and decode apart (issue 24's targets: encode >= 1.0x flatc's Create* + Finish, owning
+// decode >= 1.0x flatc's UnPack):
+//   encode:  sage msg.encode(fbb); flatc builder code CreateT(...) + Finish; flatc object API
+//            T::Pack(fbb, &obj) + Finish (one reused builder each)
+//   decode:  of one buffer built once: sage T::decode(bytes) (verifies, copies into a new value);
+//            flatc object API Verifier + GetRoot<T>(buf)->UnPackTo(&fresh_obj)
 // Rates: the best of 3 runs, each the median batch of 10,000 operations; allocations are counted
 // by replacing operator new (common/alloc_counter.cpp).
 #include <algorithm>
@@ -39,7 +45,7 @@ constexpr std::size_t batch = 10'000;
 std::uint64_t checksum = 0;
 
 template <class F>
-std::vector<bench::Figure> measure(std::size_t total, F&& one) {
+std::vector<bench::Figure> measure(std::size_t total, F&& one, const char* metric = "encode+decode") {
   for (std::size_t i = 0; i < batch; ++i) one(i);  // warm-up: the builder has grown to size
   std::vector<double> seconds;
   seconds.reserve(total / batch + 1);
@@ -57,7 +63,7 @@ std::vector<bench::Figure> measure(std::size_t total, F&& one) {
     best = std::max(best, static_cast<double>(batch) / seconds[seconds.size() / 2]);
   }
   const double allocs = static_cast<double>(bench::allocations() - before) / done;
-  return {bench::Figure{"encode+decode", "msg/s", true, best, allocs}};
+  return {bench::Figure{metric, "msg/s", true, best, allocs}};
 }
 
 std::span<const std::byte> bytes_of(const flatbuffers::FlatBufferBuilder& fbb) {
@@ -210,6 +216,159 @@ std::vector<bench::Figure> zero_copy_entity_update(std::size_t total) {
   });
 }
 
+// ---- encode and decode apart ----
+codec_fb::EntityUpdateT object_entity() {
+  codec_fb::EntityUpdateT obj;
+  obj.name = entity_name;
+  obj.position = std::make_unique<codec_fb::Vec3>(1, 2, 3);
+  obj.velocity = std::make_unique<codec_fb::Vec3>(0.5f, 0, -0.5f);
+  obj.health = 87;
+  for (int w = 0; w < 8; ++w) obj.waypoints.emplace_back(static_cast<float>(w), 0, static_cast<float>(-w));
+  obj.tags = entity_tags;
+  return obj;
+}
+
+std::vector<bench::Figure> sage_encode_amount(std::size_t total) {
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  codec::Amount msg;
+  return measure(
+      total,
+      [&](std::size_t i) {
+        msg.amount = static_cast<std::int32_t>(i);
+        fbb.Clear();
+        msg.encode(fbb);
+        checksum += fbb.GetSize();
+      },
+      "encode");
+}
+
+std::vector<bench::Figure> builder_encode_amount(std::size_t total) {
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  return measure(
+      total,
+      [&](std::size_t i) {
+        fbb.Clear();
+        fbb.Finish(codec_fb::CreateAmount(fbb, static_cast<std::int32_t>(i)));
+        checksum += fbb.GetSize();
+      },
+      "encode");
+}
+
+std::vector<bench::Figure> object_encode_amount(std::size_t total) {
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  codec_fb::AmountT obj;
+  return measure(
+      total,
+      [&](std::size_t i) {
+        obj.amount = static_cast<std::int32_t>(i);
+        fbb.Clear();
+        fbb.Finish(codec_fb::Amount::Pack(fbb, &obj));
+        checksum += fbb.GetSize();
+      },
+      "encode");
+}
+
+std::vector<bench::Figure> sage_encode_entity(std::size_t total) {
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  codec::EntityUpdate msg = sage_entity();
+  return measure(
+      total,
+      [&](std::size_t i) {
+        msg.id = i;
+        fbb.Clear();
+        msg.encode(fbb);
+        checksum += fbb.GetSize();
+      },
+      "encode");
+}
+
+std::vector<bench::Figure> builder_encode_entity(std::size_t total) {
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  const codec_fb::Vec3 position(1, 2, 3), velocity(0.5f, 0, -0.5f);
+  std::vector<codec_fb::Vec3> waypoints;
+  for (int w = 0; w < 8; ++w) waypoints.emplace_back(static_cast<float>(w), 0, static_cast<float>(-w));
+  return measure(
+      total,
+      [&](std::size_t i) {
+        fbb.Clear();
+        const auto name = fbb.CreateString(entity_name);
+        const auto points = fbb.CreateVectorOfStructs(waypoints);
+        const auto tags = fbb.CreateVectorOfStrings(entity_tags);
+        fbb.Finish(codec_fb::CreateEntityUpdate(fbb, i, name, &position, &velocity, 87, points, tags));
+        checksum += fbb.GetSize();
+      },
+      "encode");
+}
+
+std::vector<bench::Figure> object_encode_entity(std::size_t total) {
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  codec_fb::EntityUpdateT obj = object_entity();
+  return measure(
+      total,
+      [&](std::size_t i) {
+        obj.id = i;
+        fbb.Clear();
+        fbb.Finish(codec_fb::EntityUpdate::Pack(fbb, &obj));
+        checksum += fbb.GetSize();
+      },
+      "encode");
+}
+
+std::vector<bench::Figure> sage_decode_amount(std::size_t total) {
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  codec::Amount{.amount = 7}.encode(fbb);
+  const auto bytes = bytes_of(fbb);
+  return measure(
+      total,
+      [&](std::size_t) {
+        auto r = codec::Amount::decode(bytes);
+        if (!r) std::abort();
+        checksum += static_cast<std::uint64_t>(r->amount);
+      },
+      "decode");
+}
+
+std::vector<bench::Figure> object_decode_amount(std::size_t total) {
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  fbb.Finish(codec_fb::CreateAmount(fbb, 7));
+  return measure(
+      total,
+      [&](std::size_t) {
+        codec_fb::AmountT out;
+        verified_root<codec_fb::Amount>(fbb)->UnPackTo(&out);
+        checksum += static_cast<std::uint64_t>(out.amount);
+      },
+      "decode");
+}
+
+std::vector<bench::Figure> sage_decode_entity(std::size_t total) {
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  sage_entity().encode(fbb);
+  const auto bytes = bytes_of(fbb);
+  return measure(
+      total,
+      [&](std::size_t) {
+        auto r = codec::EntityUpdate::decode(bytes);
+        if (!r) std::abort();
+        checksum += r->id + r->name.size() + r->waypoints.size() + r->tags.size() + static_cast<std::uint64_t>(r->health);
+      },
+      "decode");
+}
+
+std::vector<bench::Figure> object_decode_entity(std::size_t total) {
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  const auto obj = object_entity();
+  fbb.Finish(codec_fb::EntityUpdate::Pack(fbb, &obj));
+  return measure(
+      total,
+      [&](std::size_t) {
+        codec_fb::EntityUpdateT out;
+        verified_root<codec_fb::EntityUpdate>(fbb)->UnPackTo(&out);
+        checksum += out.id + out.name.size() + out.waypoints.size() + out.tags.size() + static_cast<std::uint64_t>(out.health);
+      },
+      "decode");
+}
+
 std::size_t total_for(bool quick) { return quick ? 40'000 : 2'000'000; }  // EntityUpdate: a quarter
 
 }  // namespace
@@ -220,6 +379,11 @@ int main(int argc, char** argv) {
   // Zero-copy reading: sage's views against FlatBuffers' accessors.
   const char* amount_view = "codec Amount (1 int) zero-copy read";
   const char* entity_view = "codec EntityUpdate zero-copy read";
+  // Encode and decode apart.
+  const char* amount_encode = "codec Amount (1 int) encode";
+  const char* entity_encode = "codec EntityUpdate encode";
+  const char* amount_decode = "codec Amount (1 int) decode";
+  const char* entity_decode = "codec EntityUpdate decode";
   std::vector<bench::Case> cases = {
       {"amount.sage", amount, "sage", [](bool q) { return sage_amount(total_for(q)); }},
       {"amount.object_api", amount, "flatc object API", [](bool q) { return object_api_amount(total_for(q)); }},
@@ -233,6 +397,22 @@ int main(int argc, char** argv) {
       {"entity.view", entity_view, "sage view read", [](bool q) { return view_entity_update(total_for(q) / 4); }},
       {"entity.view.zero_copy", entity_view, "flatc zero-copy",
        [](bool q) { return zero_copy_entity_update(total_for(q) / 4); }},
+      {"amount.encode", amount_encode, "sage", [](bool q) { return sage_encode_amount(total_for(q)); }},
+      {"amount.encode.builder", amount_encode, "flatc CreateAmount + Finish",
+       [](bool q) { return builder_encode_amount(total_for(q)); }},
+      {"amount.encode.object_api", amount_encode, "flatc object API Pack + Finish",
+       [](bool q) { return object_encode_amount(total_for(q)); }},
+      {"entity.encode", entity_encode, "sage", [](bool q) { return sage_encode_entity(total_for(q) / 4); }},
+      {"entity.encode.builder", entity_encode, "flatc CreateEntityUpdate + Finish",
+       [](bool q) { return builder_encode_entity(total_for(q) / 4); }},
+      {"entity.encode.object_api", entity_encode, "flatc object API Pack + Finish",
+       [](bool q) { return object_encode_entity(total_for(q) / 4); }},
+      {"amount.decode", amount_decode, "sage", [](bool q) { return sage_decode_amount(total_for(q)); }},
+      {"amount.decode.object_api", amount_decode, "flatc object API UnPack",
+       [](bool q) { return object_decode_amount(total_for(q)); }},
+      {"entity.decode", entity_decode, "sage", [](bool q) { return sage_decode_entity(total_for(q) / 4); }},
+      {"entity.decode.object_api", entity_decode, "flatc object API UnPack",
+       [](bool q) { return object_decode_entity(total_for(q) / 4); }},
   };
   const int rc = bench::main(argc, argv, "bench_codec", cases);
   if (checksum == 42) std::printf("\n");

@@ -511,6 +511,18 @@ TEST_CASE("a union that lists one table twice is refused") {
                  "which must differ\n");
 }
 
+TEST_CASE("a union with a struct or a string member is refused, saying that flatc --cpp takes it") {
+  for (const auto& [schema, member] : {std::pair{"union_struct.fbs", "Point"}, std::pair{"union_string.fbs", "Text"}}) {
+    INFO(schema);
+    TempDir out("union_member");
+    const auto flatc = sage::test_support::run_shell("'" SAGE_FLATC_PATH "' --cpp -I '" + schema_dir.string() + "' -o '" +
+                                                     out.path.string() + "' '" + (fixtures / schema).string() + "' 2>&1");
+    CHECK_MESSAGE(flatc.code == 0, flatc.out);
+    expect_error(schema, std::string("error: only tables can be union elements in the generated language: ") + member +
+                             " (sagec takes only tables as union members; flatc --cpp also takes structs and strings)\n");
+  }
+}
+
 // Every name the Namer escapes (codegen/namer.cpp), used as a field, an enum value, a namespace and
 // a type name where the schema language allows it; the header must compile as gnu++20 after the
 // standard headers that define the macros.

@@ -189,3 +189,30 @@ TEST_CASE("a buffer flatc wrote round-trips through decode and to_bytes to the s
   CHECK(changed.find("\"at\"") != std::string::npos);
   CHECK(changed.find("\"slots\"") != std::string::npos);
 }
+
+TEST_CASE("a nested table absent from a flatc buffer stays absent through decode and to_bytes, an empty one present") {
+  TempDir dir("absent_table");
+  // The first buffer has no tree; the second an empty tree (a table with no fields).
+  for (const bool empty_tree : {false, true}) {
+    INFO("empty tree: " << empty_tree);
+    const std::string json = empty_tree ? R"({"owner": "cy", "tree": {}})" : R"({"owner": "cy"})";
+    {
+      std::ofstream(dir.path / "in.json") << json;
+    }
+    const auto r = sage::test_support::run_shell("cd '" + dir.path.string() + "' && '" + flatc + "' -b -I '" SAGE_SCHEMA_DIR
+                                                 "' '" + schema + "' in.json 2>&1");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    const auto original = flatc_json(dir.path / "in.inv");
+    CHECK((original.find("\"tree\"") != std::string::npos) == empty_tree);
+    auto decoded = interop::Inventory::decode(read_bytes(dir.path / "in.inv"));
+    REQUIRE_MESSAGE(decoded.has_value(), decoded.error().message());
+    CHECK(decoded->tree.has_value() == empty_tree);
+    write_file(dir.path / "sage.inv", decoded->to_bytes());
+    CHECK(flatc_json(dir.path / "sage.inv") == original);
+    // flatc's own verifier and accessors see the same: a null tree, or an empty one.
+    const auto bytes = decoded->to_bytes();
+    const auto* inv = interop_fb::GetInventory(data_of(bytes));
+    CHECK((inv->tree() != nullptr) == empty_tree);
+  }
+}
