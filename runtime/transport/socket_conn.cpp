@@ -273,28 +273,25 @@ Result<void> SocketConn::submit(std::span<const std::byte> body, std::vector<std
                                       " bytes exceeds the limit of " + std::to_string(im.options.max_message_size)};
   if (im.closed) return Error{Errc::peer_gone, "connection to " + im.remote + " is closed"};
   if (im.failure) return Error{Errc::peer_gone, "connection to " + im.remote + " failed: " + im.failure->message()};
-  std::vector<std::byte> sealed;
-  if (im.sealer) {
-    // Sealed in place in the caller's batch (it is queued as it is anyway), else in a spare.
-    std::vector<std::byte>& into = owned ? *owned : (sealed = im.take_spare());
-    if (!owned) into.assign(body.begin(), body.end());
-    std::byte sealed_header[frame_header_size];
-    write_frame_header(sealed_header, static_cast<std::uint32_t>(into.size() + secure::tag_bytes));
-    if (im.pending() != 0 && im.pending() + frame_header_size + into.size() + secure::tag_bytes > im.options.max_pending_bytes)
-      return Error{Errc::send_buffer_full, std::to_string(im.pending()) + " bytes already wait for " + im.remote +
-                                               ", the limit is " + std::to_string(im.options.max_pending_bytes)};
-    im.sealer->seal(sealed_header, into);
-    body = into;
-    if (!owned) owned = &sealed;
-  }
   const std::size_t pending = im.pending();
-  const std::size_t frame = frame_header_size + body.size();
+  const std::size_t body_size = body.size() + (im.sealer ? secure::tag_bytes : 0);  // on the wire
+  const std::size_t frame = frame_header_size + body_size;
   // With nothing pending any one message is taken (ConnectionLimits::max_pending_bytes).
   if (pending != 0 && pending + frame > im.options.max_pending_bytes)
     return Error{Errc::send_buffer_full, std::to_string(pending) + " bytes already wait for " + im.remote +
                                              ", the limit is " + std::to_string(im.options.max_pending_bytes)};
   std::byte header[frame_header_size];
-  write_frame_header(header, static_cast<std::uint32_t>(body.size()));
+  write_frame_header(header, static_cast<std::uint32_t>(body_size));
+  std::vector<std::byte> sealed;
+  if (im.sealer) {
+    // Sealed in place in the caller's batch (it is queued as it is anyway), else in a spare; the
+    // frame header is the associated data.
+    std::vector<std::byte>& into = owned ? *owned : (sealed = im.take_spare());
+    if (!owned) into.assign(body.begin(), body.end());
+    im.sealer->seal(header, into);
+    body = into;
+    if (!owned) owned = &sealed;
+  }
   std::size_t written = 0;
   if (pending == 0) {
     // Nothing queued: write the whole frame right here, one system call, no other thread.
