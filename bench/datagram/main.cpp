@@ -29,6 +29,14 @@ namespace {
 
 constexpr int warmup_rounds = 20;  // round trips not recorded (bench_net does the same)
 
+// Shared keys (docs/security.md): both ends hold the same key; every packet is sealed.
+const sage::SharedKey bench_key = sage::SharedKey::generate("bench");
+void datagrams(sage::Manager& m, bool sealed) {
+  sage::DatagramOptions o;
+  if (sealed) o.keys = {bench_key};
+  m.enable_datagrams(o);
+}
+
 struct Counter : sage::Actor<Counter, sage::subscribes<bench::Blob>> {
   sage::Manager* echo_to = nullptr;
   bench::StreamClock* clock = nullptr;  // set: time the stream
@@ -41,9 +49,10 @@ struct Counter : sage::Actor<Counter, sage::subscribes<bench::Blob>> {
   }
 };
 
-double sage_throughput(std::size_t size, std::uint64_t count) {
+double sage_throughput(std::size_t size, std::uint64_t count, bool sealed = false) {
   sage::Manager server;
   server.register_messages(bench::bench_wire_messages{});
+  datagrams(server, sealed);
   bench::StreamClock clock(count);
   Counter counter;
   counter.clock = &clock;
@@ -54,6 +63,7 @@ double sage_throughput(std::size_t size, std::uint64_t count) {
   std::thread sender([&] {
     sage::Manager client;
     client.register_messages(bench::bench_wire_messages{});
+    datagrams(client, sealed);
     const auto srv = client.connect_datagram("127.0.0.1", port);
     while (client.peers().empty() || !client.peers().front().connected) {
       client.tick();
@@ -87,9 +97,10 @@ double sage_throughput(std::size_t size, std::uint64_t count) {
   return clock.rate();
 }
 
-std::vector<double> sage_rtt(int rounds) {
+std::vector<double> sage_rtt(int rounds, bool sealed = false) {
   sage::Manager server;
   server.register_messages(bench::bench_wire_messages{});
+  datagrams(server, sealed);
   Counter echo;
   echo.echo_to = &server;
   server.register_actor(echo);
@@ -98,6 +109,7 @@ std::vector<double> sage_rtt(int rounds) {
   std::thread t([&] { server.run(20ms, [&] { return stop.load(); }); });
   sage::Manager client;
   client.register_messages(bench::bench_wire_messages{});
+  datagrams(client, sealed);
   Counter back;
   client.register_actor(back);
   const auto srv = client.connect_datagram("127.0.0.1", port);
@@ -248,10 +260,15 @@ int main(int argc, char** argv) {
   const char* rt = "UDP (ENet) round trip 16 B";
   const std::vector<bench::Case> cases = {
       {"tp16.sage", tp16, "sage datagrams", [](bool q) { return rate_figure(sage_throughput(16, n16(q))); }},
+      {"tp16.sage-keys", tp16, "sage datagrams, shared key (sealed)",
+       [](bool q) { return rate_figure(sage_throughput(16, n16(q), true)); }},
       {"tp16.enet", tp16, "raw ENet 1.3.17", [](bool q) { return rate_figure(raw_throughput(16, n16(q))); }},
       {"tp1k.sage", tp1k, "sage datagrams", [](bool q) { return rate_figure(sage_throughput(1024, n1k(q))); }},
+      {"tp1k.sage-keys", tp1k, "sage datagrams, shared key (sealed)",
+       [](bool q) { return rate_figure(sage_throughput(1024, n1k(q), true)); }},
       {"tp1k.enet", tp1k, "raw ENet 1.3.17", [](bool q) { return rate_figure(raw_throughput(1024, n1k(q))); }},
       {"rt.sage", rt, "sage datagrams", [](bool q) { return latency_figures(sage_rtt(rounds(q))); }},
+      {"rt.sage-keys", rt, "sage datagrams, shared key (sealed)", [](bool q) { return latency_figures(sage_rtt(rounds(q), true)); }},
       {"rt.enet", rt, "raw ENet 1.3.17", [](bool q) { return latency_figures(raw_rtt(rounds(q))); }},
   };
   return bench::main(argc, argv, "bench_datagram", cases);

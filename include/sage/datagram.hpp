@@ -115,6 +115,14 @@ struct DatagramOptions {
   // Admission hook, as NetworkOptions::admit (peers only: datagram peers host no groups); unset:
   // every peer whose schemas can talk to ours is admitted.
   AdmissionHook admit;
+  // Shared-key mode (docs/security.md "Shared keys"), as NetworkOptions::keys: a listener with keys
+  // admits only a connection that proves one of them (the handshake runs on ENet channel 0 within
+  // hello_timeout, before the connection becomes a peer); a client proves keys[0] within
+  // connect_timeout. Then every packet is sealed (ChaCha20-Poly1305, per-connection keys, a
+  // counter per ENet channel with a 256-number replay window): a sealed unreliable packet that
+  // does not open is dropped and counted (DatagramStats::sealed_dropped), a reliable one drops the
+  // peer as bad input. Identity "key:<id>" as for TCP. Empty: plain packets.
+  std::vector<SharedKey> keys;
 };
 
 // Counters of a manager's datagram traffic since enable_datagrams().
@@ -142,6 +150,12 @@ struct DatagramStats {
   std::uint64_t drop_logs_suppressed = 0;  // dropped-peer lines not written (rate limit)
   std::uint64_t send_buffer_full = 0;
   std::uint64_t admissions_refused = 0;    // peers refused by DatagramOptions::admit
+  // The challenge (docs/network.md "Datagrams"): requests answered with a cookie, and ENet connects
+  // without a valid cookie (dropped unanswered: no slot, no reply).
+  std::uint64_t challenges_answered = 0;
+  std::uint64_t unproven_connects = 0;
+  std::uint64_t authentication_failures = 0;  // connections that did not prove a shared key (DatagramOptions::keys)
+  std::uint64_t sealed_dropped = 0;           // sealed unreliable packets that did not open (dropped)
   std::string last_bad_input;
 };
 

@@ -2,6 +2,7 @@
 #include "network/datagram_pump.hpp"
 
 #include "local/manager_access.hpp"
+#include "secure/keys.hpp"
 #include "sage/manager.hpp"
 #include "transport/datagram.hpp"
 
@@ -16,6 +17,7 @@ PeerConfig config_of(const DatagramOptions& o) {
     throw usage_error("sage: DatagramOptions::max_peers must be 1..4000 (ENet's peer ids)");
   if (o.peer_timeout.count() <= 0 || o.ping_interval.count() <= 0 || o.hello_timeout.count() <= 0)
     throw usage_error("sage: DatagramOptions::peer_timeout, ping_interval and hello_timeout must be positive");
+  check_keys(o.keys, "DatagramOptions");
   return PeerConfig{.component = "datagram",
                     .options_name = "DatagramOptions",
                     .first_index = datagram_peer_base + 1,
@@ -83,6 +85,10 @@ DatagramStats DatagramPump::stats() const {
   s.unknown_type_skipped = c.unknown_type_skipped;
   s.drop_logs_suppressed = c.drop_logs_suppressed;
   s.send_buffer_full = c.send_buffer_full;
+  s.challenges_answered = t.challenges_answered;
+  s.unproven_connects = t.unproven_connects;
+  s.authentication_failures = t.authentication_failures;
+  s.sealed_dropped = t.sealed_dropped;
   s.last_bad_input = c.last_bad_input;
   return s;
 }

@@ -43,6 +43,9 @@ struct TransportCounters {
   std::uint64_t bad_datagrams = 0;     // datagrams that are not traffic of a known peer (ENet)
   std::uint64_t early_unreliable = 0;  // unreliable packets that overtook the peer's hello (ENet)
   std::uint64_t authentication_failures = 0;  // connections that did not prove a shared key
+  std::uint64_t challenges_answered = 0;      // challenge requests answered with a cookie (ENet listener)
+  std::uint64_t unproven_connects = 0;        // ENet connects without a valid cookie: dropped, no reply
+  std::uint64_t sealed_dropped = 0;           // sealed unreliable packets that did not open (ENet)
 };
 
 // Why a connection is closed gracefully (ENet sends it as its disconnect code).

@@ -13,8 +13,11 @@ static_assert(tag_bytes == crypto_aead_chacha20poly1305_ietf_ABYTES);
 
 using Nonce = std::array<unsigned char, crypto_aead_chacha20poly1305_ietf_NPUBBYTES>;
 
-Nonce nonce_of(std::uint64_t n) {
-  Nonce out{};  // 4 zero bytes, then the number, little endian (each direction has its own key)
+Nonce nonce_of(std::uint64_t n, std::uint8_t lane = 0) {
+  // The lane (datagrams: the ENet channel; streams: 0), 3 zero bytes, then the number, little
+  // endian (each direction has its own key).
+  Nonce out{};
+  out[0] = lane;
   for (int i = 0; i < 8; ++i) out[4 + i] = static_cast<unsigned char>(n >> (8 * i));
   return out;
 }
@@ -49,7 +52,7 @@ void DatagramSealer::seal(std::span<const std::byte> plain, std::vector<std::byt
   const std::uint64_t number = sent_++;
   out.resize(counter_bytes + plain.size() + tag_bytes);
   for (std::size_t i = 0; i < counter_bytes; ++i) out[i] = std::byte(static_cast<std::uint8_t>(number >> (8 * i)));
-  const Nonce n = nonce_of(number);
+  const Nonce n = nonce_of(number, lane_);
   unsigned long long out_len = 0;
   crypto_aead_chacha20poly1305_ietf_encrypt(u(out.data() + counter_bytes), &out_len, u(plain.data()), plain.size(),
                                             u(out.data()), counter_bytes, nullptr, n.data(), u(send_key_.data()));
@@ -66,7 +69,7 @@ std::optional<std::span<std::byte>> DatagramSealer::open(std::span<std::byte> se
     if (back >= window_bits) return std::nullopt;
     if (window_[back / 64] >> (back % 64) & 1) return std::nullopt;
   }
-  const Nonce n = nonce_of(number);
+  const Nonce n = nonce_of(number, lane_);
   unsigned long long out_len = 0;
   std::byte* text = sealed.data() + counter_bytes;
   if (crypto_aead_chacha20poly1305_ietf_decrypt(u(text), &out_len, nullptr, u(text), sealed.size() - counter_bytes,

@@ -8,9 +8,11 @@
 // fails to open, and a stream that failed cannot be trusted again (the connection is dropped).
 //
 // Datagrams (DatagramSealer): each message carries its 8-byte number in front (little endian),
-// which is its nonce and the associated data; the receiver accepts each number once within a
-// window of the last 256 (netcode.io's replay protection), so unreliable messages may arrive out
-// of order or not at all, and a replayed or injected one is dropped and counted.
+// which is its nonce (with the sealer's lane, the ENet channel, in the nonce's first byte) and the
+// associated data; the receiver accepts each number once within a window of the last 256
+// (netcode.io's replay protection), so unreliable messages may arrive out of order or not at all,
+// and a replayed or injected one is dropped and counted. One sealer per lane and direction: a
+// message moved to another channel does not open.
 //
 // Ownership: values. Threads: one owner.
 #pragma once
@@ -44,7 +46,8 @@ class StreamSealer {
 
 class DatagramSealer {
  public:
-  explicit DatagramSealer(const SessionKeys& keys) : send_key_(keys.send), receive_key_(keys.receive) {}
+  explicit DatagramSealer(const SessionKeys& keys, std::uint8_t lane = 0)
+      : send_key_(keys.send), receive_key_(keys.receive), lane_(lane) {}
   // counter | ciphertext | tag of `plain`, appended to `out` (cleared first).
   void seal(std::span<const std::byte> plain, std::vector<std::byte>& out);
   // Opens `sealed` in place: the plain text's span inside it, or an empty optional (tampered,
@@ -53,6 +56,7 @@ class DatagramSealer {
 
  private:
   Key send_key_, receive_key_;
+  std::uint8_t lane_;
   std::uint64_t sent_ = 0;
   std::uint64_t highest_ = 0;        // highest number received + 1 (0: none yet)
   std::array<std::uint64_t, 4> window_{};  // bit i: number highest_-1-i was received

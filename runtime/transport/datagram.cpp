@@ -37,12 +37,29 @@ thread_local DatagramHost* servicing = nullptr;
 int intercept_hook(ENetHost* host, ENetEvent*) {
   DatagramHost* self = servicing;
   if (!self || self->raw() != host) return 0;
-  if (self->plausible(host->receivedData, host->receivedDataLength, host->receivedAddress.host,
-                      host->receivedAddress.port))
-    return 0;
-  HostAccess::count_bad(*self);
-  return 1;  // consumed here (dropped): ENet does not look at it
+  return self->intercept(host->receivedData, host->receivedDataLength, host->receivedAddress.host,
+                         host->receivedAddress.port)
+             ? 1   // consumed here: ENet does not look at it
+             : 0;
 }
+
+// The data word of the ENet CONNECT that opens `data` (the cookie), if it is one.
+std::optional<std::uint32_t> connect_data(const std::uint8_t* data, std::size_t size) {
+  if (size < 2) return std::nullopt;
+  std::uint16_t word;
+  std::memcpy(&word, data, 2);
+  word = ENET_NET_TO_HOST_16(word);
+  const std::size_t header = (word & ENET_PROTOCOL_HEADER_FLAG_SENT_TIME) ? 4 : 2;
+  const std::uint16_t peer_id = word & ~(ENET_PROTOCOL_HEADER_FLAG_MASK | ENET_PROTOCOL_HEADER_SESSION_MASK);
+  if (peer_id != ENET_PROTOCOL_MAXIMUM_PEER_ID || size < header + sizeof(ENetProtocolConnect)) return std::nullopt;
+  if ((data[header] & ENET_PROTOCOL_COMMAND_MASK) != ENET_PROTOCOL_COMMAND_CONNECT) return std::nullopt;
+  std::uint32_t v;
+  std::memcpy(&v, data + header + offsetof(ENetProtocolConnect, data), 4);
+  return ENET_NET_TO_HOST_32(v);
+}
+
+// Bytes a sealed packet carries beyond its plain text (the number and the tag).
+constexpr std::size_t seal_overhead = secure::counter_bytes + secure::tag_bytes;
 
 constexpr std::uint8_t mode_index(Delivery::Mode m) { return static_cast<std::uint8_t>(m); }
 
@@ -50,9 +67,11 @@ constexpr std::uint8_t mode_index(Delivery::Mode m) { return static_cast<std::ui
 
 // ---- DatagramHost ----
 
-DatagramHost::DatagramHost(ENetHost* host, const DatagramSettings& settings, std::shared_ptr<Waker> waker)
-    : host_(host), settings_(settings), waker_(std::move(waker)), fd_(static_cast<int>(host->socket)) {
-  host_->maximumPacketSize = settings_.limits.max_message_size;
+DatagramHost::DatagramHost(ENetHost* host, bool listening, const DatagramSettings& settings,
+                           std::shared_ptr<Waker> waker)
+    : host_(host), settings_(settings), waker_(std::move(waker)), fd_(static_cast<int>(host->socket)),
+      listening_(listening) {
+  host_->maximumPacketSize = settings_.limits.max_message_size + seal_overhead;
   host_->intercept = &intercept_hook;
   waker_->watch(fd_);
 }
@@ -86,25 +105,71 @@ Result<std::unique_ptr<DatagramHost>> DatagramHost::open(bool bind, const std::s
   if (settings.peers_per_address != 0) h->duplicatePeers = settings.peers_per_address;
   if (settings.max_waiting_data != 0) h->maximumWaitingData = settings.max_waiting_data;
   mark_network_started();  // as TcpListener::open: a fork server started later would hold the UDP socket
-  return std::unique_ptr<DatagramHost>(new DatagramHost(h, settings, std::move(waker)));
+  return std::unique_ptr<DatagramHost>(new DatagramHost(h, bind, settings, std::move(waker)));
 }
 
 std::uint16_t DatagramHost::port() const noexcept { return host_->address.port; }
 
 std::string DatagramHost::address_of(const ENetPeer* peer) { return ip_port(peer->address); }
 
-Result<ENetPeer*> DatagramHost::dial(const std::string& host, std::uint16_t port) {
+Result<UdpAddress> DatagramHost::resolve(const std::string& host, std::uint16_t port) {
+  init_enet();
   ENetAddress addr{};
   addr.port = port;
   if (enet_address_set_host_ip(&addr, host.c_str()) != 0 && enet_address_set_host(&addr, host.c_str()) != 0)
     return Error{Errc::malformed, "cannot resolve '" + host + "' (ENet is IPv4 only)"};
-  ENetPeer* p = enet_host_connect(host_, &addr, std::size_t{3} * settings_.channels_per_mode, datagram_code::connect);
+  return UdpAddress{addr.host, addr.port};
+}
+
+void DatagramHost::send_challenge(UdpAddress to, std::uint64_t nonce) {
+  const auto request = secure::challenge_request(nonce);
+  ENetAddress addr{to.host, to.port};
+  ENetBuffer buf{const_cast<std::byte*>(request.data()), request.size()};
+  (void)enet_socket_send(host_->socket, &addr, &buf, 1);  // lost like any datagram: the dialer resends
+}
+
+Result<ENetPeer*> DatagramHost::dial(UdpAddress to, std::uint32_t cookie) {
+  ENetAddress addr{to.host, to.port};
+  ENetPeer* p = enet_host_connect(host_, &addr, std::size_t{3} * settings_.channels_per_mode, cookie);
   if (!p) return Error{Errc::io_error, "no free ENet peer slot to connect to " + ip_port(addr)};
   const auto t = static_cast<enet_uint32>(settings_.peer_timeout.count());
   enet_peer_timeout(p, 0, t, t);
   enet_peer_ping_interval(p, static_cast<enet_uint32>(settings_.ping_interval.count()));
   p->data = nullptr;
   return p;
+}
+
+bool DatagramHost::intercept(const std::uint8_t* data, std::size_t size, std::uint32_t from_host,
+                             std::uint16_t from_port) {
+  const std::span<const std::byte> d(reinterpret_cast<const std::byte*>(data), size);
+  if (secure::is_challenge_request(d)) {
+    // Stateless: a cookie for this address, or nothing. Only a listener gives cookies.
+    if (listening_) {
+      if (auto reply = cookies_.answer(d, from_host, from_port, std::chrono::steady_clock::now())) {
+        ENetAddress to{from_host, from_port};
+        ENetBuffer buf{reply->data(), reply->size()};
+        (void)enet_socket_send(host_->socket, &to, &buf, 1);
+        ++challenges_answered_;
+        return true;
+      }
+    }
+    ++bad_datagrams_;
+    return true;
+  }
+  if (secure::is_challenge_reply(d)) {
+    if (!events_ || !events_->on_challenge_reply(*this, from_host, from_port, d)) ++bad_datagrams_;
+    return true;
+  }
+  if (!plausible(data, size, from_host, from_port)) {
+    ++bad_datagrams_;
+    return true;
+  }
+  if (auto cookie = connect_data(data, size);
+      cookie && !cookies_.check(*cookie, from_host, from_port, std::chrono::steady_clock::now())) {
+    ++unproven_connects_;  // no slot, no reply: the sender has not shown it receives at its address
+    return true;
+  }
+  return false;
 }
 
 bool DatagramHost::plausible(const std::uint8_t* data, std::size_t size, std::uint32_t from_host,
@@ -225,8 +290,8 @@ DatagramConn::DatagramConn(DatagramHost& host, ENetPeer* peer)
 
 DatagramConn::~DatagramConn() {
   close();
-  for (ENetPacket* p : inbox_) enet_packet_destroy(p);
-  for (ENetPacket* p : held_) enet_packet_destroy(p);
+  for (auto* q : {&inbox_, &held_, &pre_seal_})
+    for (const Inbound& in : *q) enet_packet_destroy(in.packet);
   if (pending_->packets == 0) delete pending_;
   else pending_->orphan = true;
 }
@@ -245,6 +310,11 @@ void DatagramConn::disconnect_later(std::uint32_t code) {
 void DatagramConn::fail(Error e) noexcept {
   if (!failure_) failure_ = std::move(e);
   peer_ = nullptr;  // ENet resets or has reset the peer; never touch it again
+}
+
+void DatagramConn::fail_now(Error e) noexcept {
+  if (!failure_) failure_ = std::move(e);
+  if (ENetPeer* p = std::exchange(peer_, nullptr); p && p->data == this) host_.drop_now(p, datagram_code::closed);
 }
 
 std::uint32_t DatagramConn::round_trip_ms() const noexcept { return peer_ ? peer_->roundTripTime : 0; }
@@ -268,9 +338,16 @@ Result<void> DatagramConn::send(std::span<const std::byte> body, Delivery delive
     case Delivery::Mode::unreliable_sequenced: flags = ENET_PACKET_FLAG_UNRELIABLE_FRAGMENT; break;
     case Delivery::Mode::unreliable: flags = ENET_PACKET_FLAG_UNSEQUENCED | ENET_PACKET_FLAG_UNRELIABLE_FRAGMENT; break;
   }
-  ENetPacket* packet = enet_packet_create(body.data(), body.size(), flags);
+  const auto channel = static_cast<std::uint8_t>(mode_index(delivery.mode) * per_mode + delivery.channel);
+  if (proving_) return Error{Errc::peer_gone, address_ + " has not finished the shared-key handshake"};
+  if (sealers_.empty()) return send_bytes(body, channel, flags);
+  sealers_[channel].seal(body, sealed_);
+  return send_bytes(sealed_, channel, flags);
+}
+
+Result<void> DatagramConn::send_bytes(std::span<const std::byte> bytes, std::uint8_t channel, std::uint32_t flags) {
+  ENetPacket* packet = enet_packet_create(bytes.data(), bytes.size(), flags);
   if (!packet) return Error{Errc::io_error, "out of memory for an ENet packet"};
-  const auto channel = static_cast<enet_uint8>(mode_index(delivery.mode) * per_mode + delivery.channel);
   if (enet_peer_send(peer_, channel, packet) != 0) {
     enet_packet_destroy(packet);
     return Error{Errc::peer_gone, address_ + " does not accept packets (disconnecting)"};
@@ -281,15 +358,43 @@ Result<void> DatagramConn::send(std::span<const std::byte> body, Delivery delive
     p->bytes -= pk->dataLength;
     if (--p->packets == 0 && p->orphan) delete p;
   };
-  pending_->bytes += body.size();
+  pending_->bytes += bytes.size();
   ++pending_->packets;
   return {};
 }
 
+std::optional<std::vector<std::byte>> DatagramConn::take_handshake_packet() {
+  auto it = std::find_if(pre_seal_.begin(), pre_seal_.end(), [](const Inbound& in) { return in.channel == 0; });
+  if (it == pre_seal_.end()) return std::nullopt;
+  const auto* d = reinterpret_cast<const std::byte*>(it->packet->data);
+  std::vector<std::byte> out(d, d + it->packet->dataLength);
+  pre_seal_bytes_ -= it->packet->dataLength;
+  enet_packet_destroy(it->packet);
+  pre_seal_.erase(it);
+  return out;
+}
+
+Result<void> DatagramConn::send_handshake(std::span<const std::byte> bytes) {
+  if (!peer_ || failure_) return Error{Errc::peer_gone, address_ + " is disconnected"};
+  return send_bytes(bytes, 0, ENET_PACKET_FLAG_RELIABLE);
+}
+
+void DatagramConn::seal_with(const secure::SessionKeys& keys) {
+  const std::size_t channels = std::size_t{3} * host_.settings().channels_per_mode;
+  sealers_.clear();
+  sealers_.reserve(channels);
+  for (std::size_t c = 0; c < channels; ++c) sealers_.emplace_back(keys, static_cast<std::uint8_t>(c));
+  identity_ = "key:" + keys.key_id;
+  proving_ = false;
+  auto early = std::exchange(pre_seal_, {});
+  pre_seal_bytes_ = 0;
+  for (const Inbound& in : early) accept(in.packet, in.channel);
+}
+
 std::size_t DatagramConn::pending_bytes() const { return pending_->bytes; }
 std::size_t DatagramConn::received_bytes() const {
-  std::size_t n = held_bytes_;
-  for (const ENetPacket* p : inbox_) n += p->dataLength;
+  std::size_t n = held_bytes_ + pre_seal_bytes_;
+  for (const Inbound& in : inbox_) n += in.size;
   return n;
 }
 
@@ -300,7 +405,40 @@ bool DatagramConn::wait_sent(Clock::time_point deadline) {
 
 void DatagramConn::deliver(ENetPacket* packet, std::uint8_t channel) {
   last_receive_ = Clock::now();
+  if (proving_) {  // the handshake's packets, and whatever follows them before seal_with()
+    pre_seal_bytes_ += packet->dataLength;
+    pre_seal_.push_back({packet, 0, static_cast<std::uint32_t>(packet->dataLength), channel});
+    if (pre_seal_bytes_ > limits().max_inbox_bytes)
+      fail_now(Error{Errc::too_large, std::to_string(pre_seal_bytes_) + " bytes arrived during the shared-key handshake"});
+    return;
+  }
+  accept(packet, channel);
+}
+
+void DatagramConn::accept(ENetPacket* packet, std::uint8_t channel) {
   const bool reliable = channel < host_.settings().channels_per_mode;
+  Inbound in{packet, 0, static_cast<std::uint32_t>(packet->dataLength), channel};
+  if (!sealers_.empty()) {
+    auto plain = sealers_[channel].open({reinterpret_cast<std::byte*>(packet->data), packet->dataLength});
+    if (!plain) {
+      enet_packet_destroy(packet);
+      // An unreliable packet may be lost anyway: this one is dropped and counted. A reliable one
+      // that does not open breaks its channel's order: the connection cannot be trusted again.
+      if (reliable)
+        fail_now(Error{Errc::malformed, "a sealed packet on reliable channel " + std::to_string(channel) +
+                                        " did not open (tampered with, replayed or injected on the path)"});
+      else
+        host_.note_sealed_dropped();
+      return;
+    }
+    in.offset = static_cast<std::uint32_t>(plain->data() - reinterpret_cast<std::byte*>(packet->data));
+    in.size = static_cast<std::uint32_t>(plain->size());
+  } else if (channel == 0 && !hello_seen_ &&
+             secure::is_refusal_magic({reinterpret_cast<const std::byte*>(packet->data), packet->dataLength})) {
+    enet_packet_destroy(packet);  // a listener with shared keys refused our plain hello
+    fail_now(Error{Errc::not_admitted, "enet://" + address_ + " requires the shared-key handshake (DatagramOptions::keys)"});
+    return;
+  }
   // The peer's hello opens its first packet on channel 0 (reliable, ordered). Packets of its other
   // channels can overtake it: unreliable ones are dropped (their delivery allows it), reliable
   // ones are held until the hello arrived; the Channel would otherwise take them for bad input.
@@ -310,26 +448,26 @@ void DatagramConn::deliver(ENetPacket* packet, std::uint8_t channel) {
       enet_packet_destroy(packet);
       return;
     }
-    held_bytes_ += packet->dataLength;
-    held_.push_back(packet);
+    held_bytes_ += in.size;
+    held_.push_back(in);
     if (held_bytes_ > limits().max_inbox_bytes)
-      fail(Error{Errc::too_large, std::to_string(held_bytes_) + " bytes of reliable packets arrived before the hello"});
+      fail_now(Error{Errc::too_large, std::to_string(held_bytes_) + " bytes of reliable packets arrived before the hello"});
     return;
   }
-  if (packet->dataLength > limits().max_message_size) {
+  if (in.size > limits().max_message_size) {
     enet_packet_destroy(packet);
-    fail(Error{Errc::too_large, "a packet over DatagramOptions::max_message_size arrived"});
+    fail_now(Error{Errc::too_large, "a packet over DatagramOptions::max_message_size arrived"});
     return;
   }
-  inbox_.push_back(packet);
+  inbox_.push_back(in);
   if (channel == 0 && !hello_seen_) {
     hello_seen_ = true;
-    for (ENetPacket* p : held_) {
-      if (p->dataLength > limits().max_message_size) {
-        fail(Error{Errc::too_large, "a packet over DatagramOptions::max_message_size arrived"});
-        enet_packet_destroy(p);
+    for (const Inbound& h : held_) {
+      if (h.size > limits().max_message_size) {
+        fail_now(Error{Errc::too_large, "a packet over DatagramOptions::max_message_size arrived"});
+        enet_packet_destroy(h.packet);
       } else {
-        inbox_.push_back(p);
+        inbox_.push_back(h);
       }
     }
     held_.clear();
@@ -342,21 +480,22 @@ std::size_t DatagramConn::receive_impl(std::size_t max, void (*fn)(void*, std::s
   std::size_t n = 0;
   std::vector<std::uint64_t> aligned;
   while (n < max && !inbox_.empty()) {
-    ENetPacket* p = inbox_.front();
+    const Inbound in = inbox_.front();
     inbox_.pop_front();
-    std::span<const std::byte> body{reinterpret_cast<const std::byte*>(p->data), p->dataLength};
-    if (reinterpret_cast<std::uintptr_t>(p->data) % 8 != 0) {
-      aligned.assign((p->dataLength + 7) / 8, 0);
-      std::memcpy(aligned.data(), p->data, p->dataLength);
-      body = {reinterpret_cast<const std::byte*>(aligned.data()), p->dataLength};
+    const auto* data = reinterpret_cast<const std::byte*>(in.packet->data) + in.offset;
+    std::span<const std::byte> body{data, in.size};
+    if (reinterpret_cast<std::uintptr_t>(data) % 8 != 0) {
+      aligned.assign((in.size + 7) / 8, 0);
+      std::memcpy(aligned.data(), data, in.size);
+      body = {reinterpret_cast<const std::byte*>(aligned.data()), in.size};
     }
     try {
       fn(ctx, body);
     } catch (...) {
-      enet_packet_destroy(p);
+      enet_packet_destroy(in.packet);
       throw;
     }
-    enet_packet_destroy(p);
+    enet_packet_destroy(in.packet);
     ++n;
   }
   return n;

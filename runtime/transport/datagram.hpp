@@ -14,6 +14,14 @@
 // arrival), a peer with data in flight one more per retransmit, a host without peers none.
 // Ownership: the host outlives its connections (the owner destroys connections first); a
 // DatagramConn is the ENet peer's `data`, cleared when either goes.
+// Challenge (secure/challenge.hpp): every host drops an ENet CONNECT whose data word is not a
+// cookie it gave to that address (no slot, no reply); a listening host answers challenge requests
+// with a cookie, statelessly. dial() therefore starts with send_challenge() and connects with the
+// cookie the reply carries (the transport's EnetDialer runs these steps).
+// Sealing (secure/seal.hpp): after a shared-key handshake on channel 0 (the transport runs it
+// before the connection becomes a peer), a DatagramConn seals every packet with one
+// DatagramSealer per ENet channel; one that does not open is dropped and counted (unreliable
+// channels) or fails the connection (reliable channels, whose order it would break).
 // Addresses: ENet 1.3.17 is IPv4 only; names are resolved with enet_address_set_host, which blocks
 // (getaddrinfo) — numeric addresses do not.
 #pragma once
@@ -22,9 +30,12 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "secure/challenge.hpp"
+#include "secure/seal.hpp"
 #include "transport/connection.hpp"
 
 struct _ENetHost;
@@ -41,7 +52,7 @@ inline constexpr std::uint32_t connect = 0x53414745;  // "SAGE": a connect from 
 inline constexpr std::uint32_t timeout = 0;           // ENet's own timeout (sage never sends 0)
 inline constexpr std::uint32_t closed = 1;            // disconnect() or a refused handshake
 inline constexpr std::uint32_t full = 2;              // the listener has max_peers peers
-inline constexpr std::uint32_t not_sage = 3;          // the connect's data was not `connect`
+inline constexpr std::uint32_t not_sage = 3;          // (unused since the challenge: such connects get no reply)
 inline constexpr std::uint32_t shutdown = 4;          // the manager was destroyed
 }  // namespace datagram_code
 
@@ -74,6 +85,17 @@ class HostEvents {
  public:
   virtual ~HostEvents() = default;
   virtual void on_host_event(class DatagramHost& host, const HostEvent& ev) = 0;
+  // A challenge reply (not yet checked) from address:port (ENet's encoding): true if a dial
+  // took it, else the host counts it as a bad datagram.
+  virtual bool on_challenge_reply(class DatagramHost& host, std::uint32_t address, std::uint16_t port,
+                                  std::span<const std::byte> reply) = 0;
+};
+
+// An IPv4 address and port as ENet holds them (address in network order, port in host order).
+struct UdpAddress {
+  std::uint32_t host = 0;
+  std::uint16_t port = 0;
+  friend bool operator==(const UdpAddress&, const UdpAddress&) = default;
 };
 
 class DatagramHost {
@@ -88,9 +110,13 @@ class DatagramHost {
 
   std::uint16_t port() const noexcept;
   const DatagramSettings& settings() const noexcept { return settings_; }
-  // Starts an ENet connect (no packet leaves before the next service()/flush()). Fails with
-  // malformed (unresolvable) or io_error (no free peer slot).
-  Result<_ENetPeer*> dial(const std::string& host, std::uint16_t port);
+  // Resolves host:port (malformed if it cannot: ENet is IPv4 only).
+  static Result<UdpAddress> resolve(const std::string& host, std::uint16_t port);
+  // Sends a challenge request with `nonce` to `to` (one UDP datagram, now).
+  void send_challenge(UdpAddress to, std::uint64_t nonce);
+  // Starts an ENet connect carrying `cookie` (no packet leaves before the next service()/flush()).
+  // Fails with io_error (no free peer slot).
+  Result<_ENetPeer*> dial(UdpAddress to, std::uint32_t cookie);
   // Who hears of connects and disconnects (nullptr: connects are dropped at once).
   void set_events(HostEvents* events) noexcept { events_ = events; }
   // Runs ENet until it has nothing more to do now: receives go to their connection's inbox;
@@ -121,21 +147,34 @@ class DatagramHost {
   std::uint64_t bad_datagrams() const noexcept { return bad_datagrams_; }
   std::uint64_t early_unreliable() const noexcept { return early_unreliable_; }
   void note_early_unreliable() noexcept { ++early_unreliable_; }
+  std::uint64_t challenges_answered() const noexcept { return challenges_answered_; }
+  std::uint64_t unproven_connects() const noexcept { return unproven_connects_; }
+  std::uint64_t sealed_dropped() const noexcept { return sealed_dropped_; }
+  void note_sealed_dropped() noexcept { ++sealed_dropped_; }
+  // What the intercept hook does with a raw datagram from from_host:from_port before ENet sees it:
+  // true = consumed here (a challenge request answered, a reply handed to the events, a datagram
+  // that is not plausible or an unproven connect dropped and counted).
+  bool intercept(const std::uint8_t* data, std::size_t size, std::uint32_t from_host, std::uint16_t from_port);
   // Whether a raw UDP datagram is plausible ENet traffic for this host (else counted and dropped).
   // Pure function of the bytes and the host's peer table: the fuzz target calls it directly.
   bool plausible(const std::uint8_t* data, std::size_t size, std::uint32_t from_host, std::uint16_t from_port) const;
   _ENetHost* raw() const noexcept { return host_; }
 
  private:
-  DatagramHost(_ENetHost* host, const DatagramSettings& settings, std::shared_ptr<Waker> waker);
+  DatagramHost(_ENetHost* host, bool listening, const DatagramSettings& settings, std::shared_ptr<Waker> waker);
   friend struct HostAccess;
   _ENetHost* host_;
   DatagramSettings settings_;
   std::shared_ptr<Waker> waker_;
   int fd_;
   HostEvents* events_ = nullptr;
+  bool listening_;
+  secure::CookieJar cookies_;
   std::uint64_t bad_datagrams_ = 0;
   std::uint64_t early_unreliable_ = 0;
+  std::uint64_t challenges_answered_ = 0;
+  std::uint64_t unproven_connects_ = 0;
+  std::uint64_t sealed_dropped_ = 0;
 };
 
 class DatagramConn final : public Connection {
@@ -159,25 +198,51 @@ class DatagramConn final : public Connection {
   void disconnect_later(std::uint32_t code);
   // Round-trip estimate of ENet (ms).
   std::uint32_t round_trip_ms() const noexcept;
+  const std::string& identity() const noexcept override { return identity_; }
+
+  // The shared-key handshake on channel 0, before any sage record (run by the transport):
+  // begin_handshake() holds every packet that arrives; take_handshake_packet() gives the next one
+  // of channel 0; send_handshake() sends one (reliable, channel 0, unsealed); seal_with() switches
+  // to sealed packets both ways and passes the packets still held through the sealed path.
+  void begin_handshake() noexcept { proving_ = true; }
+  std::optional<std::vector<std::byte>> take_handshake_packet();
+  Result<void> send_handshake(std::span<const std::byte> bytes);
+  void seal_with(const secure::SessionKeys& keys);
 
   // Called by the host's service() only.
   void deliver(_ENetPacket* packet, std::uint8_t channel);
   void fail(Error e) noexcept;
 
  private:
+  // fail(), and drops the ENet peer at once (the connection found its input bad).
+  void fail_now(Error e) noexcept;
+  struct Inbound {  // a received packet and where its plain text is in it (after the seal's number)
+    _ENetPacket* packet;
+    std::uint32_t offset;
+    std::uint32_t size;
+    std::uint8_t channel;
+  };
+  Result<void> send_bytes(std::span<const std::byte> bytes, std::uint8_t channel, std::uint32_t flags);
+  void accept(_ENetPacket* packet, std::uint8_t channel);
   std::size_t receive_impl(std::size_t max, void (*fn)(void*, std::span<const std::byte>), void* ctx) override;
   struct Pending;
   DatagramHost& host_;
   _ENetPeer* peer_;
   std::string address_;
   Pending* pending_;  // shared with the packets in flight (freed by the last of them)
-  std::deque<_ENetPacket*> inbox_;
+  std::deque<Inbound> inbox_;
   std::optional<Error> failure_;
   Clock::time_point last_receive_ = Clock::now();
-  std::deque<_ENetPacket*> held_;  // reliable packets of channels 1.. that overtook the hello
+  std::deque<Inbound> held_;  // reliable packets of channels 1.. that overtook the hello
   std::size_t held_bytes_ = 0;
   bool hello_seen_ = false;  // the first packet on channel 0 (it opens with the peer's hello) arrived
   bool paused_ = false;
+  bool proving_ = false;                // in the shared-key handshake: packets wait in pre_seal_
+  std::deque<Inbound> pre_seal_;        // what arrived during the handshake (channel order kept)
+  std::size_t pre_seal_bytes_ = 0;
+  std::vector<secure::DatagramSealer> sealers_;  // one per ENet channel once sealed; empty: plain
+  std::vector<std::byte> sealed_;       // scratch for send()
+  std::string identity_;
 };
 
 }  // namespace sage::detail

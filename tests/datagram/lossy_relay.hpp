@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <queue>
@@ -59,6 +60,14 @@ class Relay {
     return ntohs(a.sin_port);
   }
   void blackhole(bool on) { blackhole_ = on; }
+  // An attacker on the path: called on the relay's thread for every datagram before the faults,
+  // it returns what to pass on instead (nothing: dropped; more than one: the others too, e.g. a
+  // replay). Unset: every datagram passes as it came.
+  using Tap = std::function<std::vector<std::vector<std::uint8_t>>(std::vector<std::uint8_t> datagram, bool to_server)>;
+  void set_tap(Tap tap) {
+    std::lock_guard lock(mu_);
+    tap_ = std::move(tap);
+  }
   void set_faults(Faults f) {
     std::lock_guard lock(mu_);
     faults_ = f;
@@ -91,6 +100,16 @@ class Relay {
   }
 
   void pass(int fd, const sockaddr_in& to, const std::uint8_t* data, std::size_t n) {
+    Tap tap;
+    {
+      std::lock_guard lock(mu_);
+      tap = tap_;
+    }
+    if (!tap) return pass_one(fd, to, data, n);
+    for (const auto& d : tap(std::vector<std::uint8_t>(data, data + n), fd != front_)) pass_one(fd, to, d.data(), d.size());
+  }
+
+  void pass_one(int fd, const sockaddr_in& to, const std::uint8_t* data, std::size_t n) {
     Faults f;
     {
       std::lock_guard lock(mu_);
@@ -160,6 +179,7 @@ class Relay {
   std::uint16_t server_port_;
   std::mutex mu_;
   Faults faults_;
+  Tap tap_;
   std::mt19937 rng_;
   int front_ = -1;
   std::map<std::uint64_t, int> upstream_;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "channel/protocol.hpp"
+#include "enet_challenge.hpp"
 #include "pancakes.sage.hpp"
 #include "sage/manager.hpp"
 #include "sage/wire.hpp"
@@ -71,7 +72,10 @@ struct World {
     ENetAddress a{};
     enet_address_set_host_ip(&a, "127.0.0.1");
     a.port = port;
-    peer = enet_host_connect(client, &a, 12, sage::detail::datagram_code::connect);
+    const auto cookie = enet_challenge::cookie(static_cast<int>(client->socket), port, [&] { server.tick(); },
+                                               std::chrono::seconds(2));
+    if (!cookie) return false;
+    peer = enet_host_connect(client, &a, 12, *cookie);
     const auto until = Clock::now() + std::chrono::seconds(2);
     while (!connected && Clock::now() < until) pump(std::chrono::milliseconds(2));
     if (!connected) return false;

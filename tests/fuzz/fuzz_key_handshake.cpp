@@ -1,11 +1,12 @@
 // libFuzzer target: the shared-key handshake and sealing (runtime/secure) on bytes from outside.
 // The first byte picks the path: the listener reading K1 (then K3), the client reading K2, a sealed
-// stream frame, a sealed datagram. Nothing may crash, and nothing unauthenticated may verify.
+// stream frame, a sealed datagram, the datagram challenge. Nothing may crash, and nothing unauthenticated may verify.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
+#include "secure/challenge.hpp"
 #include "secure/handshake.hpp"
 #include "secure/seal.hpp"
 
@@ -20,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }();
   std::vector<std::byte> in(size - 1);
   if (size > 1) std::memcpy(in.data(), data + 1, size - 1);
-  switch (data[0] % 4) {
+  switch (data[0] % 5) {
     case 0: {  // listener: K1, then the rest as K3
       secure::ServerHandshake hs;
       const std::size_t k1 = std::min(in.size(), secure::k1_max);
@@ -47,6 +48,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       secure::SessionKeys k{keys.front().key, keys.front().key, "workers"};
       secure::DatagramSealer s(k);
       (void)s.open(in);
+      break;
+    }
+    case 4: {  // the datagram challenge: a request from anyone, a reply to a client
+      static const secure::CookieJar jar;
+      const auto now = std::chrono::steady_clock::now();
+      if (auto reply = jar.answer(in, 0x0100007f, 4242, now)) {
+        // Only a well-formed request is answered, with fewer bytes than it carried, and its cookie
+        // checks for that address only.
+        if (in.size() != secure::challenge_request_bytes || reply->size() >= in.size()) std::abort();
+        auto c = secure::read_challenge_reply(*reply, 0);
+        (void)c;
+      }
+      (void)secure::read_challenge_reply(in, 0);
+      std::uint32_t guess = 0;
+      std::memcpy(&guess, in.data(), std::min<std::size_t>(in.size(), 4));
+      (void)jar.check(guess, 0x0100007f, 4242, now);
       break;
     }
   }
