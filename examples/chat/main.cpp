@@ -23,12 +23,12 @@
 
 using namespace std::chrono_literals;
 
-// Text that came from another process, safe to print and relay: control characters and '\'
-// escaped, at most `max` bytes of it.
+// Text that came from another process, safe to print and relay: control characters (C0, DEL)
+// escaped as \xHH, at most `max` bytes of it.
 std::string printable(std::string_view s, std::size_t max) {
   std::string out;
   for (const unsigned char c : s.substr(0, max)) {
-    if (c < 0x20 || c == 0x7f || c == '\\') {
+    if (c < 0x20 || c == 0x7f) {
       char hex[5];
       std::snprintf(hex, sizeof hex, "\\x%02x", c);
       out += hex;

@@ -30,11 +30,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Text that came from another process, safe to print: control characters and '\' escaped, capped.
+// Text that came from another process, safe to print: control characters escaped, capped.
 std::string printable(std::string_view s, std::size_t max = 200) {
   std::string out;
   for (const unsigned char c : s.substr(0, max)) {
-    if (c < 0x20 || c == 0x7f || c == '\\') {
+    if (c < 0x20 || c == 0x7f) {
       char hex[5];
       std::snprintf(hex, sizeof hex, "\\x%02x", c);
       out += hex;
