@@ -77,9 +77,11 @@ struct Server : sage::Actor<Server, sage::subscribes<chat::Join, chat::Say, sage
   }
 };
 
-struct Client : sage::Actor<Client, sage::subscribes<chat::Line, sage::PeerRefused, sage::PeerDisconnected>> {
+struct Client : sage::Actor<Client, sage::subscribes<chat::Line, sage::PeerConnected, sage::PeerRefused,
+                                                     sage::PeerDisconnected>> {
   std::string me;
   int seen = 0;
+  bool connected = false;           // the server's handshake arrived and was accepted
   std::optional<std::string> gone;  // why the server is gone (refused us, closed, lost)
   bool handle(const chat::Line& l) {
     std::printf("[%s sees] <%s> %s\n", me.c_str(), printable(l.nick, max_nick).c_str(),
@@ -87,6 +89,7 @@ struct Client : sage::Actor<Client, sage::subscribes<chat::Line, sage::PeerRefus
     ++seen;
     return true;
   }
+  bool handle(const sage::PeerConnected&) { return connected = true; }
   bool handle(const sage::PeerRefused& r) {
     if (!gone) gone = "refused by " + r.address + ": " + r.reason.message();
     return true;
@@ -176,6 +179,12 @@ int main(int argc, char** argv) try {
       if (auto r = mgr.try_send_message(msg, server); !r && !me.gone) me.gone = "cannot send: " + r.error().message();
     };
     send(chat::Join{argv[4]});
+    // In, or refused, before anything is typed: a client that never got in says so.
+    for (auto end = std::chrono::steady_clock::now() + 10s; !me.connected && !me.gone;) {
+      if (std::chrono::steady_clock::now() > end) me.gone = "no handshake from the server within 10 s";
+      mgr.tick();
+      mgr.wait_for_next_tick(30ms);
+    }
     while (typing && !me.gone) {
       typing = read_typed(pending, typed);
       for (auto& t : typed) send(chat::Say{t});

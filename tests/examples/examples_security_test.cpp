@@ -434,6 +434,7 @@ TEST_CASE("security: a client of examples/chat reports a server that refuses or 
   const auto port = server.number_after("listening on port ");
   // No key at a keyed server: refused, said on stderr.
   Program plain(SAGE_EXAMPLE_CHAT, {"client", "127.0.0.1", std::to_string(port), "plain"}, dir.path, "plain");
+  plain.close_stdin();  // nothing to type: it still waits for the server's answer before it leaves
   CHECK_MESSAGE(plain.exit_code() == 1, plain.both());
   CHECK(plain.err().find("shared-key") != std::string::npos);
   // The server goes away under a connected client.
