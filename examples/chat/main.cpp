@@ -3,16 +3,19 @@
 //   chat client 127.0.0.1 5555 ann   in others: type lines, Ctrl-D leaves
 //   chat demo                        a scripted server and two clients in one process (the test)
 // Server and client take `--key-file PATH --key-id ID` (anywhere): shared-key mode (docs/security.md
-// "Shared keys"), PATH holding the key's 64 hex digits (as SharedKey::hex() writes them, or
-// `python3 -c "import secrets; print(secrets.token_hex(32))"`); both ends need the same key.
+// "Shared keys"), PATH holding the key's 64 hex digits (as SharedKey::hex() writes them,
+// `cluster keygen PATH`, or `python3 -c "import secrets; print(secrets.token_hex(32))"`); both ends
+// need the same key. The server serves chat clients only: its admission hook refuses every request
+// to host a group. What peers send is printed and relayed with control characters escaped.
+#include <poll.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <exception>
-#include <iostream>
 #include <map>
-#include <mutex>
+#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "chat.sage.hpp"
@@ -20,19 +23,40 @@
 
 using namespace std::chrono_literals;
 
+// Text that came from another process, safe to print and relay: control characters (C0, DEL)
+// escaped as \xHH, at most `max` bytes of it.
+std::string printable(std::string_view s, std::size_t max) {
+  std::string out;
+  for (const unsigned char c : s.substr(0, max)) {
+    if (c < 0x20 || c == 0x7f) {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (s.size() > max) out += "...";
+  return out;
+}
+constexpr std::size_t max_nick = 32, max_text = 2000;
+
 struct Server : sage::Actor<Server, sage::subscribes<chat::Join, chat::Say, sage::PeerDisconnected>> {
   sage::Manager& mgr;
   std::map<std::uint32_t, std::string> nicks;  // by peer index
   bool log = false;                             // `chat server` prints who comes and goes
   explicit Server(sage::Manager& m) : mgr(m) {}
   bool handle(const chat::Join& j, const sage::Sender& from) {
-    nicks[from.index] = j.nick;
-    if (log) std::printf("%s joined\n", j.nick.c_str());
-    relay(from, chat::Line{"server", j.nick + " joined"});
+    const std::string nick = printable(j.nick, max_nick);
+    nicks[from.index] = nick;
+    if (log) std::printf("%s joined\n", nick.c_str());
+    relay(from, chat::Line{"server", nick + " joined"});
     return true;
   }
   bool handle(const chat::Say& s, const sage::Sender& from) {
-    relay(from, chat::Line{nicks[from.index], s.text});
+    auto it = nicks.find(from.index);
+    if (it == nicks.end()) return true;  // a peer that never sent Join is not in the chat
+    relay(from, chat::Line{it->second, printable(s.text, max_text)});
     return true;
   }
   bool handle(const sage::PeerDisconnected& d) {
@@ -48,20 +72,56 @@ struct Server : sage::Actor<Server, sage::subscribes<chat::Join, chat::Say, sage
       if (index == from.index) continue;
       // A peer may be gone already, or not know chat.Line (a tool that only sends): not fatal here.
       if (auto r = mgr.try_send_message(line, sage::Sender::peer(index)); !r && log)
-        std::printf("cannot send to %s: %s\n", nick.c_str(), r.error().message().c_str());
+        std::printf("cannot send to %s: %s\n", nick.c_str(), printable(r.error().message(), 500).c_str());
     }
   }
 };
 
-struct Client : sage::Actor<Client, sage::subscribes<chat::Line>> {
+struct Client : sage::Actor<Client, sage::subscribes<chat::Line, sage::PeerConnected, sage::PeerRefused,
+                                                     sage::PeerDisconnected>> {
   std::string me;
   int seen = 0;
+  bool connected = false;           // the server's handshake arrived and was accepted
+  std::optional<std::string> gone;  // why the server is gone (refused us, closed, lost)
   bool handle(const chat::Line& l) {
-    std::printf("[%s sees] <%s> %s\n", me.c_str(), l.nick.c_str(), l.text.c_str());
+    std::printf("[%s sees] <%s> %s\n", me.c_str(), printable(l.nick, max_nick).c_str(),
+                printable(l.text, max_text).c_str());
     ++seen;
     return true;
   }
+  bool handle(const sage::PeerConnected&) { return connected = true; }
+  bool handle(const sage::PeerRefused& r) {
+    if (!gone) gone = "refused by " + r.address + ": " + r.reason.message();
+    return true;
+  }
+  bool handle(const sage::PeerDisconnected& d) {
+    if (!gone) gone = "lost " + d.address + ": " + d.reason.message();
+    return true;
+  }
 };
+
+// The server's network options: the key (if any) and an admission hook for a chat server.
+sage::NetworkOptions server_options(sage::NetworkOptions options) {
+  options.admit = [](const sage::AdmissionRequest& r) -> std::optional<std::string> {
+    if (r.kind == sage::AdmissionRequest::Kind::group) return "this chat server hosts no groups; it serves chat clients";
+    return std::nullopt;  // a chat client (with the key, when the server has one)
+  };
+  return options;
+}
+
+// Lines typed on stdin so far (read without blocking); false at end of input.
+bool read_typed(std::string& pending, std::vector<std::string>& lines) {
+  pollfd p{0, POLLIN, 0};
+  while (::poll(&p, 1, 0) > 0) {
+    char buf[4096];
+    const auto n = ::read(0, buf, sizeof buf);
+    if (n <= 0) return false;
+    pending.append(buf, static_cast<std::size_t>(n));
+    for (std::size_t eol; (eol = pending.find('\n')) != std::string::npos; pending.erase(0, eol + 1))
+      lines.push_back(pending.substr(0, eol));
+  }
+  return true;
+}
 
 // Takes `--key-file PATH --key-id ID` out of argv; true if the key was read (or none was given).
 bool take_key(int& argc, char** argv, sage::NetworkOptions& options) {
@@ -90,13 +150,20 @@ int main(int argc, char** argv) try {
   const std::string mode = argc > 1 ? argv[1] : "demo";
   if (mode == "server" && (argc == 3 || argc == 4)) {
     sage::Manager mgr;
-    mgr.enable_network(options);
+    mgr.enable_network(server_options(options));
     mgr.register_messages(chat::chat_wire_messages{});
     Server server(mgr);
     server.log = true;
     mgr.register_actor(server);
     std::printf("listening on port %u\n", mgr.listen(argc == 4 ? argv[3] : "0.0.0.0", std::stoi(argv[2])).port);
-    mgr.run(30ms, [] { return false; });
+    for (;;) {
+      try {
+        mgr.tick();
+      } catch (const sage::group_error& e) {  // how a lost remote group is reported; admit lets none in
+        std::printf("group lost: %s\n", printable(e.what(), 500).c_str());
+      }
+      mgr.wait_for_next_tick(30ms);
+    }
   } else if (mode == "client" && argc == 5) {
     sage::Manager mgr;
     mgr.enable_network(options);
@@ -104,27 +171,32 @@ int main(int argc, char** argv) try {
     Client me;
     me.me = argv[4];
     mgr.register_actor(me);
-    mgr.connect(argv[2], static_cast<std::uint16_t>(std::stoi(argv[3])));
-    mgr.send_message(chat::Join{argv[4]});
-    std::mutex mu;  // stdin is read on a thread; the manager's thread sends
-    std::vector<std::string> typed;
-    bool eof = false;
-    std::thread reader([&] {
-      for (std::string line; std::getline(std::cin, line);) {
-        std::scoped_lock lk(mu);
-        typed.push_back(line);
-      }
-      std::scoped_lock lk(mu);
-      eof = true;
-    });
-    mgr.run(30ms, [&] {
-      std::scoped_lock lk(mu);
-      for (auto& t : typed) mgr.send_message(chat::Say{t});
+    const sage::Sender server = mgr.connect(argv[2], static_cast<std::uint16_t>(std::stoi(argv[3])));  // or network_error
+    std::string pending;
+    std::vector<std::string> typed{};
+    bool typing = true;
+    auto send = [&](const auto& msg) {
+      if (auto r = mgr.try_send_message(msg, server); !r && !me.gone) me.gone = "cannot send: " + r.error().message();
+    };
+    send(chat::Join{argv[4]});
+    // In, or refused, before anything is typed: a client that never got in says so.
+    for (auto end = std::chrono::steady_clock::now() + 10s; !me.connected && !me.gone;) {
+      if (std::chrono::steady_clock::now() > end) me.gone = "no handshake from the server within 10 s";
+      mgr.tick();
+      mgr.wait_for_next_tick(30ms);
+    }
+    while (typing && !me.gone) {
+      typing = read_typed(pending, typed);
+      for (auto& t : typed) send(chat::Say{t});
       typed.clear();
-      return eof;
-    });
+      mgr.tick();
+      mgr.wait_for_next_tick(30ms);
+    }
     mgr.tick();  // flush the last lines
-    reader.join();
+    if (me.gone) {
+      std::fprintf(stderr, "chat: %s\n", printable(*me.gone, 1000).c_str());
+      return 1;
+    }
   } else if (mode == "demo") {
     sage::Manager hub, ann_mgr, bob_mgr;
     for (auto* m : {&hub, &ann_mgr, &bob_mgr}) m->register_messages(chat::chat_wire_messages{});
@@ -132,6 +204,7 @@ int main(int argc, char** argv) try {
     Client ann, bob;
     ann.me = "ann", bob.me = "bob";
     hub.register_actor(server), ann_mgr.register_actor(ann), bob_mgr.register_actor(bob);
+    hub.enable_network(server_options({}));
     const auto port = hub.listen("127.0.0.1", 0).port;
     auto until = [&](auto done) {
       for (auto end = std::chrono::steady_clock::now() + 10s; !done() && std::chrono::steady_clock::now() < end;)

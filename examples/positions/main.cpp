@@ -1,15 +1,22 @@
 // Game-style state over datagrams (ENet): a server moves three entities and sends their positions
 // to every client 30 times a second, unreliable-sequenced (a lost update is not resent, an old one
 // never replaces a newer one), plus chat lines reliable and in order on a channel of their own.
-//   positions server 5556            in one terminal (listens on enet://0.0.0.0:5556)
-//   positions client 127.0.0.1 5556  in another: prints the latest positions and every chat line
+//   positions server 5556 [ADDRESS] [--allow IP]...   in one terminal (enet://ADDRESS:5556, default 0.0.0.0)
+//   positions client 127.0.0.1 5556                    in another: the latest positions and every chat line
 //   positions demo                   server + client in one process through a lossy UDP relay
 //                                    (20% loss, duplicates, reordering; the ctest)
+// The server admits a client only from an allowed address (each --allow IP; 127.0.0.1 if none) and only
+// if its hello names it a positions client (DatagramOptions::admit); everyone else is refused with
+// the reason. ENet datagrams are not authenticated or encrypted yet (docs/security.md): the name is
+// a claim that keeps out other programs, the address list keeps out other hosts.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "lossy_relay.hpp"
 #include "positions.sage.hpp"
@@ -17,10 +24,46 @@
 
 using namespace std::chrono_literals;
 
+constexpr const char* client_name = "positions client";  // DatagramOptions::name of the client
+
+// Text that came from another process, safe to print: control characters escaped, capped.
+std::string printable(std::string_view s, std::size_t max = 300) {
+  std::string out;
+  for (const unsigned char c : s.substr(0, max)) {
+    if (c < 0x20 || c == 0x7f) {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (s.size() > max) out += "...";
+  return out;
+}
+
+// The server's admission: a positions client from an allowed address ("ip:port": the ip must be listed).
+sage::DatagramOptions server_options(std::set<std::string> allowed) {
+  sage::DatagramOptions o;
+  o.admit = [allowed = std::move(allowed)](const sage::AdmissionRequest& r) -> std::optional<std::string> {
+    const std::string ip = r.address.substr(0, r.address.rfind(':'));
+    if (!allowed.count(ip)) return "address " + ip + " is not allowed here (positions server --allow)";
+    if (r.name != client_name) return "this server serves positions clients only";
+    return std::nullopt;
+  };
+  return o;
+}
+
+sage::DatagramOptions client_options() {
+  sage::DatagramOptions o;
+  o.name = client_name;
+  return o;
+}
+
 constexpr auto positions_channel = sage::Delivery::sequenced(0);
 constexpr auto chat_channel = sage::Delivery::reliable_on(1);
 
-struct Server : sage::Actor<Server, sage::subscribes<sage::PeerConnected>> {
+struct Server : sage::Actor<Server, sage::subscribes<sage::PeerConnected, sage::PeerDisconnected>> {
   sage::Manager& mgr;
   std::uint32_t tick = 0;
   int chat_sent = 0;
@@ -28,6 +71,10 @@ struct Server : sage::Actor<Server, sage::subscribes<sage::PeerConnected>> {
   explicit Server(sage::Manager& m) : mgr(m) {}
   bool handle(const sage::PeerConnected& p) {
     std::printf("server: %s connected\n", p.address.c_str());
+    return true;
+  }
+  bool handle(const sage::PeerDisconnected& p) {
+    std::printf("server: %s left: %s\n", p.address.c_str(), printable(p.reason.message()).c_str());
     return true;
   }
   // 30 Hz: every entity's position to every peer; a chat line every 6th tick.
@@ -44,13 +91,15 @@ struct Server : sage::Actor<Server, sage::subscribes<sage::PeerConnected>> {
   }
 };
 
-struct Client : sage::Actor<Client, sage::subscribes<positions::Position, positions::Chat, sage::PeerDisconnected>> {
+struct Client : sage::Actor<Client, sage::subscribes<positions::Position, positions::Chat, sage::PeerRefused,
+                                                     sage::PeerDisconnected>> {
   std::map<int, positions::Position> latest;
   int chat_seen = 0;
   bool chat_in_order = true;
   int updates = 0;
   bool older = false;
   bool quiet = false;
+  std::optional<std::string> gone;  // why the server is gone (refused us, closed, timed out)
   bool handle(const positions::Position& p) {
     auto it = latest.find(p.entity);
     if (it != latest.end() && it->second.tick >= p.tick) older = true;  // never happens: sequenced
@@ -61,11 +110,15 @@ struct Client : sage::Actor<Client, sage::subscribes<positions::Position, positi
   bool handle(const positions::Chat& c) {
     if (c.n != chat_seen + 1) chat_in_order = false;
     chat_seen = c.n;
-    std::printf("chat #%d: %s\n", c.n, c.text.c_str());
+    std::printf("chat #%d: %s\n", c.n, printable(c.text).c_str());
+    return true;
+  }
+  bool handle(const sage::PeerRefused& r) {
+    if (!gone) gone = "refused by the server: " + r.reason.message();
     return true;
   }
   bool handle(const sage::PeerDisconnected& d) {
-    std::printf("disconnected: %s\n", d.reason.message().c_str());
+    if (!gone) gone = "disconnected: " + d.reason.message();
     return true;
   }
   void show() {
@@ -76,13 +129,14 @@ struct Client : sage::Actor<Client, sage::subscribes<positions::Position, positi
   }
 };
 
-int run_server(std::uint16_t port) {
+int run_server(const std::string& address, std::uint16_t port, const std::set<std::string>& allowed) {
   sage::Manager mgr;
+  mgr.enable_datagrams(server_options(allowed));
   mgr.register_messages(positions::positions_wire_messages{});
   Server server(mgr);
   server.chat_total = 1 << 30;
   mgr.register_actor(server);
-  std::printf("listening on %s\n", mgr.listen_datagram("0.0.0.0", port).url.c_str());
+  std::printf("listening on %s\n", mgr.listen_datagram(address, port).url.c_str());
   for (;;) {
     mgr.tick();
     server.step();
@@ -90,15 +144,21 @@ int run_server(std::uint16_t port) {
   }
 }
 
+// Until the server is gone: 1 with the reason on stderr.
 int run_client(const std::string& host, std::uint16_t port) {
   sage::Manager mgr;
+  mgr.enable_datagrams(client_options());
   mgr.register_messages(positions::positions_wire_messages{});
   Client client;
   mgr.register_actor(client);
-  mgr.connect_datagram(host, port);
+  mgr.connect_datagram(host, port);  // PeerConnected, or PeerRefused / PeerDisconnected with the reason
   auto next_show = std::chrono::steady_clock::now();
   for (;;) {
     mgr.tick();
+    if (client.gone) {
+      std::fprintf(stderr, "positions: %s\n", printable(*client.gone, 1000).c_str());
+      return 1;
+    }
     if (std::chrono::steady_clock::now() >= next_show) {
       client.show();
       next_show += 500ms;
@@ -109,6 +169,8 @@ int run_client(const std::string& host, std::uint16_t port) {
 
 int run_demo() {
   sage::Manager smgr, cmgr;
+  smgr.enable_datagrams(server_options({"127.0.0.1"}));
+  cmgr.enable_datagrams(client_options());
   for (auto* m : {&smgr, &cmgr}) m->register_messages(positions::positions_wire_messages{});
   Server server(smgr);
   Client client;
@@ -144,12 +206,24 @@ int run_demo() {
   return ok ? 0 : 1;
 }
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  std::set<std::string> allowed;  // `--allow IP` (repeatable): the client addresses; none given: 127.0.0.1
+  int n = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--allow" && i + 1 < argc) allowed.insert(argv[++i]);
+    else argv[n++] = argv[i];
+  }
+  argc = n;
+  if (allowed.empty()) allowed.insert("127.0.0.1");
   const std::string mode = argc > 1 ? argv[1] : "demo";
-  if (mode == "server" && argc == 3) return run_server(static_cast<std::uint16_t>(std::stoi(argv[2])));
+  if (mode == "server" && (argc == 3 || argc == 4))
+    return run_server(argc == 4 ? argv[3] : "0.0.0.0", static_cast<std::uint16_t>(std::stoi(argv[2])), allowed);
   if (mode == "client" && argc == 4) return run_client(argv[2], static_cast<std::uint16_t>(std::stoi(argv[3])));
   if (mode == "demo") return run_demo();
-  std::fprintf(stderr, "usage: positions server PORT | positions client HOST PORT | positions demo\n");
+  std::fprintf(stderr, "usage: positions server PORT [ADDRESS] [--allow IP]... | positions client HOST PORT | positions demo\n");
   return 2;
+} catch (const std::exception& e) {  // listen_datagram() on a port in use, a bad host: the reason
+  std::fprintf(stderr, "positions: %s\n", e.what());
+  return 1;
 }

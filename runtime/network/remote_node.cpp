@@ -79,9 +79,15 @@ void RemoteNode::answer_bye() {
   p->channel.append_control(proto::Control::bye_ack);
   (void)p->channel.flush();
   // Leaving at once could lose what is still queued; the main group closes after reading bye_ack.
+  // The close is read like any arrival (failure() answers from the last read), as join() reads.
   const auto deadline = Clock::now() + pump_.config_.heartbeat_timeout;
-  while (p->channel.connection() && !p->channel.connection()->failure() && Clock::now() < deadline)
+  while (Clock::now() < deadline) {
+    PeerPump::Peer* q = pump_.at(index_);
+    if (!q || !q->live() || !q->channel.connection() || q->channel.connection()->failure()) break;
+    pump_.receive_from(*q);
+    if (!(q = pump_.at(index_)) || !q->live()) break;
     pump_.waker_.wait_nested(std::min(deadline, Clock::now() + 50ms));
+  }
 }
 
 void RemoteNode::shutdown() {

@@ -3,15 +3,18 @@
 #include <doctest/doctest.h>
 #include <sys/resource.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "net_util.hpp"
 #include "waiting.hpp"
 #include "channel/protocol.hpp"
 #include "transport/stream.hpp"
+#include "sage/remote_group.hpp"
 
 using namespace nt;
 using namespace nettest;
@@ -637,6 +640,25 @@ TEST_CASE("remove_process_group on a remote group delivers what was sent both wa
   CHECK_THROWS_AS(main.remove_process_group("leaving"), sage::no_such_group);
   main.tick();  // nothing is raised for the removed node
   CHECK(main.network_stats().bad_input == 0);
+}
+
+TEST_CASE("run_remote_group returns once the main group closed after remove_process_group, not at the node's heartbeat_timeout") {
+  sage::Manager main;
+  main.register_messages(messages{});
+  const auto port = listen_hosting(main, {"quick"});
+  std::atomic<int> rc{-1};
+  std::thread node([&] {
+    sage::RemoteGroupOptions o;
+    o.network.heartbeat_timeout = 60s;  // the longest a node may wait for the close after its bye_ack
+    rc = sage::run_remote_group<Texts>(messages{}, "127.0.0.1", port, "quick", o);
+  });
+  REQUIRE(tick_until({&main}, [&] { return main.has_remote_group("quick"); }));
+  main.remove_process_group("quick");
+  // The main group closed the connection; the node reads that close instead of waiting 60 s.
+  const auto deadline = Clock::now() + 30s;
+  while (rc == -1 && Clock::now() < deadline) main.wait_for_next_tick(10ms);
+  CHECK(rc == 0);
+  node.join();
 }
 
 TEST_CASE("a remote group node that does not answer bye is removed anyway and reported by remove_process_group") {
