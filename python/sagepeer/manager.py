@@ -824,8 +824,11 @@ class Manager:
                 self._gone(p, "closed by the peer: " + bytes(payload).decode("utf-8", "replace"))
                 return
             elif ptype == wire.ERROR:
-                _, text = wire.decode_error(payload)
-                self._refused_by_peer(p, text)
+                kind, text = wire.decode_error(payload)
+                if kind == wire.ERROR_FULL:  # the listener is at max_peers: not a refusal of us
+                    self._gone(p, "refused by the peer: " + text)
+                else:
+                    self._refused_by_peer(p, text)
                 return
             elif ptype == wire.ANNOUNCE:
                 entries, desc = wire.decode_announce(payload)
@@ -891,6 +894,9 @@ class Manager:
         return False
 
     def _hello(self, p, h):
+        if h.version == 0:
+            return self._refuse_version(p, "peer %s speaks protocol 0, which no sage speaks (this build speaks %d)"
+                                        % (p.address, wire.PROTOCOL_VERSION))
         if h.version < wire.PROTOCOL_VERSION:
             return self._refuse_version(p, "peer %s speaks protocol %d; upgrade it (this build speaks %d; rolling "
                                            "upgrades work from protocol 2 on)" % (p.address, h.version, wire.PROTOCOL_VERSION))

@@ -22,6 +22,7 @@ HELLO, ROUTE, FROM, BYE, BYE_ACK, ERROR = 1, 2, 3, 4, 5, 6
 HEARTBEAT, CLOSE, JOIN_GROUP, JOIN_ACK, ANNOUNCE = 32, 33, 34, 35, 36
 CONTROL = {HELLO, ROUTE, FROM, BYE, BYE_ACK, ERROR, HEARTBEAT, CLOSE, JOIN_GROUP, JOIN_ACK, ANNOUNCE}
 ERROR_HANDSHAKE_REFUSED = 3
+ERROR_FULL = 5  # the listener is at max_peers (or max_peers_per_address): try again later
 
 
 class WireError(Exception):

@@ -55,6 +55,7 @@ enum class ErrorKind : std::uint32_t {
   tick_threw = 2,         // an exception escaped the child's tick (update() or a handler)
   handshake_refused = 3,  // the hello was refused (schemas disagree, bad name...)
   other = 4,
+  full = 5,               // TCP: the listener is at max_peers (or max_peers_per_address): try again later
 };
 
 // One entry of a process's schema table: a wire message it can encode and decode.
