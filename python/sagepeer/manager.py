@@ -836,6 +836,16 @@ class Manager:
                 if p.announce_bytes > wire.MAX_DESCRIPTION_BYTES:
                     raise _Dropped("too_large", "announces with more than %d bytes of description"
                                    % wire.MAX_DESCRIPTION_BYTES)
+                if not desc:  # checked as a hello's: entries need the description that lists them
+                    self._check_refuse(p, "peer %s announces %d message types but sent no schema description to "
+                                          "check them" % (p.address, len(entries)))
+                    return
+                d, err = schema.parse(desc)
+                if d is None:
+                    raise _Dropped("malformed", "the schema description from peer %s does not parse: %s" % (p.address, err))
+                if sorted(pt for pt, _ in d.messages) != sorted(entries):
+                    raise _Dropped("malformed", "the schema table from peer %s does not list the wire messages of its "
+                                                "description" % p.address)
                 if not self._check(p, desc):
                     return
                 p.entries.update(entries)

@@ -149,7 +149,9 @@ def decode_announce(p):
     if len(p) < 8:
         raise WireError("truncated", "announce of %d bytes, needs 8" % len(p))
     count, desc_len = struct.unpack_from("<II", p, 0)
-    if count == 0 or count > MAX_HELLO_ENTRIES or desc_len > MAX_DESCRIPTION_BYTES or len(p) != 8 + 16 * count + desc_len:
+    if count == 0:  # an announce names types registered after the hello: one naming none is broken
+        raise WireError("malformed", "announce lists no message types (k = 0; it must name 1..155)")
+    if count > MAX_HELLO_ENTRIES or desc_len > MAX_DESCRIPTION_BYTES or len(p) != 8 + 16 * count + desc_len:
         raise WireError("malformed", "announce of %d bytes does not match its %d entries and description of %d bytes"
                         % (len(p), count, desc_len))
     entries = _entries(p, 8, count)

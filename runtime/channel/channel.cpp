@@ -380,8 +380,7 @@ Verdict Channel::on_announce(std::span<const std::byte> payload) {
   if (announced_bytes_ > schema::max_description_bytes)
     return bad(Error{Errc::too_large, "announces of more than " + std::to_string(schema::max_description_bytes) +
                                           " bytes of schema description in all (a type is announced once)"});
-  auto check = proto::check_descriptions(dir_.hello(hello_name_, true).description, a->description,
-                                         config_.self_label, config_.label);
+  auto check = proto::check_announced(dir_.hello(hello_name_, true).description, *a, config_.self_label, config_.label);
   if (!check) return events_.on_hello(*this, peer_hello_, check);
   accept_peer_types(a->entries);
   if (auto d = schema::parse(a->description); d) (void)schema::merge(peer_desc_, d.description);

@@ -340,4 +340,13 @@ Result<void> check_negotiated(const Hello& mine, const Hello& theirs, std::strin
   return check_descriptions(mine.description, theirs.description, my_name, their_name);
 }
 
+Result<void> check_announced(std::string_view mine, const Announce& theirs, std::string_view my_name,
+                             std::string_view their_name) {
+  if (theirs.description.empty())
+    return Error{Errc::incompatible, std::string(their_name) + " announces " + std::to_string(theirs.entries.size()) +
+                                         " message types but sent no schema description to check them"};
+  if (auto r = table_matches(theirs.entries, theirs.description, their_name); !r) return r;
+  return check_descriptions(mine, theirs.description, my_name, their_name);
+}
+
 }  // namespace sage::detail::protocol

@@ -431,6 +431,19 @@ TEST_CASE("an announce that lists no message types (k = 0) is dropped as malform
   expect_dropped(frame(body), "malformed: announce lists no message types (k = 0");
 }
 
+TEST_CASE("an announce is checked as a hello is: entries without a description, or not its description, are refused") {
+  auto announce = [](std::vector<proto::SchemaEntry> entries, std::string description) {
+    std::vector<std::byte> body = hello_record({}, "x");
+    sage::wire::append_record(body, static_cast<std::uint8_t>(proto::Control::announce),
+                              proto::encode_announce(proto::Announce{std::move(entries), std::move(description)}));
+    return frame(body);
+  };
+  expect_dropped(announce({{IntMessage::packet_type, IntMessage::fingerprint}}, ""),
+                 "announces 1 message types but sent no schema description");
+  expect_dropped(announce({{121, 1}}, std::string(IntMessage::schema_description)),
+                 "does not list the wire messages of its description");
+}
+
 TEST_CASE("a hello of protocol version 0 (or 3) is refused, naming the version") {
   for (const std::uint16_t v : {0, 3}) {
     std::vector<std::byte> hello = hello_record({}, "v");
