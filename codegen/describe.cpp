@@ -196,12 +196,18 @@ Position locate(const std::vector<std::unique_ptr<Schema>>& schemas, const sd::D
 }  // namespace
 
 bool check_compatible(const std::vector<std::unique_ptr<Schema>>& before,
-                      const std::vector<std::unique_ptr<Schema>>& now, sd::Level level, Diagnostics& diags) {
+                      const std::vector<std::unique_ptr<Schema>>& now, sd::Level level, Diagnostics& diags,
+                      bool as_peers) {
   const auto errors_before = diags.error_count();
   sd::Description old_desc, new_desc;
   if (!describe_schemas(before, old_desc, diags) || !describe_schemas(now, new_desc, diags)) return false;
   sd::CompareOptions options;
   options.level = level;
+  if (as_peers) {
+    options.history = false;
+    options.old_name = "the peer";
+    options.new_name = "this node";
+  }
   const auto result = sd::compare(old_desc, new_desc, options);
   for (const auto& d : result.diagnostics) {
     const auto at = locate(d.side == sd::Diagnostic::Side::new_schema ? now : before, d);

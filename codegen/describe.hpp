@@ -35,7 +35,10 @@ MessageDescription message_description(const flatbuffers::StructDef& table);
 
 // sagec check --against: can `now` talk to peers built from `before`? Diagnostics located in the
 // schema (new or old) where the change is. Returns true when there is no error (notes allowed).
+// `as_peers` (--peers): judge them as the handshake judges two running peers (no history rule;
+// sentences name `before` "the peer" and `now` "this node", as a node's refusal does).
 bool check_compatible(const std::vector<std::unique_ptr<Schema>>& before,
-                      const std::vector<std::unique_ptr<Schema>>& now, sage::schema::Level level, Diagnostics& diags);
+                      const std::vector<std::unique_ptr<Schema>>& now, sage::schema::Level level, Diagnostics& diags,
+                      bool as_peers = false);
 
 }  // namespace sagec

@@ -6,6 +6,7 @@
 //                                           modules, <stem>_sage.py, with --lang python)
 //   sagec check [--format json] schemas...  CI checks: packet_type range and uniqueness, names, constructs
 //   sagec check --against OLD.fbs ... NEW.fbs ...   also: can NEW talk to peers built from OLD?
+//   sagec check --peers --against A.fbs B.fbs        would two running peers built from A and B connect?
 //   sagec check --against-git REF schemas...         the same, OLD = the schemas as they were at REF
 //   sagec describe [--format json] schemas...        per wire message: what the handshake sends
 //   sagec encode --type T schemas... < message.json > record.bin
@@ -106,7 +107,9 @@ int finish(const sagec::Diagnostics& diags, bool json = false) {
 }
 
 // `sagec describe`: per wire message (ascending packet_type) its name, fingerprint and description;
-// then, for JSON, the merged description of all of them (what a node linking them all sends).
+// then, for JSON, the merged description of all of them (what a node linking them all sends), the
+// FNV-1a 64 of that text (description_fingerprint) and the hello's schema fingerprint of their
+// entries (schema_fingerprint): two different numbers, named apart.
 std::string describe_output(const std::vector<std::unique_ptr<sagec::Schema>>& loaded,
                             const sage::schema::Description& all, bool json) {
   std::map<int, const flatbuffers::StructDef*> wire;
@@ -125,16 +128,22 @@ std::string describe_output(const std::vector<std::unique_ptr<sagec::Schema>>& l
   if (json) {
     out = "{\n  \"format\": \"" + std::string(sage::schema::format_line) + "\",\n  \"messages\": [";
     bool first = true;
+    // The hello's schema fingerprint (docs/wire-format.md "hello", offset 8): FNV-1a 64 over each
+    // entry's packet_type and message fingerprint (8 bytes little endian), ascending packet_type.
+    std::uint64_t schema_fp = 0xcbf29ce484222325ull;
+    auto mix = [&](std::uint64_t byte) { schema_fp = (schema_fp ^ byte) * 0x100000001b3ull; };
     for (const auto& [pt, s] : wire) {
       const auto d = sagec::message_description(*s);
+      mix(static_cast<std::uint64_t>(pt));
+      for (int i = 0; i < 8; ++i) mix((d.fingerprint >> (8 * i)) & 0xff);
       out += std::string(first ? "\n" : ",\n") + "    {\"packet_type\": " + std::to_string(pt) + ", \"name\": \"" +
              sagec::json_escape(sagec::qualified_name(*s)) + "\", \"fingerprint\": \"" + hex64(d.fingerprint) +
              "\", \"description\": \"" + sagec::json_escape(d.text) + "\"}";
       first = false;
     }
     out += std::string(first ? "" : "\n  ") + "],\n  \"description\": \"" +
-           sagec::json_escape(sage::schema::to_text(all)) + "\",\n  \"fingerprint\": \"" +
-           hex64(sage::schema::fingerprint(all)) + "\"\n}\n";
+           sagec::json_escape(sage::schema::to_text(all)) + "\",\n  \"description_fingerprint\": \"" +
+           hex64(sage::schema::fingerprint(all)) + "\",\n  \"schema_fingerprint\": \"" + hex64(schema_fp) + "\"\n}\n";
     return out;
   }
   for (const auto& [pt, s] : wire) {
@@ -240,6 +249,11 @@ int main(int argc, char** argv) {
                     "Compatibility level: wire (the binary encoding; the runtime's rule) or json (also names)")
       ->check(CLI::IsMember({"wire", "json"}))
       ->capture_default_str();
+  bool as_peers = false;
+  check->add_flag("--peers", as_peers,
+                  "With --against: judge the two as running peers, as the handshake does (no history rule; the "
+                  "--against schemas are 'the peer', the listed ones 'this node')")
+      ->needs(check->get_option("--against"));
   check->add_option("-I,--include", include_dirs, include_help)->allow_extra_args(false);
   check->add_option("schemas", schemas, "Schema files (.fbs)")->required();
 
@@ -355,7 +369,7 @@ int main(int argc, char** argv) {
     if (sage::schema::Description all; !diags.has_errors()) sagec::describe_schemas(now, all, diags);
     if (!against.empty() && !diags.has_errors()) {
       const auto before = load_all(against, dirs, diags);
-      if (!diags.has_errors()) sagec::check_compatible(before, now, compat_level, diags);
+      if (!diags.has_errors()) sagec::check_compatible(before, now, compat_level, diags, as_peers);
     }
     return finish(diags, json);
   }

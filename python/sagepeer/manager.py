@@ -824,8 +824,11 @@ class Manager:
                 self._gone(p, "closed by the peer: " + bytes(payload).decode("utf-8", "replace"))
                 return
             elif ptype == wire.ERROR:
-                _, text = wire.decode_error(payload)
-                self._refused_by_peer(p, text)
+                kind, text = wire.decode_error(payload)
+                if kind == wire.ERROR_FULL:  # the listener is at max_peers: not a refusal of us
+                    self._gone(p, "refused by the peer: " + text)
+                else:
+                    self._refused_by_peer(p, text)
                 return
             elif ptype == wire.ANNOUNCE:
                 entries, desc = wire.decode_announce(payload)
@@ -833,6 +836,16 @@ class Manager:
                 if p.announce_bytes > wire.MAX_DESCRIPTION_BYTES:
                     raise _Dropped("too_large", "announces with more than %d bytes of description"
                                    % wire.MAX_DESCRIPTION_BYTES)
+                if not desc:  # checked as a hello's: entries need the description that lists them
+                    self._check_refuse(p, "peer %s announces %d message types but sent no schema description to "
+                                          "check them" % (p.address, len(entries)))
+                    return
+                d, err = schema.parse(desc)
+                if d is None:
+                    raise _Dropped("malformed", "the schema description from peer %s does not parse: %s" % (p.address, err))
+                if sorted(pt for pt, _ in d.messages) != sorted(entries):
+                    raise _Dropped("malformed", "the schema table from peer %s does not list the wire messages of its "
+                                                "description" % p.address)
                 if not self._check(p, desc):
                     return
                 p.entries.update(entries)
@@ -891,6 +904,9 @@ class Manager:
         return False
 
     def _hello(self, p, h):
+        if h.version == 0:
+            return self._refuse_version(p, "peer %s speaks protocol 0, which no sage speaks (this build speaks %d)"
+                                        % (p.address, wire.PROTOCOL_VERSION))
         if h.version < wire.PROTOCOL_VERSION:
             return self._refuse_version(p, "peer %s speaks protocol %d; upgrade it (this build speaks %d; rolling "
                                            "upgrades work from protocol 2 on)" % (p.address, h.version, wire.PROTOCOL_VERSION))

@@ -3,7 +3,8 @@
 A port of sage's runtime/schema/description.cpp (parse, to_text, merge, combine) and of compat.cpp's
 compare() at the level and options the network handshake uses (wire level, both directions, two
 peers rather than old and new: ``history = false``), so that a Python peer refuses exactly what a
-C++ node refuses, with the same sentences ("field evo.Order.id changed type from long to int").
+C++ node refuses, with the same sentences ("field evo.Order.id is long in peer 1.2.3.4:5 but int in this
+node").
 docs/schemas.md has the grammar and the rules. parse() is strict and bounded (hostile input arrives
 in a hello); it returns (description, error) and never raises for bad text.
 """
@@ -417,8 +418,9 @@ def fingerprint(d):
 class _Comparer:
     """compare(old, new) with level wire, direction both, history false (the handshake's options)."""
 
-    def __init__(self, o, n):
+    def __init__(self, o, n, old_name, new_name):
         self.o, self.n = o, n
+        self.old_name, self.new_name = old_name, new_name  # who each side is, in the sentences
         self.errors = []  # texts of diagnostics of severity error
         self.count = 0   # all diagnostics, notes included (the C++ budget counts both)
         self.done, self.work, self.pending = set(), [], []
@@ -437,6 +439,9 @@ class _Comparer:
     def error(self, text):
         self.add(True, text)
 
+    def differs(self, subject, a, b):
+        return "%s is %s in %s but %s in %s" % (subject, a, self.old_name, b, self.new_name)
+
     def note(self, text):
         self.add(False, text)
 
@@ -454,24 +459,23 @@ class _Comparer:
                 npt, ni = new_by_name[od.name]
                 matched.add(npt)
                 if npt != opt:
-                    self.error("packet_type of %s changed from %d to %d; peers built from the old schemas use %d"
-                               % (od.name, opt, npt, opt))
+                    self.error(self.differs(od.name, "packet_type %d" % opt, "packet_type %d" % npt))
                 self.enqueue(oi, ni)
                 self.drain()
                 continue
             if opt in new_by_pt:
                 nd = n.definitions[new_by_pt[opt][1]]
                 matched.add(opt)
-                self.error("packet_type %d of %s was used by %s in the old schemas; peers would decode one as the "
-                           "other (a wire message's qualified name is its identity: a renamed message is a new "
-                           "message and needs a new packet_type)" % (opt, nd.name, od.name))
+                self.error(self.differs("packet_type %d" % opt, od.name, nd.name) +
+                           "; peers would decode one as the other (a wire message's qualified name is its identity: "
+                           "a renamed message is a new message and needs a new packet_type)")
                 continue
         old_by_pt = dict(o.messages)
         for npt, ni in n.messages:
             if npt in matched or npt not in old_by_pt:
                 continue
-            self.error("packet_type %d of %s was used by %s in the old schemas; peers would decode one as the other"
-                       % (npt, n.definitions[ni].name, o.definitions[old_by_pt[npt]].name))
+            self.error(self.differs("packet_type %d" % npt, o.definitions[old_by_pt[npt]].name, n.definitions[ni].name)
+                       + "; peers would decode one as the other")
 
     def drain(self):
         while self.work and not self.over:
@@ -517,7 +521,7 @@ class _Comparer:
 
     def compare_definition(self, od, nd):
         if od.kind != nd.kind:
-            self.error("%s changed from a %s to a %s" % (nd.name, od.kind, nd.kind))
+            self.error(self.differs(nd.name, "a " + od.kind, "a " + nd.kind))
             return
         if od.name != nd.name:
             self.note("%s %s is now %s (renamed or moved to another namespace; its name is not on the wire or in JSON)"
@@ -538,14 +542,14 @@ class _Comparer:
             if of.deprecated:
                 nf = news_by_id.get(of.id)
                 if nf is not None and nf.required and not nf.deprecated:
-                    self.error("field %s.%s is required but deprecated in the old schemas; peers built from them never "
-                               "write it" % (t, nf.name))
+                    self.error("field %s.%s is deprecated in %s but required in %s; %s never writes it"
+                               % (t, nf.name, self.old_name, self.new_name, self.old_name))
                 continue
             what = "field %s.%s" % (t, of.name)
             moved = news_by_name.get(of.name)
             if moved is not None and moved.id != of.id:
-                self.error("%s moved from id %d to id %d (fields reordered or inserted); add new fields at the end"
-                           % (what, of.id, moved.id))
+                self.error("%s has id %d in %s but id %d in %s (fields reordered or inserted); add new fields at "
+                           "the end" % (what, of.id, self.old_name, moved.id, self.new_name))
                 continue
             nf = news_by_id.get(of.id)
             if nf is None:
@@ -557,23 +561,25 @@ class _Comparer:
                 self.rename("%s (id %d) was renamed to %s" % (what, of.id, nf.name))
             now = "field %s.%s" % (t, nf.name)
             if not self.same_type(of.type, nf.type):
-                self.error("%s changed type from %s to %s" % (now, type_name(self.o, of.type), type_name(self.n, nf.type)))
+                self.error(self.differs(now, type_name(self.o, of.type), type_name(self.n, nf.type)))
                 continue
             self.follow(of.type, nf.type)
             if of.default != nf.default:
-                self.error("%s changed its default from %s to %s" % (now, of.default, nf.default))
+                self.error("%s has default %s in %s but %s in %s" % (now, of.default, self.old_name, nf.default,
+                                                                      self.new_name))
             if nf.required and not of.required:
-                self.error("%s became required; peers built from the old schemas may omit it" % now)
+                self.error("%s is required in %s but not in %s, which may omit it" % (now, self.new_name, self.old_name))
             if of.required and not nf.required:
-                self.error("%s%s; peers built from the old schemas reject messages without it"
-                           % (now, " was deprecated" if nf.deprecated else " is no longer required"))
+                self.error("%s is required in %s but %s in %s; %s rejects messages without it"
+                           % (now, self.old_name, "deprecated" if nf.deprecated else "not", self.new_name, self.old_name))
 
     def compare_struct(self, od, nd):
         same = od.size == nd.size and od.align == nd.align and len(od.fields) == len(nd.fields)
         if same:
             same = all(a.id == b.id and self.same_type(a.type, b.type) for a, b in zip(od.fields, nd.fields))
         if not same:
-            self.error("struct %s changed its layout; structs can never change (define a new struct)" % nd.name)
+            self.error("struct %s has another layout in %s than in %s; structs can never change (define a new struct)"
+                       % (nd.name, self.old_name, self.new_name))
             return
         for of, nf in zip(od.fields, nd.fields):
             if of.name != nf.name:
@@ -583,7 +589,8 @@ class _Comparer:
     def compare_enum(self, od, nd):
         e = nd.name
         if od.underlying != nd.underlying:
-            self.error("enum %s changed its underlying type from %s to %s" % (e, od.underlying, nd.underlying))
+            self.error("enum %s has underlying type %s in %s but %s in %s"
+                       % (e, od.underlying, self.old_name, nd.underlying, self.new_name))
             return
         old_names = {}
         for name, value, _ in od.values:
@@ -596,7 +603,7 @@ class _Comparer:
             what = "enum value %s.%s" % (e, name)
             if name in new_names:
                 if new_names[name] != value:
-                    self.error("%s changed from %s to %s" % (what, value, new_names[name]))
+                    self.error(self.differs(what, value, new_names[name]))
                 continue
             other = new_values.get(value)
             if other is not None and other not in old_names:
@@ -615,8 +622,8 @@ class _Comparer:
             nv = by_value.get(value)
             named = by_name.get(name)
             if named is not None and named[1] != value:
-                self.error("%s moved from %s to %s (members reordered or inserted); add new members at the end"
-                           % (what, value, named[1]))
+                self.error(self.differs(what, value, named[1]) +
+                           " (members reordered or inserted); add new members at the end")
                 continue
             if nv is None or nv[2] < 0:
                 continue
@@ -624,18 +631,19 @@ class _Comparer:
                 self.rename("%s (%s) was renamed to %s" % (what, value, nv[0]))
             ot, nt = self.o.definitions[table], self.n.definitions[nv[2]]
             if ot.name != nt.name and nv[0] != name:
-                self.error("%s (%s) is now %s instead of %s; peers would decode one as the other"
-                           % (what, value, nt.name, ot.name))
+                self.error(self.differs("%s (%s)" % (what, value), ot.name, nt.name) +
+                           "; peers would decode one as the other")
                 continue
             if (table, nv[2]) not in self.done:
                 self.done.add((table, nv[2]))
                 self.pending.append((table, nv[2]))
 
 
-def compare(old, new):
+def compare(old, new, old_name="the peer", new_name="this node"):
     """The error sentences of compare(old, new) at wire level, both directions, two peers (the
-    handshake's check); an empty list means compatible."""
-    c = _Comparer(old, new)
+    handshake's check; the sentences name the sides old_name and new_name); an empty list means
+    compatible."""
+    c = _Comparer(old, new, old_name, new_name)
     c.run()
     return c.errors
 
@@ -651,7 +659,7 @@ def check_descriptions(mine, theirs, my_name, their_name):
     my_desc = Description() if not mine else parse(mine)[0]
     if my_desc is None:
         return "malformed", "this node's own schema description does not parse"
-    errors = compare(their_desc, my_desc)
+    errors = compare(their_desc, my_desc, their_name, my_name)
     if not errors:
         return None
     text = "the schemas of %s and %s cannot talk (sagec check --level wire):" % (their_name, my_name)

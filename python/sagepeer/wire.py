@@ -22,6 +22,7 @@ HELLO, ROUTE, FROM, BYE, BYE_ACK, ERROR = 1, 2, 3, 4, 5, 6
 HEARTBEAT, CLOSE, JOIN_GROUP, JOIN_ACK, ANNOUNCE = 32, 33, 34, 35, 36
 CONTROL = {HELLO, ROUTE, FROM, BYE, BYE_ACK, ERROR, HEARTBEAT, CLOSE, JOIN_GROUP, JOIN_ACK, ANNOUNCE}
 ERROR_HANDSHAKE_REFUSED = 3
+ERROR_FULL = 5  # the listener is at max_peers (or max_peers_per_address): try again later
 
 
 class WireError(Exception):
@@ -148,7 +149,9 @@ def decode_announce(p):
     if len(p) < 8:
         raise WireError("truncated", "announce of %d bytes, needs 8" % len(p))
     count, desc_len = struct.unpack_from("<II", p, 0)
-    if count == 0 or count > MAX_HELLO_ENTRIES or desc_len > MAX_DESCRIPTION_BYTES or len(p) != 8 + 16 * count + desc_len:
+    if count == 0:  # an announce names types registered after the hello: one naming none is broken
+        raise WireError("malformed", "announce lists no message types (k = 0; it must name 1..155)")
+    if count > MAX_HELLO_ENTRIES or desc_len > MAX_DESCRIPTION_BYTES or len(p) != 8 + 16 * count + desc_len:
         raise WireError("malformed", "announce of %d bytes does not match its %d entries and description of %d bytes"
                         % (len(p), count, desc_len))
     entries = _entries(p, 8, count)

@@ -17,6 +17,12 @@ namespace {
 constexpr std::size_t max_tag_record = wire::record_size(2 + proto::max_group_name);
 // Names each accepted negotiated handshake in this process (Channel::handshake_id_).
 std::atomic<std::uint64_t> handshakes{0};
+// A decode or verify failure of message `name` for bad input: generated types name themselves in
+// the detail ("the 16 bytes are not a valid x.T ..."); others (hand-written) get the name in front.
+std::string naming(std::string_view name, const std::string& detail) {
+  if (detail.find(name) != std::string::npos) return detail;
+  return std::string(name) + ": " + detail;
+}
 }  // namespace
 
 Channel::Channel(Config config, Directory& directory, ChannelEvents& events, ChannelCounters& counters)
@@ -333,7 +339,7 @@ Verdict Channel::on_record(Manager& manager, const wire::Record& rec, std::strin
       if (reinterpret_cast<std::uintptr_t>(rec.payload.data()) % wire::record_alignment != 0)
         return bad(Error{Errc::misaligned, "payload not 8-aligned"});
       if (auto v = codec->verify(rec.payload); !v)
-        return bad(Error{v.error().code, std::string(codec->name) + " relayed to '" + tag + "': " + v.error().detail});
+        return bad(Error{v.error().code, naming(codec->name, v.error().detail) + " (relayed to '" + tag + "')"});
     }
     relay(tag, rec);
     return std::nullopt;
@@ -348,7 +354,7 @@ Verdict Channel::on_record(Manager& manager, const wire::Record& rec, std::strin
   const Sender from =
       config_.position == Position::spoke ? dir_.sender_of(tag.empty() ? main_group : std::string_view(tag)) : config_.sender;
   auto d = codec->decode(manager, rec.payload, from);
-  if (!d) return bad(Error{d.error().code, std::string(codec->name) + ": " + d.error().detail});
+  if (!d) return bad(Error{d.error().code, naming(codec->name, d.error().detail)});
   ++counters_.records_received;
   return std::nullopt;
 }
@@ -374,8 +380,7 @@ Verdict Channel::on_announce(std::span<const std::byte> payload) {
   if (announced_bytes_ > schema::max_description_bytes)
     return bad(Error{Errc::too_large, "announces of more than " + std::to_string(schema::max_description_bytes) +
                                           " bytes of schema description in all (a type is announced once)"});
-  auto check = proto::check_descriptions(dir_.hello(hello_name_, true).description, a->description,
-                                         config_.self_label, config_.label);
+  auto check = proto::check_announced(dir_.hello(hello_name_, true).description, *a, config_.self_label, config_.label);
   if (!check) return events_.on_hello(*this, peer_hello_, check);
   accept_peer_types(a->entries);
   if (auto d = schema::parse(a->description); d) (void)schema::merge(peer_desc_, d.description);

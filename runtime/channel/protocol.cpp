@@ -181,7 +181,9 @@ Result<Announce> decode_announce(std::span<const std::byte> p) {
   if (p.size() < 8) return Error{Errc::truncated, "announce of " + std::to_string(p.size()) + " bytes, needs 8"};
   const std::size_t count = get_le(p, 0, 4);
   const std::size_t desc_len = get_le(p, 4, 4);
-  if (count == 0 || count > max_hello_entries || desc_len > schema::max_description_bytes ||
+  // An announce exists to name types registered after the hello: one naming none is a broken peer.
+  if (count == 0) return Error{Errc::malformed, "announce lists no message types (k = 0; it must name 1..155)"};
+  if (count > max_hello_entries || desc_len > schema::max_description_bytes ||
       p.size() != 8 + entry_size * count + desc_len)
     return Error{Errc::malformed, "announce of " + std::to_string(p.size()) + " bytes does not match its " +
                                       std::to_string(count) + " entries and description of " +
@@ -259,7 +261,9 @@ Result<void> check_descriptions(std::string_view mine, std::string_view theirs, 
   options.level = schema::Level::wire;
   options.direction = schema::Direction::both;
   options.history = false;
-  // Old = the peer, new = us: the sentences read "field X changed type from <theirs> to <ours>".
+  // Old = the peer, new = us: the sentences read "field X is <theirs> in <peer> but <ours> in this node".
+  options.old_name = them;
+  options.new_name = std::string(my_name);
   const auto cmp = schema::compare(their_desc.description, my_desc.description, options);
   if (cmp.compatible()) return {};
   std::string text = "the schemas of " + them + " and " + std::string(my_name) + " cannot talk (sagec check --level wire):";
@@ -289,6 +293,8 @@ Result<void> check_relay(const schema::Description& from, const schema::Descript
   options.level = schema::Level::wire;
   options.direction = schema::Direction::both;
   options.history = false;
+  options.old_name = std::string(from_name);
+  options.new_name = std::string(to_name);
   const auto cmp = schema::compare(only_message(from, packet_type), only_message(to, packet_type), options);
   if (cmp.compatible()) return {};
   std::string text = "the schemas of " + std::string(from_name) + " and " + std::string(to_name) +
@@ -316,6 +322,9 @@ Result<void> table_matches(const std::vector<SchemaEntry>& entries, std::string_
 
 Result<void> check_negotiated(const Hello& mine, const Hello& theirs, std::string_view my_name,
                               std::string_view their_name) {
+  if (theirs.version == 0)
+    return Error{Errc::incompatible, std::string(their_name) + " speaks protocol 0, which no sage speaks (this build "
+                                                               "speaks " + std::to_string(protocol_version) + ")"};
   if (theirs.version < protocol_version)
     return Error{Errc::incompatible, std::string(their_name) + " speaks protocol " + std::to_string(theirs.version) +
                                          "; upgrade it (this build speaks " + std::to_string(protocol_version) +
@@ -329,6 +338,15 @@ Result<void> check_negotiated(const Hello& mine, const Hello& theirs, std::strin
   if (!theirs.description.empty())
     if (auto r = table_matches(theirs.entries, theirs.description, their_name); !r) return r;
   return check_descriptions(mine.description, theirs.description, my_name, their_name);
+}
+
+Result<void> check_announced(std::string_view mine, const Announce& theirs, std::string_view my_name,
+                             std::string_view their_name) {
+  if (theirs.description.empty())
+    return Error{Errc::incompatible, std::string(their_name) + " announces " + std::to_string(theirs.entries.size()) +
+                                         " message types but sent no schema description to check them"};
+  if (auto r = table_matches(theirs.entries, theirs.description, their_name); !r) return r;
+  return check_descriptions(mine, theirs.description, my_name, their_name);
 }
 
 }  // namespace sage::detail::protocol

@@ -55,6 +55,7 @@ enum class ErrorKind : std::uint32_t {
   tick_threw = 2,         // an exception escaped the child's tick (update() or a handler)
   handshake_refused = 3,  // the hello was refused (schemas disagree, bad name...)
   other = 4,
+  full = 5,               // TCP: the listener is at max_peers (or max_peers_per_address): try again later
 };
 
 // One entry of a process's schema table: a wire message it can encode and decode.
@@ -122,11 +123,15 @@ Result<void> check_compatible(const Hello& mine, const Hello& theirs, std::strin
 // The negotiated check (network peers and remote groups; docs/network.md "Schema evolution"): the
 // peer speaks protocol 2 and sent a description that parses, its table matches the description, and
 // schema::compare(theirs, mine, {Level::wire, Direction::both, history = false}) finds no error:
-// the same function `sagec check --against --level wire` runs. On refusal: Errc::incompatible with
-// the diagnostics sagec check prints ("error: field evo.Order.id changed type from int to long"),
+// the same function `sagec check --peers --against --level wire` runs. On refusal: Errc::incompatible
+// with its diagnostics ("error: field evo.Order.id is int in peer 1.2.3.4:5 but long in this node"),
 // or the version refusal ("peer speaks protocol 1; upgrade it").
 Result<void> check_negotiated(const Hello& mine, const Hello& theirs, std::string_view my_name,
                               std::string_view their_name);
+// The same for an announce (types registered after the hello): a description, which its entries list
+// exactly, that can talk to `mine` (this node's description text).
+Result<void> check_announced(std::string_view mine, const Announce& theirs, std::string_view my_name,
+                             std::string_view their_name);
 // The heart of check_negotiated on two description texts (also what tests run the docs' table through).
 Result<void> check_descriptions(std::string_view mine, std::string_view theirs, std::string_view my_name,
                                 std::string_view their_name);

@@ -30,7 +30,9 @@ std::string_view kind_text(proto::ErrorKind k) {
     case proto::ErrorKind::constructor_threw: return "default actor's constructor threw: ";
     case proto::ErrorKind::tick_threw: return "exception in tick: ";
     case proto::ErrorKind::handshake_refused: return "handshake refused: ";
-    case proto::ErrorKind::other: break;
+    case proto::ErrorKind::other:
+    case proto::ErrorKind::full:  // network only: a listener at max_peers
+      break;
   }
   return "";
 }

@@ -25,13 +25,19 @@ class DropLog {
 
   // Writes "sage: <prefix>: dropped <who>: <why>", or holds it back; false when held back.
   bool write(const std::string& who, const std::string& why) {
+    if (!admit()) return false;
+    log::write(log::Level::warning, prefix_, prefix_, ": dropped ", log::peer(who), ": ", log::peer(why));
+    return true;
+  }
+  // Whether one more line about a peer (a drop, a refusal) may be written now: counts it among
+  // this window's lines, or as held back (false). The caller writes the line.
+  bool admit() {
     roll(Clock::now());
     if (lines_ >= burst_) {
       ++held_;
       return false;
     }
     ++lines_;
-    log::write(log::Level::warning, prefix_, prefix_, ": dropped ", log::peer(who), ": ", log::peer(why));
     return true;
   }
   // Starts a new window once the current one is over, with a summary of what it held back.

@@ -80,6 +80,8 @@ Verdict PeerPump::common_control(Peer& p, proto::Control control, std::span<cons
           false};
     case proto::Control::error: {
       auto e = proto::decode_error(payload);
+      if (e && e->kind == proto::ErrorKind::full)  // not a refusal of us: the listener is full for now
+        return Stop{Error{Errc::peer_gone, "refused by the peer: " + capped(e->text)}, false};
       Error why{Errc::incompatible, "refused by the peer: " + (e ? capped(e->text) : std::string("(unreadable reason)"))};
       refused(p, why, true);
       return Stop{why, false};
@@ -189,16 +191,17 @@ std::optional<Error> PeerPump::admit(const std::string& address) {
   ++stats_.connections_accepted;
   std::optional<Error> why;
   if (config_.max_peers != 0 && peers_.size() >= config_.max_peers) {
-    why = Error{Errc::io_error, "refused at accept: " + std::to_string(peers_.size()) + " peers already (" +
-                                    std::string(config_.options_name) + "::max_peers)"};
+    why = Error{Errc::not_admitted, "the server has max_peers peers (" + std::to_string(peers_.size()) + ", " +
+                                        std::string(config_.options_name) + "::max_peers); try again later"};
   } else if (config_.max_peers_per_address != 0) {
     const std::string_view host = host_of(address);
     std::size_t same = 0;
     for (auto& [i, p] : peers_)
       if (p->role != Role::client && host_of(p->address) == host) ++same;
     if (same >= config_.max_peers_per_address)
-      why = Error{Errc::io_error, "refused at accept: " + std::to_string(same) + " peers from " + std::string(host) +
-                                      " already (" + std::string(config_.options_name) + "::max_peers_per_address)"};
+      why = Error{Errc::not_admitted, "the server has max_peers_per_address peers from " + std::string(host) + " (" +
+                                          std::to_string(same) + ", " + std::string(config_.options_name) +
+                                          "::max_peers_per_address); try again later"};
   }
   if (!why) return std::nullopt;
   ++stats_.peers_refused;
@@ -233,6 +236,7 @@ void PeerPump::start_connection(Peer& p, std::unique_ptr<Connection> conn) {
   p.state = State::handshaking;
   p.started = Clock::now();
   p.overflow_logged = false;
+  p.refusal_logged = false;
   if (p.role == Role::main_group) p.channel.append_control(proto::Control::join_group, proto::encode_name(p.hello_name));
   (void)p.channel.flush();
   if (config_.heartbeat_interval.count() > 0 && next_round_ == Clock::time_point::max())
@@ -332,14 +336,18 @@ Verdict PeerPump::refuse_admission(Peer& p, const std::string& reason) {
   return Stop{why, false};
 }
 
-// A refused handshake (by us, or by the peer): one log line, PeerRefused queued from the peer,
-// counted; later sends to that peer fail with the reason.
+// A refused handshake (by us, or by the peer): one log line (the connection's only one: its drop
+// writes none; rate-limited with the drop lines), PeerRefused queued from the peer, counted; later
+// sends to that peer fail with the reason.
 void PeerPump::refused(Peer& p, const Error& why, bool by_peer) {
   ++stats_.handshakes_refused;
   refused_[p.index] = why;
   if (refused_.size() > max_refusals_kept) refused_.erase(refused_.begin());  // indices only grow: the oldest
+  p.refusal_logged = true;
   const char* c = config_.component;
-  if (by_peer)
+  if (!drop_log_.admit())
+    ++stats_.drop_logs_suppressed;
+  else if (by_peer)
     log::write(log::Level::warning, c, c, ": ", log::peer(p.who()), " refused this node: ", log::peer(why.message()));
   else
     log::write(log::Level::warning, c, c, ": refused ", log::peer(p.who()), ": ", log::peer(why.message()));
@@ -499,14 +507,15 @@ void PeerPump::receive_from(Peer& p) {
 }
 
 // Bad input is counted and logged; so are `log` drops and peers that never connected (a failed
-// dial, a lost handshake; a refusal was logged by refused()).
+// dial, a lost handshake). A refusal was logged by refused(): its drop is counted, not logged again.
 void PeerPump::drop(Peer& p, Error why, bool bad, bool log) {
   if (bad) {
     ++stats_.bad_input;
     stats_.last_bad_input = why.message();
   }
   const bool never_connected = p.state == State::dialing || p.state == State::handshaking;
-  if (bad || log || (never_connected && p.role == Role::client && why.code != Errc::incompatible))
+  if ((bad || log || (never_connected && p.role == Role::client && why.code != Errc::incompatible)) &&
+      !p.refusal_logged)
     log_drop(p.who(), why);
   p.channel.detach();
   if (p.role == Role::remote_group || p.role == Role::main_group) {

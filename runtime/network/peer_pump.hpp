@@ -200,6 +200,7 @@ struct PeerPump::Peer final : ChannelEvents {
   std::string hello_name;    // the name we give ourselves in our hello on this connection
   bool announced = false;    // PeerDisconnected is owed (PeerConnected was queued, or a dial's Sender returned)
   bool overflow_logged = false;
+  bool refusal_logged = false;  // refused() wrote this connection's one line: its drop writes none
   bool user_closed = false;  // disconnect() was called: never reconnect
   bool bye_acked = false;    // remote_group: it answered remove_group()'s bye
   Clock::time_point started{};  // this connection's start: the hello deadline counts from it

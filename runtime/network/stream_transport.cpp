@@ -1,6 +1,12 @@
 // The stream transport of the peer lifecycle (runtime/network/peer_transport.hpp): tcp:// on
 // sage's own sockets (transport/tcp.hpp), tls+tcp:// on nng's streams (transport/stream.hpp).
 #include "network/peer_transport.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "channel/protocol.hpp"
 #include "secure/keys.hpp"
 #include "transport/frame.hpp"
 #include "transport/stream.hpp"
@@ -43,9 +49,10 @@ class StreamTransport final : public PeerTransport {
   void service() override {
     if (!listener_) return;
     for (auto& c : listener_->take_accepted()) {
-      if (intake_->admit(c->remote_address())) c->close();
+      if (auto why = intake_->admit(c->remote_address())) refuse(std::move(c), *why);
       else intake_->accepted(std::move(c));
     }
+    reap_refused();
     for (auto& [address, why] : listener_->take_refused()) {
       ++authentication_failures_;
       intake_->rejected(address, why);
@@ -53,13 +60,16 @@ class StreamTransport final : public PeerTransport {
   }
 
   Clock::time_point next_deadline() const override {
-    return listener_ ? listener_->next_deadline() : Clock::time_point::max();
+    Clock::time_point t = listener_ ? listener_->next_deadline() : Clock::time_point::max();
+    for (const auto& r : refusing_) t = std::min(t, r.until);
+    return t;
   }
   void start_close(Connection&, CloseReason) override {}  // closed when destroyed, once drained
   bool drained(const Connection& conn) const override { return conn.pending_bytes() == 0; }
   void stop_accepting() override {
     if (listener_) accept_errors_ = listener_->accept_errors();
     listener_.reset();
+    refusing_.clear();
   }
   TransportCounters counters() const override {
     return {.accept_errors = listener_ ? listener_->accept_errors() : accept_errors_,
@@ -70,6 +80,30 @@ class StreamTransport final : public PeerTransport {
   }
 
  private:
+  // A connection past max_peers (or max_peers_per_address): it gets our hello (no schema table)
+  // and an error record of kind `full` with the reason, so the client can say why instead of
+  // seeing a bare close (docs/wire-format.md "Handshake"), then it is closed. A plain TCP socket
+  // takes the few bytes at once; one still writing (TLS) is kept until they left, at most 1 s and
+  // at most max_refusing at a time (past that it is closed without them).
+  void refuse(std::unique_ptr<Connection> c, const Error& why) {
+    namespace proto = protocol;
+    proto::Hello hello;
+    hello.name = options_.name;
+    hello.pid = static_cast<std::uint32_t>(::getpid());
+    hello.schema_fingerprint = proto::schema_fingerprint({});
+    std::vector<std::byte> body;
+    proto::append_control(body, proto::Control::hello, proto::encode_hello(hello));
+    proto::append_control(body, proto::Control::error, proto::encode_error({proto::ErrorKind::full, why.detail}));
+    if (!c->send(body) || c->pending_bytes() == 0 || refusing_.size() >= max_refusing) return;  // closed here
+    refusing_.push_back({std::move(c), Clock::now() + std::chrono::seconds(1)});
+  }
+  void reap_refused() {
+    const auto now = Clock::now();
+    std::erase_if(refusing_, [&](const Refusing& r) {
+      return r.conn->pending_bytes() == 0 || r.conn->failure() || now >= r.until;
+    });
+  }
+
   KeyOptions keys() const {
     KeyOptions k;
     k.keys = named_keys(options_.keys);
@@ -104,6 +138,12 @@ class StreamTransport final : public PeerTransport {
   PeerIntake* intake_ = nullptr;
   std::uint64_t accept_errors_ = 0;
   std::uint64_t authentication_failures_ = 0;
+  struct Refusing {
+    std::unique_ptr<Connection> conn;
+    Clock::time_point until;
+  };
+  static constexpr std::size_t max_refusing = 16;
+  std::vector<Refusing> refusing_;  // refused connections whose reason is still being written
 };
 
 }  // namespace

@@ -47,8 +47,9 @@ class Comparer {
         matched_new.insert(nm.packet_type);
         if (nm.packet_type != om.packet_type)
           error(Side::new_schema, od.name, "", Anchor::packet_type,
-                "packet_type of " + od.name + " changed from " + pt + " to " + std::to_string(nm.packet_type) +
-                    "; peers built from the old schemas use " + pt);
+                peers() ? differs(od.name, "packet_type " + pt, "packet_type " + std::to_string(nm.packet_type))
+                        : "packet_type of " + od.name + " changed from " + pt + " to " +
+                              std::to_string(nm.packet_type) + "; peers built from the old schemas use " + pt);
         enqueue(om.definition, nm.definition);
         drain();
         continue;
@@ -57,8 +58,9 @@ class Comparer {
         const auto& nd = n_.definitions[it->second->definition];
         matched_new.insert(om.packet_type);
         error(Side::new_schema, nd.name, "", Anchor::packet_type,
-              "packet_type " + pt + " of " + nd.name + " was used by " + od.name +
-                  " in the old schemas; peers would decode one as the other (a wire message's qualified name is "
+              (peers() ? differs("packet_type " + pt, od.name, nd.name)
+                       : "packet_type " + pt + " of " + nd.name + " was used by " + od.name + " in the old schemas") +
+                  "; peers would decode one as the other (a wire message's qualified name is "
                   "its identity: a renamed message is a new message and needs a new packet_type)");
         continue;
       }
@@ -84,9 +86,12 @@ class Comparer {
       }
       // The old message of this packet_type moved to another one (reported above); this is a third.
       const auto& nd = n_.definitions[nm.definition];
+      const std::string& on = o_.definitions[it->second->definition].name;
+      const std::string npt = std::to_string(nm.packet_type);
       error(Side::new_schema, nd.name, "", Anchor::packet_type,
-            "packet_type " + std::to_string(nm.packet_type) + " of " + nd.name + " was used by " +
-                o_.definitions[it->second->definition].name + " in the old schemas; peers would decode one as the other");
+            (peers() ? differs("packet_type " + npt, on, nd.name)
+                     : "packet_type " + npt + " of " + nd.name + " was used by " + on + " in the old schemas") +
+                "; peers would decode one as the other");
     }
   }
 
@@ -112,6 +117,14 @@ class Comparer {
   }
 
   bool old_writes() const { return opt_.direction != Direction::new_to_old; }
+  // Two peers (history false): sentences name both sides ("is A in <old> but B in <new>"), never
+  // "the old schemas". `as_history` is the sentence of sagec check (old -> new).
+  bool peers() const { return !opt_.history; }
+  std::string in_old() const { return " in " + opt_.old_name; }
+  std::string in_new() const { return " in " + opt_.new_name; }
+  std::string differs(const std::string& subject, const std::string& a, const std::string& b) const {
+    return subject + " is " + a + in_old() + " but " + b + in_new();
+  }
   bool new_writes() const { return opt_.direction != Direction::old_to_new; }
 
   void add(Severity s, Side side, const std::string& def, const std::string& field, Anchor a, std::string text) {
@@ -172,8 +185,9 @@ class Comparer {
 
   void compare_definition(const Definition& od, const Definition& nd) {
     if (od.kind != nd.kind) {
+      const std::string a = "a " + std::string(to_string(od.kind)), b = "a " + std::string(to_string(nd.kind));
       error(Side::new_schema, nd.name, "", Anchor::definition,
-            nd.name + " changed from a " + std::string(to_string(od.kind)) + " to a " + std::string(to_string(nd.kind)));
+            peers() ? differs(nd.name, a, b) : nd.name + " changed from " + a + " to " + b);
       return;
     }
     if (od.name != nd.name)
@@ -242,14 +256,18 @@ class Comparer {
         const Field* nf = news.id(of.id);
         if (nf != nullptr && nf->required && !nf->deprecated && old_writes())
           error(Side::new_schema, t, nf->name, Anchor::field,
-                "field " + t + "." + nf->name + " is required but deprecated in the old schemas; peers built from them never write it");
+                peers() ? "field " + t + "." + nf->name + " is deprecated" + in_old() + " but required" + in_new() +
+                              "; " + opt_.old_name + " never writes it"
+                        : "field " + t + "." + nf->name +
+                              " is required but deprecated in the old schemas; peers built from them never write it");
         continue;
       }
       auto what = [&] { return "field " + t + "." + of.name; };  // built only for a diagnostic
       const Field* moved = news.name(of.name);
       if (moved != nullptr && moved->id != of.id) {
+        const std::string a = "id " + std::to_string(of.id), b = "id " + std::to_string(moved->id);
         error(Side::new_schema, t, of.name, Anchor::field,
-              what() + " moved from id " + std::to_string(of.id) + " to id " + std::to_string(moved->id) +
+              (peers() ? what() + " has " + a + in_old() + " but " + b + in_new() : what() + " moved from " + a + " to " + b) +
                   " (fields reordered or inserted); add new fields at the end");
         continue;
       }
@@ -268,20 +286,26 @@ class Comparer {
       }
       auto now = [&] { return "field " + t + "." + nf->name; };
       if (!same_type(of.type, nf->type)) {
+        const std::string a = type_name(o_, of.type), b = type_name(n_, nf->type);
         error(Side::new_schema, t, nf->name, Anchor::field,
-              now() + " changed type from " + type_name(o_, of.type) + " to " + type_name(n_, nf->type));
+              peers() ? differs(now(), a, b) : now() + " changed type from " + a + " to " + b);
         continue;
       }
       follow(of.type, nf->type);
       if (of.default_value != nf->default_value)
         error(Side::new_schema, t, nf->name, Anchor::field,
-              now() + " changed its default from " + of.default_value + " to " + nf->default_value);
+              peers() ? now() + " has default " + of.default_value + in_old() + " but " + nf->default_value + in_new()
+                      : now() + " changed its default from " + of.default_value + " to " + nf->default_value);
       if (nf->required && !of.required && old_writes())
-        error(Side::new_schema, t, nf->name, Anchor::field, now() + " became required; peers built from the old schemas may omit it");
+        error(Side::new_schema, t, nf->name, Anchor::field,
+              peers() ? now() + " is required" + in_new() + " but not" + in_old() + ", which may omit it"
+                      : now() + " became required; peers built from the old schemas may omit it");
       if (of.required && !nf->required && new_writes())
         error(Side::new_schema, t, nf->name, Anchor::field,
-              now() + (nf->deprecated ? " was deprecated" : " is no longer required") +
-                  "; peers built from the old schemas reject messages without it");
+              peers() ? now() + " is required" + in_old() + " but " + (nf->deprecated ? "deprecated" : "not") + in_new() +
+                            "; " + opt_.old_name + " rejects messages without it"
+                      : now() + (nf->deprecated ? " was deprecated" : " is no longer required") +
+                            "; peers built from the old schemas reject messages without it");
     }
   }
 
@@ -291,7 +315,8 @@ class Comparer {
       same = od.fields[i].id == nd.fields[i].id && same_type(od.fields[i].type, nd.fields[i].type);
     if (!same) {
       error(Side::new_schema, nd.name, "", Anchor::definition,
-            "struct " + nd.name + " changed its layout; structs can never change (define a new struct)");
+            "struct " + nd.name + (peers() ? " has another layout" + in_old() + " than" + in_new() : " changed its layout") +
+                "; structs can never change (define a new struct)");
       return;
     }
     for (std::size_t i = 0; i < od.fields.size(); ++i) {
@@ -306,9 +331,10 @@ class Comparer {
   void compare_enum(const Definition& od, const Definition& nd) {
     const std::string& e = nd.name;
     if (od.underlying != nd.underlying) {
+      const std::string a(to_string(od.underlying)), b(to_string(nd.underlying));
       error(Side::new_schema, e, "", Anchor::definition,
-            "enum " + e + " changed its underlying type from " + std::string(to_string(od.underlying)) + " to " +
-                std::string(to_string(nd.underlying)));
+            peers() ? "enum " + e + " has underlying type " + a + in_old() + " but " + b + in_new()
+                    : "enum " + e + " changed its underlying type from " + a + " to " + b);
       return;
     }
     const ValueIndex olds(od), news(nd);
@@ -317,7 +343,9 @@ class Comparer {
       const EnumValue* same_name = news.name(ov.name);
       if (same_name != nullptr) {
         if (same_name->value != ov.value)
-          error(Side::new_schema, e, ov.name, Anchor::definition, what + " changed from " + ov.value + " to " + same_name->value);
+          error(Side::new_schema, e, ov.name, Anchor::definition,
+                peers() ? differs(what, ov.value, same_name->value)
+                        : what + " changed from " + ov.value + " to " + same_name->value);
         continue;
       }
       const EnumValue* same_value = news.value(ov.value);
@@ -340,7 +368,8 @@ class Comparer {
       const EnumValue* named = news.name(ov.name);
       if (named != nullptr && named->value != ov.value) {
         error(Side::new_schema, u, ov.name, Anchor::definition,
-              what + " moved from " + ov.value + " to " + named->value + " (members reordered or inserted); add new members at the end");
+              (peers() ? differs(what, ov.value, named->value) : what + " moved from " + ov.value + " to " + named->value) +
+                  " (members reordered or inserted); add new members at the end");
         continue;
       }
       if (nv == nullptr || nv->table < 0) {
@@ -354,7 +383,9 @@ class Comparer {
       const auto& nt = n_.definitions[static_cast<std::size_t>(nv->table)];
       if (ot.name != nt.name && nv->name != ov.name) {
         error(Side::new_schema, u, nv->name, Anchor::definition,
-              what + " (" + ov.value + ") is now " + nt.name + " instead of " + ot.name + "; peers would decode one as the other");
+              (peers() ? differs(what + " (" + ov.value + ")", ot.name, nt.name)
+                       : what + " (" + ov.value + ") is now " + nt.name + " instead of " + ot.name) +
+                  "; peers would decode one as the other");
         continue;
       }
       if (done_.insert({static_cast<std::uint32_t>(ov.table), static_cast<std::uint32_t>(nv->table)}).second)

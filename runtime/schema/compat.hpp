@@ -51,13 +51,18 @@ struct CompareOptions {
   // has are ignored or defaulted by FlatBuffers. compare(a, b) and compare(b, a) then agree on
   // compatible().
   bool history = true;
+  // Who `old` and `new` are in the sentences when history is false (neither side is older): the
+  // handshake passes the peer's name and "this node", so a diagnostic reads "field x.T.f is long in
+  // peer 1.2.3.4:5 but int in this node". With history, sentences speak of the old and new schemas.
+  std::string old_name = "the old schemas";
+  std::string new_name = "the new schemas";
 };
 
 struct Diagnostic {
   enum class Side { old_schema, new_schema };
   enum class Anchor { definition, field, packet_type };
   Severity severity = Severity::error;
-  std::string text;        // "field evo.Order.id changed type from int to long"
+  std::string text;        // "field evo.Order.id changed type from int to long" (history; else "is int in A but long in B")
   Side side = Side::new_schema;  // the description `definition` is looked up in for a location
   std::string definition;  // qualified name of the table/struct/enum/union concerned
   std::string field;       // field or value name within it, or ""

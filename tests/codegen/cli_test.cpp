@@ -620,6 +620,30 @@ TEST_CASE("sagec describe --format json gives tools the description text the han
                 r.out);
   CHECK_MESSAGE(r.out.find("\"description\": \"" + escaped + "\"}") != std::string::npos, r.out);
   CHECK(r.out.find("\"description\": \"sage-schema 1\\nmessage 101 ") != std::string::npos);
+  // Two fingerprints of all the messages, named apart: the merged description's (FNV-1a 64 of the
+  // text) and the hello's schema fingerprint (over the entries).
+  std::uint64_t h = 0xcbf29ce484222325ull;  // docs/wire-format.md "Schema fingerprint"
+  for (const auto& [pt, fp] : {std::pair{pancakes::FoodAvailableMessage::packet_type, pancakes::FoodAvailableMessage::fingerprint},
+                              std::pair{pancakes::FoodOnTableMessage::packet_type, pancakes::FoodOnTableMessage::fingerprint},
+                              std::pair{pancakes::PancakeStackMessage::packet_type, pancakes::PancakeStackMessage::fingerprint}}) {
+    h = (h ^ static_cast<std::uint64_t>(pt)) * 0x100000001b3ull;
+    for (int i = 0; i < 8; ++i) h = (h ^ ((static_cast<std::uint64_t>(fp) >> (8 * i)) & 0xff)) * 0x100000001b3ull;
+  }
+  char hex[24];
+  std::snprintf(hex, sizeof hex, "0x%016llx", static_cast<unsigned long long>(h));
+  CHECK_MESSAGE(r.out.find("\"schema_fingerprint\": \"" + std::string(hex) + "\"") != std::string::npos, r.out);
+  CHECK(r.out.find("\"description_fingerprint\": \"0x") != std::string::npos);
+}
+
+TEST_CASE("sagec check --peers judges two schemas as the handshake judges two running peers, naming each side") {
+  const auto changed = sagec_in(fixtures / "compat", "check --peers --against base.fbs field_type_changed.fbs");
+  CHECK(changed.code == 1);
+  CHECK_MESSAGE(changed.out.find("error: field evo.Order.id is int in the peer but long in this node") != std::string::npos,
+                changed.out);
+  CHECK(changed.out.find("old schemas") == std::string::npos);
+  // No history rule between peers: a removed last field connects (sagec check without --peers refuses it).
+  CHECK(sagec_in(fixtures / "compat", "check --peers --against base.fbs field_removed.fbs").code == 0);
+  CHECK(sagec_in(fixtures / "compat", "check --against base.fbs field_removed.fbs").code == 1);
 }
 
 TEST_CASE("sagec describe refuses schemas that fail the checks") {

@@ -195,10 +195,13 @@ TEST_CASE("sagec check --against, compare() and the handshake agree with every r
     CHECK(ab.ok() == ba.ok());
     CHECK(ab.ok() == (row.handshake == "connects"));
     if (!ab.ok()) {
-      // Refused with the sentences sagec check prints.
+      // Refused with compare()'s sentences between two peers (naming both sides, never "old schemas").
       CHECK(ab.error() == sage::Errc::incompatible);
+      CHECK(ab.error().detail.find("old schemas") == std::string::npos);
       sd::CompareOptions peers;
       peers.history = false;
+      peers.old_name = "the peer";
+      peers.new_name = "this node";
       for (const auto& d : sd::compare(old_desc, new_desc, peers).diagnostics)
         if (d.severity == sd::Severity::error) CHECK(ab.error().detail.find("error: " + d.text) != std::string::npos);
     }

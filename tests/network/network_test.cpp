@@ -3,12 +3,16 @@
 #include <doctest/doctest.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
+
+#include "sage/log.hpp"
 
 #include "net_util.hpp"
 #include "waiting.hpp"
@@ -221,18 +225,26 @@ TEST_CASE("a message bigger than max_message_size is refused at send time") {
 
 namespace {
 // A server with one well-behaved client; `bad` bytes come from a raw socket; the server must drop
-// the raw peer (counting it) and keep serving the good client.
-void expect_dropped(const std::vector<std::byte>& bad, std::string_view why, bool close_after = false) {
+// the raw peer (counting it) and keep serving the good client. Returns the server's last_bad_input.
+std::string expect_dropped(const std::vector<std::byte>& bad, std::string_view why, bool close_after = false) {
   Duo p;
   RawSocket raw(port_of(p.server));
   REQUIRE(raw.fd >= 0);
   REQUIRE(raw.write_all(bad));
   if (close_after) raw.shutdown_write();
   REQUIRE(tick_until({&p.server, &p.client}, [&] { return p.server.network_stats().bad_input == 1; }));
-  CHECK(p.server.network_stats().last_bad_input.find(why) != std::string::npos);
+  const std::string reason = p.server.network_stats().last_bad_input;
+  CHECK(reason.find(why) != std::string::npos);
   p.client.send_message(IntMessage{42});
   REQUIRE(tick_until({&p.server, &p.client}, [&] { return !p.at_server.all<IntMessage>().empty(); }));
   CHECK(p.server.peers().size() == 1);
+  return reason;
+}
+
+std::size_t occurrences(const std::string& text, std::string_view what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
 }
 }  // namespace
 
@@ -270,11 +282,33 @@ TEST_CASE("a plain peer sending route (relay) or bye_ack is dropped: only remote
   expect_dropped(frame(ack), "bye_ack from a peer that is not a remote group");
 }
 
-TEST_CASE("a payload failing the Verifier is dropped") {
+TEST_CASE("a payload failing the Verifier is dropped, its reason naming the message type once") {
   std::vector<std::byte> body = hello_record({}, "x");
-  std::vector<std::byte> junk(16, std::byte{0xff});
+  std::vector<std::byte> junk(16, std::byte{0xff});  // the root offset points far outside
   sage::wire::append_record(body, IntMessage::packet_type, junk);
-  expect_dropped(frame(body), "verify");
+  const std::string why = expect_dropped(frame(body), "verify failed: nettest.IntMessage: root offset points outside");
+  CHECK(occurrences(why, "nettest.IntMessage") == 1);
+  std::vector<std::byte> body2 = hello_record({}, "y");
+  std::vector<std::byte> bad_table(16, std::byte{0});
+  bad_table[0] = std::byte{8};  // a root table at 8 whose vtable offset points outside
+  bad_table[8] = std::byte{0x7f};
+  bad_table[11] = std::byte{0x7f};
+  sage::wire::append_record(body2, IntMessage::packet_type, bad_table);
+  const std::string why2 = expect_dropped(frame(body2), "verify failed: the 16 bytes are not a valid nettest.IntMessage");
+  CHECK(occurrences(why2, "nettest.IntMessage") == 1);
+}
+
+TEST_CASE("a record followed by nonzero padding is dropped as malformed, over a real connection") {
+  // The hello, then an IntMessage record whose padding (the payload is 12 bytes: 4 of padding)
+  // has one nonzero byte, then a valid record that must not be delivered.
+  std::vector<std::byte> body = hello_record({}, "padder");
+  const auto payload = IntMessage{7}.to_bytes();
+  REQUIRE(payload.size() % 8 != 0);
+  sage::wire::append_record(body, IntMessage::packet_type, payload);
+  body.back() = std::byte{0x01};
+  body = cat(body, record(IntMessage{8}));
+  const std::string why = expect_dropped(frame(body), "malformed: padding after a record must be zero");
+  CHECK(why.find("padding") != std::string::npos);
 }
 
 TEST_CASE("a peer whose schemas cannot talk to ours is refused at the handshake with sagec check's diagnostic") {
@@ -282,7 +316,72 @@ TEST_CASE("a peer whose schemas cannot talk to ours is refused at the handshake 
   std::string desc(IntMessage::schema_description);
   desc.replace(desc.find("value int"), 9, "value long");
   expect_dropped(frame(hello_record({{IntMessage::packet_type, 0xdeadbeef}}, "other", desc)),
-                 "error: field nettest.IntMessage.value changed type from long to int");
+                 "error: field nettest.IntMessage.value is long in peer 127.0.0.1:");
+}
+
+namespace {
+// Every log line sage writes while it lives (set_log_handler), for counting them.
+struct CapturedLog {
+  std::mutex mutex;
+  std::vector<std::string> lines;
+  CapturedLog() {
+    sage::set_log_handler([this](sage::LogLevel, std::string_view, std::string_view text) {
+      std::lock_guard lock(mutex);
+      lines.emplace_back(text);
+    });
+  }
+  ~CapturedLog() { sage::set_log_handler({}); }
+  std::size_t count(std::string_view what) {
+    std::lock_guard lock(mutex);
+    return static_cast<std::size_t>(
+        std::count_if(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(what) != std::string::npos; }));
+  }
+};
+}  // namespace
+
+TEST_CASE("a refused handshake writes one log line, 'refused', not a 'dropped' line besides") {
+  std::string desc(IntMessage::schema_description);
+  desc.replace(desc.find("value int"), 9, "value long");
+  CapturedLog log;
+  Duo p;
+  RawSocket raw(port_of(p.server));
+  REQUIRE(raw.fd >= 0);
+  REQUIRE(raw.write_all(frame(hello_record({{IntMessage::packet_type, 0xdeadbeef}}, "other", desc))));
+  REQUIRE(tick_until({&p.server, &p.client}, [&] {
+    return p.server.network_stats().handshakes_refused == 1 && p.server.network_stats().bad_input == 1 &&
+           p.server.peers().size() == 1;
+  }));
+  CHECK(log.count("network: refused 127.0.0.1:") == 1);
+  CHECK(log.count("dropped") == 0);
+  CHECK(log.count("cannot talk") == 1);
+}
+
+TEST_CASE("a client past the server's max_peers is told why: PeerDisconnected 'the server has max_peers peers', "
+          "not an I/O error") {
+  sage::NetworkOptions so;
+  so.max_peers = 1;
+  CapturedLog log;
+  Duo p(so);
+  sage::Manager late;
+  late.register_messages(messages{});
+  late.enable_network({});
+  Inbox at_late;
+  late.register_actor(at_late);
+  const sage::Sender to = late.connect("127.0.0.1", port_of(p.server));
+  REQUIRE(tick_until({&p.server, &p.client, &late}, [&] { return !at_late.all<sage::PeerDisconnected>().empty(); }));
+  const auto& gone = at_late.all<sage::PeerDisconnected>().front();
+  CHECK(gone.peer == to);
+  CHECK(gone.reason.code == sage::Errc::peer_gone);
+  CHECK(gone.reason.detail.find("refused by the peer: the server has max_peers peers (1, NetworkOptions::max_peers)") !=
+        std::string::npos);
+  CHECK(at_late.all<sage::PeerConnected>().empty());
+  CHECK(late.network_stats().handshakes_refused == 0);  // not a refusal of its schemas: it may come back
+  CHECK(p.server.network_stats().peers_refused == 1);
+  CHECK(log.count("not admitted: the server has max_peers peers") == 1);  // the server's line
+  CHECK(log.count("peer gone: refused by the peer: the server has max_peers peers") == 1);  // the client's
+  CHECK(log.count("I/O error") == 0);
+  p.client.send_message(IntMessage{5});  // the admitted client is still served
+  REQUIRE(tick_until({&p.server, &p.client}, [&] { return !p.at_server.all<IntMessage>().empty(); }));
 }
 
 TEST_CASE("a NetworkOptions::name the handshake could not carry is a usage_error at listen and connect") {
@@ -310,6 +409,53 @@ TEST_CASE("a peer listing message types without a description, or a table that i
                  "sent no schema description");
   expect_dropped(frame(hello_record({{121, 1}}, "liar", std::string(IntMessage::schema_description))),
                  "does not list the wire messages of its description");
+}
+
+TEST_CASE("entry fingerprints are not compared, and a record of a type the sender did not declare is delivered "
+          "if the receiver knows it") {
+  Duo p;
+  RawSocket raw(port_of(p.server));
+  REQUIRE(raw.fd >= 0);
+  // Declares IntMessage with a made-up message fingerprint (0) but its real description; then
+  // sends an IntMessage and a StringMessage, which it never declared.
+  auto h = hello_record({{IntMessage::packet_type, 0}}, "tool", std::string(IntMessage::schema_description));
+  REQUIRE(raw.write_all(frame(cat(cat(h, record(IntMessage{11})), record(StringMessage{"undeclared"})))));
+  REQUIRE(tick_until({&p.server, &p.client}, [&] { return !p.at_server.all<StringMessage>().empty(); }));
+  CHECK(p.at_server.all<IntMessage>().front().value == 11);
+  CHECK(p.at_server.all<StringMessage>().front().text == "undeclared");
+  CHECK(p.server.network_stats().bad_input == 0);
+  CHECK(p.server.network_stats().handshakes_refused == 0);
+}
+
+TEST_CASE("an announce that lists no message types (k = 0) is dropped as malformed, saying so") {
+  std::vector<std::byte> body = hello_record({}, "x");
+  sage::wire::append_record(body, static_cast<std::uint8_t>(proto::Control::announce),
+                            proto::encode_announce(proto::Announce{}));
+  expect_dropped(frame(body), "malformed: announce lists no message types (k = 0");
+}
+
+TEST_CASE("an announce is checked as a hello is: entries without a description, or not its description, are refused") {
+  auto announce = [](std::vector<proto::SchemaEntry> entries, std::string description) {
+    std::vector<std::byte> body = hello_record({}, "x");
+    sage::wire::append_record(body, static_cast<std::uint8_t>(proto::Control::announce),
+                              proto::encode_announce(proto::Announce{std::move(entries), std::move(description)}));
+    return frame(body);
+  };
+  expect_dropped(announce({{IntMessage::packet_type, IntMessage::fingerprint}}, ""),
+                 "announces 1 message types but sent no schema description");
+  expect_dropped(announce({{121, 1}}, std::string(IntMessage::schema_description)),
+                 "does not list the wire messages of its description");
+}
+
+TEST_CASE("a hello of protocol version 0 (or 3) is refused, naming the version") {
+  for (const std::uint16_t v : {0, 3}) {
+    std::vector<std::byte> hello = hello_record({}, "v");
+    hello[8 + 4] = std::byte(v & 0xff);  // the version, after the record header and the magic
+    hello[8 + 5] = std::byte(v >> 8);
+    const std::string why = expect_dropped(frame(hello), "speaks protocol " + std::to_string(v));
+    CHECK(why.find(v == 0 ? "which no sage speaks (this build speaks 2)" : "upgrade this node (it speaks 2)") !=
+          std::string::npos);
+  }
 }
 
 TEST_CASE("a connection that does not start with a hello is dropped") {

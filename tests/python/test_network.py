@@ -236,12 +236,16 @@ class Evolution(unittest.TestCase):
                 m.register_messages(bad.wire_messages)
                 m.connect("127.0.0.1", server.port)
                 self.assertTrue(tick_until([m], lambda: lines.refused))
-                self.assertIn("field chat.Say.text changed type from string to int", lines.refused[0].reason)
+                # Whose type is whose: the peer's first, then this node's (the same sentences as C++).
+                self.assertIn("field chat.Say.text is string in peer 127.0.0.1:%d but int in this node" % server.port,
+                              lines.refused[0].reason)
+                self.assertNotIn("old schemas", lines.refused[0].reason)
                 self.assertEqual(lines.connected, [])
                 end = time.monotonic() + DEADLINE
-                while "changed type from int to string" not in server.log() and time.monotonic() < end:
+                while " but string in this node" not in server.log() and time.monotonic() < end:
                     time.sleep(0.05)
-                self.assertIn("error: field chat.Say.text changed type from int to string", server.log())
+                self.assertIn("error: field chat.Say.text is int in peer 127.0.0.1:", server.log())
+                self.assertIn(" but string in this node", server.log())
             finally:
                 server.stop()
 

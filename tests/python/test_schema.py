@@ -5,7 +5,7 @@ import os
 import subprocess
 import unittest
 
-from sagepeer import schema
+from sagepeer import schema, wire
 
 SAGEC = os.environ["SAGEC"]
 SOURCE = os.environ["SAGE_SOURCE_DIR"]
@@ -37,7 +37,11 @@ class Descriptions(unittest.TestCase):
                 j = describe(os.path.join(SOURCE, schema_file))
                 merged = schema.combine([m["description"] for m in j["messages"]])
                 self.assertEqual(schema.to_text(merged), j["description"])
-                self.assertEqual("0x%016x" % schema.fingerprint(merged), j["fingerprint"])
+                self.assertEqual("0x%016x" % schema.fingerprint(merged), j["description_fingerprint"])
+                # The hello's schema fingerprint is another number: over the entries, not the text.
+                entries = {m["packet_type"]: int(m["fingerprint"], 16) for m in j["messages"]}
+                self.assertEqual("0x%016x" % wire.schema_fingerprint(entries), j["schema_fingerprint"])
+                self.assertNotIn('"fingerprint"', json.dumps({k: v for k, v in j.items() if k != "messages"}))
                 for m in j["messages"]:
                     d, err = schema.parse(m["description"])
                     self.assertEqual(err, "")
@@ -82,8 +86,9 @@ class CompatibilityTable(unittest.TestCase):
                 if ab is None or old_file is None:
                     continue
                 self.assertEqual(ab[0], "incompatible")
-                # The same sentences sagec check prints (it may report more: it also judges history).
-                check = subprocess.run([SAGEC, "check", "--level", "wire", "--against", old_file, new_file],
+                # The same sentences sagec check prints when it judges the two as peers (as a node's
+                # handshake does: "the peer" is the --against side, "this node" the other).
+                check = subprocess.run([SAGEC, "check", "--level", "wire", "--peers", "--against", old_file, new_file],
                                        capture_output=True, text=True)
                 for line in ab[1].splitlines()[1:]:
                     self.assertIn(line.strip()[len("error: "):], check.stderr)
