@@ -4,11 +4,12 @@
 //   positions server 5556 [ADDRESS] [--allow IP]...   in one terminal (enet://ADDRESS:5556, default 0.0.0.0)
 //   positions client 127.0.0.1 5556                    in another: the latest positions and every chat line
 //   positions demo                   server + client in one process through a lossy UDP relay
-//                                    (20% loss, duplicates, reordering; the ctest)
-// The server admits a client only from an allowed address (each --allow IP; 127.0.0.1 if none) and only
-// if its hello names it a positions client (DatagramOptions::admit); everyone else is refused with
-// the reason. ENet datagrams are not authenticated or encrypted yet (docs/security.md): the name is
-// a claim that keeps out other programs, the address list keeps out other hosts.
+//                                    (20% loss, duplicates, reordering; the ctest), sealed with a fresh key
+// Server and client take `--key-file PATH --key-id ID` (anywhere): shared-key mode over ENet
+// (DatagramOptions::keys, docs/security.md): only a client holding the key gets in, and every
+// datagram is sealed. The server also admits a client only from an allowed address (each --allow
+// IP; 127.0.0.1 if none) and only if its hello names it a positions client (DatagramOptions::admit);
+// everyone else is refused with the reason.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -43,8 +44,11 @@ std::string printable(std::string_view s, std::size_t max = 300) {
 }
 
 // The server's admission: a positions client from an allowed address ("ip:port": the ip must be listed).
+std::vector<sage::SharedKey> keys;  // `--key-file PATH --key-id ID`, or none
+
 sage::DatagramOptions server_options(std::set<std::string> allowed) {
   sage::DatagramOptions o;
+  o.keys = keys;
   o.admit = [allowed = std::move(allowed)](const sage::AdmissionRequest& r) -> std::optional<std::string> {
     const std::string ip = r.address.substr(0, r.address.rfind(':'));
     if (!allowed.count(ip)) return "address " + ip + " is not allowed here (positions server --allow)";
@@ -56,6 +60,7 @@ sage::DatagramOptions server_options(std::set<std::string> allowed) {
 
 sage::DatagramOptions client_options() {
   sage::DatagramOptions o;
+  o.keys = keys;
   o.name = client_name;
   return o;
 }
@@ -209,19 +214,34 @@ int run_demo() {
 int main(int argc, char** argv) try {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::set<std::string> allowed;  // `--allow IP` (repeatable): the client addresses; none given: 127.0.0.1
+  std::string key_file, key_id;
   int n = 1;
   for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--allow" && i + 1 < argc) allowed.insert(argv[++i]);
+    const std::string a = argv[i];
+    if (a == "--allow" && i + 1 < argc) allowed.insert(argv[++i]);
+    else if (a == "--key-file" && i + 1 < argc) key_file = argv[++i];
+    else if (a == "--key-id" && i + 1 < argc) key_id = argv[++i];
     else argv[n++] = argv[i];
   }
   argc = n;
   if (allowed.empty()) allowed.insert("127.0.0.1");
   const std::string mode = argc > 1 ? argv[1] : "demo";
+  if (!key_file.empty()) {
+    auto key = sage::SharedKey::from_file(key_id.empty() ? "positions" : key_id, key_file);
+    if (!key) {
+      std::fprintf(stderr, "positions: %s\n", key.error().message().c_str());
+      return 2;
+    }
+    keys = {*key};
+  } else if (mode == "demo") {
+    keys = {sage::SharedKey::generate("positions")};  // both ends in this process hold it
+  }
   if (mode == "server" && (argc == 3 || argc == 4))
     return run_server(argc == 4 ? argv[3] : "0.0.0.0", static_cast<std::uint16_t>(std::stoi(argv[2])), allowed);
   if (mode == "client" && argc == 4) return run_client(argv[2], static_cast<std::uint16_t>(std::stoi(argv[3])));
   if (mode == "demo") return run_demo();
-  std::fprintf(stderr, "usage: positions server PORT [ADDRESS] [--allow IP]... | positions client HOST PORT | positions demo\n");
+  std::fprintf(stderr, "usage: positions server PORT [ADDRESS] [--allow IP]... | positions client HOST PORT | positions demo"
+                       " [--key-file PATH --key-id ID]\n");
   return 2;
 } catch (const std::exception& e) {  // listen_datagram() on a port in use, a bad host: the reason
   std::fprintf(stderr, "positions: %s\n", e.what());
