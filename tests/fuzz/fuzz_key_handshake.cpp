@@ -62,7 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
       (void)secure::read_challenge_reply(in, 0);
       std::uint32_t guess = 0;
-      std::memcpy(&guess, in.data(), std::min<std::size_t>(in.size(), 4));
+      if (!in.empty()) std::memcpy(&guess, in.data(), std::min<std::size_t>(in.size(), 4));
       (void)jar.check(guess, 0x0100007f, 4242, now);
       break;
     }
