@@ -19,26 +19,11 @@
 #include <vector>
 
 #include "chat.sage.hpp"
+#include "printable.hpp"
 #include "sage/manager.hpp"
 
 using namespace std::chrono_literals;
 
-// Text that came from another process, safe to print and relay: control characters (C0, DEL)
-// escaped as \xHH, at most `max` bytes of it.
-std::string printable(std::string_view s, std::size_t max) {
-  std::string out;
-  for (const unsigned char c : s.substr(0, max)) {
-    if (c < 0x20 || c == 0x7f) {
-      char hex[5];
-      std::snprintf(hex, sizeof hex, "\\x%02x", c);
-      out += hex;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > max) out += "...";
-  return out;
-}
 constexpr std::size_t max_nick = 32, max_text = 2000;
 
 struct Server : sage::Actor<Server, sage::subscribes<chat::Join, chat::Say, sage::PeerDisconnected>> {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cluster.sage.hpp"
+#include "printable.hpp"
 #include "sage/manager.hpp"
 #include "sage/remote_group.hpp"
 
@@ -30,21 +31,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Text that came from another process, safe to print: control characters escaped, capped.
-std::string printable(std::string_view s, std::size_t max = 200) {
-  std::string out;
-  for (const unsigned char c : s.substr(0, max)) {
-    if (c < 0x20 || c == 0x7f) {
-      char hex[5];
-      std::snprintf(hex, sizeof hex, "\\x%02x", c);
-      out += hex;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > max) out += "...";
-  return out;
-}
 
 struct Boss : sage::Actor<Boss, sage::subscribes<cluster::Sum>> {
   struct Share {

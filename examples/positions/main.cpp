@@ -21,27 +21,13 @@
 
 #include "lossy_relay.hpp"
 #include "positions.sage.hpp"
+#include "printable.hpp"
 #include "sage/manager.hpp"
 
 using namespace std::chrono_literals;
 
 constexpr const char* client_name = "positions client";  // DatagramOptions::name of the client
 
-// Text that came from another process, safe to print: control characters escaped, capped.
-std::string printable(std::string_view s, std::size_t max = 300) {
-  std::string out;
-  for (const unsigned char c : s.substr(0, max)) {
-    if (c < 0x20 || c == 0x7f) {
-      char hex[5];
-      std::snprintf(hex, sizeof hex, "\\x%02x", c);
-      out += hex;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > max) out += "...";
-  return out;
-}
 
 // The server's admission: a positions client from an allowed address ("ip:port": the ip must be listed).
 std::vector<sage::SharedKey> keys;  // `--key-file PATH --key-id ID`, or none
@@ -79,7 +65,7 @@ struct Server : sage::Actor<Server, sage::subscribes<sage::PeerConnected, sage::
     return true;
   }
   bool handle(const sage::PeerDisconnected& p) {
-    std::printf("server: %s left: %s\n", p.address.c_str(), printable(p.reason.message()).c_str());
+    std::printf("server: %s left: %s\n", p.address.c_str(), printable(p.reason.message(), 300).c_str());
     return true;
   }
   // 30 Hz: every entity's position to every peer; a chat line every 6th tick.
@@ -115,7 +101,7 @@ struct Client : sage::Actor<Client, sage::subscribes<positions::Position, positi
   bool handle(const positions::Chat& c) {
     if (c.n != chat_seen + 1) chat_in_order = false;
     chat_seen = c.n;
-    std::printf("chat #%d: %s\n", c.n, printable(c.text).c_str());
+    std::printf("chat #%d: %s\n", c.n, printable(c.text, 300).c_str());
     return true;
   }
   bool handle(const sage::PeerRefused& r) {
