@@ -48,11 +48,10 @@ class DatagramConn;
 
 // What the data word of ENet's connect and disconnect means between sage peers.
 namespace datagram_code {
-inline constexpr std::uint32_t connect = 0x53414745;  // "SAGE": a connect from a sage peer
+// (A connect's data word is the listener's challenge cookie; 3 was "not a sage peer" before it.)
 inline constexpr std::uint32_t timeout = 0;           // ENet's own timeout (sage never sends 0)
 inline constexpr std::uint32_t closed = 1;            // disconnect() or a refused handshake
 inline constexpr std::uint32_t full = 2;              // the listener has max_peers peers
-inline constexpr std::uint32_t not_sage = 3;          // (unused since the challenge: such connects get no reply)
 inline constexpr std::uint32_t shutdown = 4;          // the manager was destroyed
 }  // namespace datagram_code
 

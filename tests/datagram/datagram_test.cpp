@@ -304,7 +304,7 @@ TEST_CASE("datagram: corrupt sage records inside valid ENet packets drop that pe
 TEST_CASE("datagram: a connect without the listener's challenge cookie gets no slot and no answer, and is counted") {
   Duo d;
   RawEnet raw;
-  raw.dial_with(d.server_port, sage::detail::datagram_code::connect);  // a guess, not a cookie
+  raw.dial_with(d.server_port, 0x53414745);  // what sage sent before the challenge: a guess, not a cookie
   // ENet resends an unanswered connect: three arrivals mean the listener had time to answer one.
   REQUIRE(d.tick([&] { raw.service(); return d.server.datagram_stats().unproven_connects >= 3; }));
   CHECK_FALSE(raw.connected);
